@@ -1,0 +1,18 @@
+.PHONY: setup test lint run bench
+
+setup:
+	@bash scripts/bootstrap.sh
+
+test: setup
+	.venv/bin/ruff check src tests bench
+	.venv/bin/pytest -q
+
+lint: setup
+	.venv/bin/ruff check src tests bench
+	.venv/bin/mypy
+
+run: setup
+	.venv/bin/cove run
+
+bench: setup
+	.venv/bin/python bench/single_stream.py

@@ -1,0 +1,3 @@
+"""Cove: a private, local AI assistant."""
+
+__version__ = "0.1.0"

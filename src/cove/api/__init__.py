@@ -1,0 +1,1 @@
+"""HTTP APIs: thin adapters over the chat pipeline."""

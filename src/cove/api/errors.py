@@ -1,0 +1,110 @@
+"""Render every error as the API's own shape, chosen by URL path.
+
+``/v1/*`` (and anything not claimed by another API) gets OpenAI's
+``{"error": {"message", "type", "param", "code"}}``. Client mistakes are 4xx; only a real server
+fault is 5xx, and its message does not leak internals.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cove.errors import CoveError, InvalidRequest
+
+log = logging.getLogger(__name__)
+
+_HTTP_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def openai_error_body(err: CoveError) -> dict[str, Any]:
+    """OpenAI's error object for ``err``."""
+    return {
+        "error": {
+            "message": err.message,
+            "type": err.type,
+            "param": err.param,
+            "code": err.code,
+        }
+    }
+
+
+def sse_error_event(err: CoveError) -> str:
+    """One SSE ``data:`` event carrying an OpenAI error object (ends a failed stream)."""
+    return f"data: {json.dumps(openai_error_body(err))}\n\n"
+
+
+def render(err: CoveError) -> JSONResponse:
+    """The JSON response for ``err`` with its status and headers."""
+    return JSONResponse(openai_error_body(err), status_code=err.status, headers=err.headers)
+
+
+def _loc_to_param(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p not in ("body",)]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif not str(p).startswith(("function-", "tagged-union")) and p not in (
+            "str",
+            "list[str]",
+            "list[ContentPart]",
+            "int",
+        ):
+            out += ("." if out else "") + str(p)
+    return out
+
+
+def validation_to_error(exc: RequestValidationError) -> CoveError:
+    """Turn FastAPI/pydantic validation errors into one 400 naming the first field at fault."""
+    errors = exc.errors()
+    if not errors:
+        return InvalidRequest("invalid request body")
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        return InvalidRequest(f"malformed JSON body: {first.get('msg', '')}".rstrip(": "))
+    loc = tuple(first.get("loc", ()))
+    param = _loc_to_param(loc)
+    if loc == ("body",) or not param:
+        return InvalidRequest(f"request body must be a JSON object: {first.get('msg')}")
+    return InvalidRequest(f"invalid value for '{param}': {first.get('msg')}", param=param)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register handlers so every error leaves the server in the API's shape."""
+
+    @app.exception_handler(CoveError)
+    async def _cove(request: Request, exc: CoveError) -> JSONResponse:
+        return render(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return render(validation_to_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        err = CoveError(str(exc.detail), code=None)
+        err.status = exc.status_code
+        err.type = _HTTP_TYPES.get(exc.status_code, "server_error")
+        if exc.status_code == 404:
+            err.message = f"no route for {request.method} {request.url.path}"
+        return render(err)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return render(CoveError("internal server error"))

@@ -1,0 +1,1 @@
+"""OpenAI-compatible API (``/v1``): schemas, conversion to the pipeline, routes."""

@@ -1,0 +1,104 @@
+"""``/v1`` routes: parse, convert, run the pipeline, convert back. No logic of their own."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from cove.api.openai import convert
+from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest
+from cove.pipeline import ChatPipeline, ChatResult, ChatStream
+
+router = APIRouter(prefix="/v1")
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def get_pipeline(request: Request) -> ChatPipeline:
+    return request.app.state.pipeline  # type: ignore[no-any-return]
+
+
+PipelineDep = Annotated[ChatPipeline, Depends(get_pipeline)]
+
+
+async def collect_unless_disconnected(request: Request, stream: ChatStream) -> ChatResult | None:
+    """Run ``stream`` to the end, cancelling it if the client goes away first."""
+    task = asyncio.ensure_future(stream.collect())
+    try:
+        while not task.done():
+            done, _ = await asyncio.wait({task}, timeout=0.25)
+            if not done and await request.is_disconnected():
+                stream.cancel()
+                task.cancel()
+                return None
+        return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, pipeline: PipelineDep
+) -> Any:
+    stream = await pipeline.start_chat(convert.to_chat_request(body))
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(
+            convert.sse_stream(stream, chat=True, include_usage=include_usage),
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
+        )
+    result = await collect_unless_disconnected(request, stream)
+    return JSONResponse(convert.from_chat_result(result) if result else {})
+
+
+@router.post("/completions", response_model=None)
+async def completions(body: CompletionRequest, request: Request, pipeline: PipelineDep) -> Any:
+    prompt = convert.completion_prompt(body)
+    stream = await pipeline.start_completion(body.model, prompt, convert.to_sampling(body))
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(
+            convert.sse_stream(
+                stream,
+                chat=False,
+                include_usage=include_usage,
+                echo_prompt=prompt if body.echo else "",
+            ),
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
+        )
+    result = await collect_unless_disconnected(request, stream)
+    return JSONResponse(convert.from_completion_result(result, prompt, body.echo) if result else {})
+
+
+@router.get("/models")
+async def list_models(pipeline: PipelineDep) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": e.name,
+                "object": "model",
+                "created": int(e.path.stat().st_mtime) if e.path.exists() else int(time.time()),
+                "owned_by": "cove",
+            }
+            for e in pipeline.registry.list()
+        ],
+    }
+
+
+@router.get("/models/{model:path}")
+async def get_model(model: str, pipeline: PipelineDep) -> dict[str, Any]:
+    entry = pipeline.registry.resolve(model)
+    return {
+        "id": entry.name,
+        "object": "model",
+        "created": int(entry.path.stat().st_mtime),
+        "owned_by": "cove",
+    }

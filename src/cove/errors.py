@@ -1,0 +1,103 @@
+"""The one error family of Cove.
+
+The core raises these; each API renders them in its own shape (OpenAI's
+``{"error": {"message", "type", "param", "code"}}`` for ``/v1/*``). Nothing here imports web code.
+"""
+
+from __future__ import annotations
+
+
+class CoveError(Exception):
+    """Base of every error Cove reports to a client.
+
+    Attributes:
+        status: HTTP status code the API should answer with (int, e.g. 400).
+        type: OpenAI error ``type`` (``invalid_request_error``, ``not_found_error``, ...).
+        code: machine-readable code (OpenAI ``code``), or None.
+        param: the request field at fault (dotted/indexed path such as ``messages[0].role``), or None.
+        headers: extra HTTP headers for the response (e.g. ``Retry-After``).
+    """
+
+    status: int = 500
+    type: str = "server_error"
+    code: str | None = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+
+class InvalidRequest(CoveError):
+    """A client mistake in the request body or parameters (HTTP 400)."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class ContextLengthExceeded(InvalidRequest):
+    """The prompt does not fit the model's context window (HTTP 400, OpenAI's code)."""
+
+    code = "context_length_exceeded"
+
+    def __init__(self, prompt_tokens: int, n_ctx: int) -> None:
+        super().__init__(
+            f"This model's maximum context length is {n_ctx} tokens. However, your messages "
+            f"resulted in {prompt_tokens} tokens, leaving no room for a completion. "
+            "Please reduce the length of the messages.",
+            param="messages",
+        )
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+
+
+class ModelNotFound(CoveError):
+    """The requested model is not installed, or its name is not a valid model name (HTTP 404)."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"The model {name!r} does not exist. Run `cove list` to see installed models.",
+            param="model",
+        )
+
+
+class PayloadTooLarge(CoveError):
+    """The request body exceeds the configured limit (HTTP 413)."""
+
+    status = 413
+    type = "invalid_request_error"
+    code = "payload_too_large"
+
+
+class Overloaded(CoveError):
+    """The generation queue is full (HTTP 503 with ``Retry-After``)."""
+
+    status = 503
+    type = "server_error"
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class EngineFailure(CoveError):
+    """The inference engine failed unexpectedly (HTTP 500)."""
+
+    status = 500
+    type = "server_error"
+    code = "engine_error"

@@ -1,0 +1,1 @@
+"""Model names and the registry of installed models."""

@@ -1,0 +1,247 @@
+"""The one chat pipeline: validate -> render -> tokenize -> admit -> generate -> split reasoning.
+
+Every front end (OpenAI API, CLI, later the Ollama API and the web app) converts its request into
+a :class:`ChatRequest`, calls :meth:`ChatPipeline.start_chat` (which raises every client mistake
+*before* anything is streamed) and then iterates the returned :class:`ChatStream`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cove.config import Settings
+from cove.engine.scheduler import Job, Scheduler
+from cove.engine.template import render_chat
+from cove.engine.types import Engine, Finished, SamplingParams, TextDelta, Usage
+from cove.errors import ContextLengthExceeded, InvalidRequest
+from cove.models.registry import ModelEntry, ModelRegistry
+from cove.reasoning import Kind, ThinkParser, strip_reasoning
+
+ROLES = {"system", "developer", "user", "assistant", "tool"}
+
+Loader = Callable[[ModelEntry, Settings], Engine]
+
+
+@dataclass
+class ChatMessage:
+    """One message: ``role`` (system, developer, user, assistant, tool), ``content`` text, and
+    how many images it carried (images need a vision model)."""
+
+    role: str
+    content: str
+    images: int = 0
+
+
+@dataclass
+class ChatRequest:
+    """A chat turn to generate. ``model`` None means the default model."""
+
+    messages: list[ChatMessage]
+    params: SamplingParams = field(default_factory=SamplingParams)
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatDelta:
+    """A streamed piece: ``kind`` is ``"reasoning"`` or ``"content"``, never both."""
+
+    kind: Kind
+    text: str
+
+
+@dataclass(frozen=True)
+class ChatDone:
+    """End of a stream. ``finish_reason`` is OpenAI's: ``stop`` or ``length``."""
+
+    finish_reason: str
+    usage: Usage
+
+
+@dataclass
+class ChatResult:
+    """A whole answer (non-streaming)."""
+
+    model: str
+    content: str
+    reasoning: str
+    finish_reason: str
+    usage: Usage
+
+
+class ChatStream:
+    """An admitted generation. Iterate it for :class:`ChatDelta` then one :class:`ChatDone`;
+    :meth:`cancel` stops it and frees the engine."""
+
+    def __init__(self, model: str, job: Job, parser: ThinkParser | None) -> None:
+        self.model = model
+        self.prompt_tokens = len(job.prompt)
+        self._job = job
+        self._parser = parser
+
+    def cancel(self) -> None:
+        self._job.cancel()
+
+    async def __aiter__(self) -> AsyncIterator[ChatDelta | ChatDone]:
+        parser = self._parser
+        try:
+            async for event in self._job.events():
+                if isinstance(event, TextDelta):
+                    if parser is None:
+                        yield ChatDelta("content", event.text)
+                    else:
+                        for kind, text in parser.feed(event.text):
+                            yield ChatDelta(kind, text)
+                elif isinstance(event, Finished):
+                    if parser is not None:
+                        for kind, text in parser.flush():
+                            yield ChatDelta(kind, text)
+                    reason = "length" if event.reason == "length" else "stop"
+                    yield ChatDone(reason, event.usage)
+        finally:
+            self._job.cancel()
+
+    async def collect(self) -> ChatResult:
+        """Run to the end and return the whole answer."""
+        parts: dict[str, list[str]] = {"reasoning": [], "content": []}
+        done: ChatDone | None = None
+        async for item in self:
+            if isinstance(item, ChatDelta):
+                parts[item.kind].append(item.text)
+            else:
+                done = item
+        assert done is not None
+        return ChatResult(
+            self.model,
+            "".join(parts["content"]),
+            "".join(parts["reasoning"]),
+            done.finish_reason,
+            done.usage,
+        )
+
+
+@dataclass
+class _Loaded:
+    entry: ModelEntry
+    engine: Engine
+    scheduler: Scheduler
+
+
+def load_llama(entry: ModelEntry, settings: Settings) -> Engine:
+    """Default loader: the llama.cpp engine with the settings' context, threads and batch."""
+    from cove.engine.llama import LlamaEngine
+
+    return LlamaEngine(
+        entry.path,
+        entry.name,
+        n_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+        n_batch=settings.n_batch,
+    )
+
+
+class ChatPipeline:
+    """Owns loaded models and turns requests into admitted generations.
+
+    Args:
+        settings: Cove settings (default model, queue size, ...).
+        registry: installed models.
+        loader: builds an :class:`Engine` for a model entry (a parameter so tests can inject a
+            scripted engine).
+    """
+
+    def __init__(
+        self, settings: Settings, registry: ModelRegistry, loader: Loader = load_llama
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self._loader = loader
+        self._loaded: dict[str, _Loaded] = {}
+        self._lock = asyncio.Lock()
+
+    async def runtime(self, model: str | None) -> _Loaded:
+        """Load (once) and return the model named ``model`` (default model if None).
+
+        Raises:
+            ModelNotFound: unknown or invalid model name.
+        """
+        entry = self.registry.resolve(model or self.settings.default_model)
+        async with self._lock:
+            loaded = self._loaded.get(entry.name)
+            if loaded is None:
+                engine = await asyncio.to_thread(self._loader, entry, self.settings)
+                loaded = _Loaded(entry, engine, Scheduler(engine, self.settings.max_queue))
+                self._loaded[entry.name] = loaded
+            return loaded
+
+    def close(self) -> None:
+        """Stop workers and free every loaded model."""
+        for loaded in self._loaded.values():
+            loaded.scheduler.close()
+            loaded.engine.close()
+        self._loaded.clear()
+
+    async def start_chat(self, request: ChatRequest) -> ChatStream:
+        """Validate, render with the model's chat template, tokenize and queue the request.
+
+        Raises:
+            InvalidRequest: bad messages (empty, unknown role, image for a text-only model).
+            ContextLengthExceeded: the prompt does not fit the context window.
+            ModelNotFound: unknown model. Overloaded: the queue is full.
+        """
+        rt = await self.runtime(request.model)
+        info = rt.engine.info
+        messages = self._template_messages(request.messages, vision=info.vision)
+        prompt_text = render_chat(
+            info.chat_template, messages, bos_token=info.bos_token, eos_token=info.eos_token
+        )
+        parser = None
+        if info.chat_template and "<think>" in info.chat_template:
+            parser = ThinkParser(start_in_reasoning=prompt_text.rstrip().endswith("<think>"))
+        add_bos = info.add_bos and not (info.bos_token and prompt_text.startswith(info.bos_token))
+        prompt = await self._tokenize(rt, prompt_text, add_bos)
+        return ChatStream(info.name, self._admit(rt, prompt, request.params), parser)
+
+    async def start_completion(
+        self, model: str | None, prompt_text: str, params: SamplingParams
+    ) -> ChatStream:
+        """Queue a raw text completion (no chat template, no reasoning split).
+
+        Raises:
+            ContextLengthExceeded, ModelNotFound, Overloaded: as :meth:`start_chat`.
+        """
+        rt = await self.runtime(model)
+        prompt = await self._tokenize(rt, prompt_text, rt.engine.info.add_bos)
+        return ChatStream(rt.engine.info.name, self._admit(rt, prompt, params), None)
+
+    async def _tokenize(self, rt: _Loaded, text: str, add_bos: bool) -> list[int]:
+        return await asyncio.to_thread(rt.engine.tokenize, text, add_bos=add_bos, special=True)
+
+    def _admit(self, rt: _Loaded, prompt: list[int], params: SamplingParams) -> Job:
+        n_ctx = rt.engine.info.n_ctx
+        if len(prompt) >= n_ctx:
+            raise ContextLengthExceeded(len(prompt), n_ctx)
+        return rt.scheduler.submit(prompt, params)
+
+    @staticmethod
+    def _template_messages(messages: list[ChatMessage], vision: bool) -> list[dict[str, Any]]:
+        if not messages:
+            raise InvalidRequest("messages must contain at least one message", param="messages")
+        out: list[dict[str, Any]] = []
+        for i, m in enumerate(messages):
+            if m.role not in ROLES:
+                raise InvalidRequest(
+                    f"unknown role {m.role!r}; expected one of: {', '.join(sorted(ROLES))}",
+                    param=f"messages[{i}].role",
+                )
+            if m.images and not vision:
+                raise InvalidRequest(
+                    "this model cannot read images (it is text-only); send text parts only",
+                    param=f"messages[{i}].content",
+                )
+            role = "system" if m.role == "developer" else m.role
+            content = strip_reasoning(m.content) if role == "assistant" else m.content
+            out.append({"role": role, "content": content})
+        return out
