@@ -45,7 +45,7 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__}
+        return {"status": "ok", "version": __version__, **pipeline.status()}
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

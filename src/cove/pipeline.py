@@ -176,6 +176,15 @@ class ChatPipeline:
                 self._loaded[entry.name] = loaded
             return loaded
 
+    def status(self) -> dict[str, Any]:
+        """Loaded models and their queue depth: ``{"loaded": [{"name", "n_ctx", "pending"}]}``."""
+        return {
+            "loaded": [
+                {"name": name, "n_ctx": rt.engine.info.n_ctx, "pending": rt.scheduler.pending}
+                for name, rt in self._loaded.items()
+            ]
+        }
+
     def close(self) -> None:
         """Stop workers and free every loaded model."""
         for loaded in self._loaded.values():

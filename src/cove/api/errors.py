@@ -74,7 +74,10 @@ def validation_to_error(exc: RequestValidationError) -> CoveError:
     errors = exc.errors()
     if not errors:
         return InvalidRequest("invalid request body")
-    first = errors[0]
+    if any(e.get("type") == "json_invalid" for e in errors):
+        first = next(e for e in errors if e.get("type") == "json_invalid")
+    else:  # of a union's alternatives, the deepest error is the most specific one
+        first = max(errors, key=lambda e: len(e.get("loc", ())))
     if first.get("type") == "json_invalid":
         return InvalidRequest(f"malformed JSON body: {first.get('msg', '')}".rstrip(": "))
     loc = tuple(first.get("loc", ()))

@@ -42,12 +42,13 @@ class ScriptedEngine:
             eos_token="<|im_end|>",
         )
         self.delay = delay
-        self.scripts: list[list[bytes]] = []
+        self.scripts: list[list[bytes | Exception]] = []
         self.history: list[tuple[list[int], SamplingParams]] = []
         self.closed = False
 
-    def enqueue(self, pieces: list[bytes] | list[str]) -> None:
-        """Script the next generation: one list item per token."""
+    def enqueue(self, pieces: list[bytes | str | Exception]) -> None:
+        """Script the next generation: one list item per token; an exception item is raised
+        when reached (to test failures mid-stream)."""
         self.scripts.append([p.encode() if isinstance(p, str) else p for p in pieces])
 
     def tokenize(self, text: str, *, add_bos: bool = False, special: bool = True) -> list[int]:
@@ -63,6 +64,8 @@ class ScriptedEngine:
                 return
             if self.delay:
                 time.sleep(self.delay)
+            if isinstance(piece, Exception):
+                raise piece
             yield Token(1000 + i, piece)
         yield Token(0, b"", is_end=True)
 

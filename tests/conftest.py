@@ -1,0 +1,89 @@
+"""Shared fixtures: a scripted-engine app, and a live server on loopback with the real model."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from cove.app import create_app
+from cove.config import Settings
+from cove.engine.fake import ScriptedEngine
+from cove.models.registry import ModelEntry, ModelRegistry
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", max_queue=4, max_body_bytes=64 * 1024)
+
+
+class FakeWorld:
+    """A scripted engine app: ``engine`` is what every model name loads."""
+
+    def __init__(self, settings: Settings, engine: ScriptedEngine) -> None:
+        self.engine = engine
+        registry = ModelRegistry()
+        registry.add(ModelEntry("scripted:latest", Path("/nonexistent/scripted.gguf"), "fake"))
+        registry.add(ModelEntry("thinker:latest", Path("/nonexistent/thinker.gguf"), "fake"))
+        self.app = create_app(settings, registry=registry, loader=lambda entry, s: engine)
+        self.client = TestClient(self.app)
+
+
+@pytest.fixture
+def fake(settings: Settings) -> Iterator[FakeWorld]:
+    world = FakeWorld(settings, ScriptedEngine(name="scripted:latest"))
+    with world.client:
+        yield world
+
+
+class LiveServer:
+    def __init__(self, base_url: str, proc: subprocess.Popen[bytes]) -> None:
+        self.base_url = base_url
+        self.proc = proc
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """``cove serve`` as a subprocess on a free loopback port, with the bundled model."""
+    port = free_port()
+    home = tmp_path_factory.mktemp("cove-home")
+    env = dict(os.environ, COVE_HOME=str(home), COVE_N_CTX="1024", COVE_LOG_LEVEL="warning")
+    log = open(home / "server.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cove", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((home / "server.log").read_text())
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        raise RuntimeError("server did not start")
+    yield LiveServer(base, proc)
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
