@@ -14,7 +14,7 @@ class CoveError(Exception):
         status: HTTP status code the API should answer with (int, e.g. 400).
         type: OpenAI error ``type`` (``invalid_request_error``, ``not_found_error``, ...).
         code: machine-readable code (OpenAI ``code``), or None.
-        param: the request field at fault (dotted/indexed path such as ``messages[0].role``), or None.
+        param: the request field at fault (a path such as ``messages[0].role``), or None.
         headers: extra HTTP headers for the response (e.g. ``Retry-After``).
     """
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from cove.engine.stops import StopMatcher
 from cove.engine.types import (
     Engine,
-    FinishReason,
     Finished,
+    FinishReason,
     GenerationEvent,
     SamplingParams,
     TextDelta,

@@ -1,0 +1,118 @@
+"""The `cove` command: real model through the console script, and terminal rendering."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from cove.cli.chat import stream_answer
+from cove.engine.fake import ScriptedEngine
+from cove.engine.types import SamplingParams
+from cove.models.registry import ModelEntry, ModelRegistry
+from cove.pipeline import ChatMessage, ChatPipeline
+from tests.api.test_openai_scripted import R1_TEMPLATE
+
+COVE = [sys.executable, "-m", "cove"]
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*COVE, *args], input=stdin, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.real_model
+def test_run_prints_a_real_answer() -> None:
+    r = run("run", "What is the capital of France?", "--max-tokens", "20", "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.strip()) > 3
+
+
+@pytest.mark.real_model
+def test_run_reads_prompt_from_stdin() -> None:
+    r = run("run", "--max-tokens", "8", stdin="Say hello.")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip()
+
+
+@pytest.mark.real_model
+def test_interactive_chat_in_a_terminal() -> None:
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*COVE, "run", "--max-tokens", "12"], stdin=slave, stdout=slave,
+                            stderr=slave, close_fds=True)
+    os.close(slave)
+    out = b""
+
+    def read_until(marker: bytes, start: int = 0, timeout: float = 60) -> None:
+        nonlocal out
+        deadline = time.monotonic() + timeout
+        while marker not in out[start:] and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    out += os.read(master, 4096)
+                except OSError:
+                    return
+        assert marker in out[start:], out
+
+    try:
+        read_until(b">>> ")
+        os.write(master, b"Hello there!\n")
+        start = len(out)
+        read_until(b">>> ", start)
+        answer = out[start:].replace(b">>> ", b"").replace(b"Hello there!", b"").strip()
+        assert len(answer) > 3, out
+        os.write(master, b"/bye\n")
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+
+
+def test_list_and_version() -> None:
+    r = run("list")
+    assert r.returncode == 0 and "smollm2:135m" in r.stdout
+    r = run("version")
+    assert r.returncode == 0 and r.stdout.startswith("cove ")
+
+
+def test_unknown_model_is_a_clear_error() -> None:
+    r = run("run", "hi", "--model", "../../etc/passwd")
+    assert r.returncode == 1
+    assert "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_reasoning_is_dimmed_and_apart(tmp_path: Path) -> None:
+    from cove.config import Settings
+
+    engine = ScriptedEngine(name="thinker:latest", chat_template=R1_TEMPLATE)
+    engine.enqueue(["Let me think.", "</think>", "\n\nThe answer."])
+    registry = ModelRegistry()
+    registry.add(ModelEntry("thinker:latest", tmp_path / "x.gguf"))
+    pipeline = ChatPipeline(Settings(home=tmp_path), registry, lambda e, s: engine)
+    console = Console(record=True, force_terminal=True, color_system="standard", width=80)
+
+    async def go() -> str:
+        try:
+            return await stream_answer(pipeline, console, [ChatMessage("user", "q")],
+                                       SamplingParams(), "thinker")
+        finally:
+            pipeline.close()
+
+    answer = asyncio.run(go())
+    assert answer == "The answer."
+    ansi = console.export_text(styles=True, clear=False)
+    assert "\x1b[2;3mLet me think.\x1b[0m" in ansi  # dim italic
+    plain = console.export_text()
+    assert plain.index("Let me think.") < plain.index("The answer.")
+    assert "Thinking" in plain
+    assert "\n\nThe answer." in plain or "\n\n" in plain.split("Let me think.")[1]
