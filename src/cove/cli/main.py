@@ -99,6 +99,21 @@ def list_models() -> None:
 
 
 @cli.command()
+def config() -> None:
+    """Show every setting: its environment variable, current value and description."""
+    from rich.table import Table
+
+    from cove.config import Settings
+
+    settings = load_settings()
+    table = Table("VARIABLE", "VALUE", "DESCRIPTION", box=None)
+    for name, field in Settings.model_fields.items():
+        table.add_row(f"COVE_{name.upper()}", str(getattr(settings, name)),
+                      field.description or "")
+    Console().print(table)
+
+
+@cli.command()
 def version() -> None:
     """Print Cove's version."""
     click.echo(f"cove {__version__}")

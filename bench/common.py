@@ -1,0 +1,73 @@
+"""Helpers shared by benchmarks: start `cove serve` on loopback, machine description, results."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "docs" / "benchmarks.md"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def cove_server(env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run `cove serve` on a free loopback port; yield its base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cove", "serve", "--port", str(port)],
+        env={**os.environ, "COVE_LOG_LEVEL": "warning", **(env or {})},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores"
+
+
+def write_section(title: str, body: str) -> None:
+    """Replace (or append) the section ``## title`` in docs/benchmarks.md."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n\nRun by hand; see bench/.\n"
+    head = f"## {title}\n"
+    start = text.find(head)
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + head + body.rstrip("\n") + "\n"
+    else:
+        end = text.find("\n## ", start + len(head))
+        end = len(text) if end == -1 else end + 1
+        text = text[:start] + head + body.rstrip("\n") + "\n" + ("\n" + text[end:] if end < len(text) else "")
+    RESULTS.write_text(text)

@@ -1,0 +1,24 @@
+"""Every setting is documented: in its Field description and in README.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cove.config import Settings, load_settings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_every_setting_has_a_description_and_is_in_readme() -> None:
+    readme = README.read_text()
+    for name, field in Settings.model_fields.items():
+        assert field.description, name
+        assert f"COVE_{name.upper()}" in readme, f"COVE_{name.upper()} missing from README"
+
+
+def test_environment_overrides(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("COVE_PORT", "9999")
+    monkeypatch.setenv("COVE_N_CTX", "512")
+    s = load_settings()
+    assert (s.port, s.n_ctx) == (9999, 512)
+    assert load_settings(port=1234).port == 1234
