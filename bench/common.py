@@ -69,5 +69,6 @@ def write_section(title: str, body: str) -> None:
     else:
         end = text.find("\n## ", start + len(head))
         end = len(text) if end == -1 else end + 1
-        text = text[:start] + head + body.rstrip("\n") + "\n" + ("\n" + text[end:] if end < len(text) else "")
+        rest = "\n" + text[end:] if end < len(text) else ""
+        text = text[:start] + head + body.rstrip("\n") + "\n" + rest
     RESULTS.write_text(text)

@@ -15,6 +15,7 @@ from cove.api.openai.routes import router as openai_router
 from cove.config import Settings
 from cove.models.registry import ModelRegistry
 from cove.pipeline import ChatPipeline, Loader, load_llama
+from cove.privacy import install_egress_guard
 
 
 def create_app(
@@ -30,6 +31,7 @@ def create_app(
         registry: installed models (default: discovered from the settings).
         loader: how to load a model (tests pass a scripted-engine loader).
     """
+    install_egress_guard()
     pipeline = ChatPipeline(settings, registry or ModelRegistry(), loader)
 
     @asynccontextmanager

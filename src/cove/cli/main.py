@@ -120,5 +120,8 @@ def version() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the egress guard goes up before anything else runs."""
+    from cove.privacy import install_egress_guard
+
+    install_egress_guard()
     cli()
