@@ -121,10 +121,10 @@ def install_egress_guard() -> None:
                     _allowed_ips[ip] = _allowed_ips.get(ip, 0) + 1
         return infos
 
-    base.connect = connect  # type: ignore[method-assign]
-    base.connect_ex = connect_ex  # type: ignore[method-assign]
+    base.connect = connect  # type: ignore[method-assign,assignment]
+    base.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
     base.sendto = sendto  # type: ignore[method-assign,assignment]
-    base.sendmsg = sendmsg  # type: ignore[method-assign]
+    base.sendmsg = sendmsg  # type: ignore[method-assign,assignment]
     socket.getaddrinfo = getaddrinfo
 
 
