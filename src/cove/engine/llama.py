@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cove.engine.types import ModelInfo, SamplingParams, Token
-from cove.errors import EngineFailure
+from cove.errors import EngineFailure, InvalidRequest
 
 
 class LlamaEngine:
@@ -91,6 +91,14 @@ class LlamaEngine:
         seed = params.seed if params.seed is not None else random.randrange(2**31)
         llm.set_seed(seed & 0xFFFFFFFF)
         vocab = llm._model.vocab
+        grammar = None
+        if params.grammar is not None:
+            from llama_cpp import LlamaGrammar
+
+            try:
+                grammar = LlamaGrammar.from_string(params.grammar, verbose=False)
+            except ValueError as e:
+                raise InvalidRequest(f"invalid grammar: {e}", param="grammar") from e
         gen = llm.generate(
             prompt,
             top_k=params.top_k,
@@ -100,6 +108,7 @@ class LlamaEngine:
             repeat_penalty=params.repeat_penalty,
             presence_penalty=params.presence_penalty,
             frequency_penalty=params.frequency_penalty,
+            grammar=grammar,
             reset=True,
         )
         try:

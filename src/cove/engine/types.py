@@ -17,6 +17,7 @@ class SamplingParams:
     ``max_tokens`` None means "until end of text or the context window is full".
     ``temperature`` 0 means greedy decoding. ``seed`` None means a fresh random seed.
     ``stop`` holds strings that end the generation; the stop text itself is never emitted.
+    ``grammar`` is a GBNF grammar (llama.cpp's format) that constrains sampling, or None.
     Defaults follow llama.cpp's (top_k 40, top_p 0.95, min_p 0.05, temperature 0.8).
     """
 
@@ -30,6 +31,7 @@ class SamplingParams:
     repeat_penalty: float = 1.0
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    grammar: str | None = None
 
 
 @dataclass(frozen=True)
