@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from cove import __version__
 from cove.api.errors import install_error_handlers
 from cove.api.limits import BodyLimit
 from cove.api.openai.routes import router as openai_router
+from cove.auth.deps import api_access
 from cove.config import Settings
 from cove.models.registry import ModelRegistry
 from cove.pipeline import ChatPipeline, Loader, load_llama
 from cove.privacy import install_egress_guard
+from cove.store.db import Database, open_database
+from cove.web import account, chats, pages
+
+log = logging.getLogger("cove.app")
+
+RETENTION_CHECK_SECONDS = 3600
+
+
+def apply_retention(db: Database, days: int) -> int:
+    """Delete conversations older than ``days`` days (0: none); returns how many."""
+    from cove.chats.repo import purge_older_than
+
+    with db.session() as s:
+        n = purge_older_than(s, days)
+    if n:
+        db.reclaim_space()
+        log.info("retention: deleted %d conversation(s) older than %d days", n, days)
+    return n
 
 
 def create_app(
@@ -24,7 +46,7 @@ def create_app(
     registry: ModelRegistry | None = None,
     loader: Loader = load_llama,
 ) -> FastAPI:
-    """The Cove server app.
+    """The Cove server app. Opens (and migrates) the database right away.
 
     Args:
         settings: Cove settings.
@@ -32,18 +54,34 @@ def create_app(
         loader: how to load a model (tests pass a scripted-engine loader).
     """
     install_egress_guard()
+    db = open_database(settings)
     pipeline = ChatPipeline(settings, registry or ModelRegistry(), loader)
+
+    async def retention_loop() -> None:
+        while True:
+            await asyncio.to_thread(apply_retention, db, settings.retention_days)
+            await asyncio.sleep(RETENTION_CHECK_SECONDS)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.ensure_future(retention_loop()) if settings.retention_days else None
         yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         pipeline.close()
+        db.close()
 
     app = FastAPI(title="Cove", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.pipeline = pipeline
+    app.state.db = db
     install_error_handlers(app)
-    app.include_router(openai_router)
+    app.include_router(openai_router, dependencies=[Depends(api_access)])
+    app.include_router(account.router)
+    app.include_router(chats.router)
+    pages.mount(app)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

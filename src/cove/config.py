@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,59 @@ class Settings(BaseSettings):
         8 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body, in bytes."
     )
     log_level: str = Field("info", description="Log level for the server (debug, info, warning).")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy database URL, e.g. postgresql+psycopg://user:pw@localhost/cove. "
+        "Default: SQLite (WAL) at $COVE_HOME/cove.db.",
+    )
+    signup: Literal["open", "invite", "closed"] = Field(
+        "open",
+        description="Who may create an account: open (anyone), invite (with an admin's invite "
+        "code) or closed (admins create accounts). The first account can always be created and "
+        "becomes admin.",
+    )
+    guest: bool | None = Field(
+        None,
+        description="Allow chatting without an account (kept only in the browser tab, never "
+        "stored). Default: on when bound to loopback, off otherwise.",
+    )
+    retention_days: int = Field(
+        0,
+        ge=0,
+        description="Delete conversations not updated for this many days (checked hourly). "
+        "0 keeps them forever.",
+    )
+    log_content: bool = Field(
+        False,
+        description="Write prompt and answer text to the server log (debug aid; off by default).",
+    )
+    session_days: int = Field(
+        30, ge=1, description="How long a web sign-in lasts, in days."
+    )
+
+    @property
+    def db_url(self) -> str:
+        """The database URL in force (``database_url``, or SQLite under ``home``)."""
+        return self.database_url or f"sqlite:///{self.home / 'cove.db'}"
+
+    @property
+    def on_loopback(self) -> bool:
+        """Whether ``host`` is a loopback address or name (the server is not reachable from
+        other machines)."""
+        import ipaddress
+
+        h = self.host.strip("[]").lower()
+        if h == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(h).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def guest_enabled(self) -> bool:
+        """Guest use in force: the ``guest`` setting, or on when bound to loopback."""
+        return self.on_loopback if self.guest is None else self.guest
 
 
 def load_settings(**overrides: object) -> Settings:

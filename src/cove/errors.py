@@ -101,3 +101,36 @@ class EngineFailure(CoveError):
     status = 500
     type = "server_error"
     code = "engine_error"
+
+
+class Unauthorized(CoveError):
+    """No valid credentials: missing or wrong API key, session or password (HTTP 401)."""
+
+    status = 401
+    type = "authentication_error"
+    code = "unauthorized"
+
+
+class Forbidden(CoveError):
+    """Authenticated but not allowed: wrong role, CSRF check failed, sign-up closed (HTTP 403)."""
+
+    status = 403
+    type = "permission_error"
+    code = "forbidden"
+
+
+class NotFound(CoveError):
+    """The resource does not exist or belongs to someone else; the two are indistinguishable
+    on purpose (HTTP 404)."""
+
+    status = 404
+    type = "not_found_error"
+    code = "not_found"
+
+
+class Conflict(CoveError):
+    """The request clashes with existing state, e.g. an e-mail already registered (HTTP 409)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"

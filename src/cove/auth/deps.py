@@ -1,0 +1,158 @@
+"""FastAPI dependencies for who is calling.
+
+- Web app (``/web/*``): a session cookie (``cove_session``: HttpOnly, SameSite=Lax, Secure when
+  the request came over https). State-changing requests (POST, PUT, PATCH, DELETE) must also carry
+  the session's CSRF token in ``X-CSRF-Token`` and, if the browser sends ``Origin``, come from
+  this server's own origin.
+- API clients: ``Authorization: Bearer <API key>``; such requests need no CSRF token (browsers
+  never add that header by themselves).
+- ``/v1/*`` (:func:`api_access`): open while the server is bound to loopback and no account
+  exists; otherwise a valid API key (or web session) is required.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from cove.auth import repo
+from cove.config import Settings
+from cove.errors import Forbidden, Unauthorized
+from cove.store.db import Database
+from cove.store.tables import User
+
+SESSION_COOKIE = "cove_session"
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db  # type: ignore[no-any-return]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    """A database session for one request; committed when the route returns without error."""
+    with get_db(request).session() as s:
+        yield s
+
+
+DbDep = Annotated[Session, Depends(db_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+@dataclass
+class Caller:
+    """Who made the request: ``user`` (None for an anonymous caller) and how (``via``:
+    ``session``, ``key`` or ``none``); ``csrf`` is the session's CSRF token."""
+
+    user: User | None
+    via: str
+    csrf: str | None = None
+    session_token: str | None = None
+
+
+def _bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def check_origin(request: Request) -> None:
+    """Refuse a state-changing browser request whose ``Origin`` is another site.
+
+    Raises:
+        Forbidden: ``Origin`` present and not this server's scheme://host.
+    """
+    origin = request.headers.get("origin")
+    if origin is None or request.method not in UNSAFE_METHODS:
+        return
+    host = request.headers.get("host", "")
+    if origin == "null" or urlsplit(origin).netloc.lower() != host.lower():
+        raise Forbidden("cross-site request refused")
+
+
+def identify(request: Request, s: Session) -> Caller:
+    """The caller of ``request`` (API key first, then session cookie).
+
+    Raises:
+        Unauthorized: a Bearer key was sent but is not valid.
+        Forbidden: a cookie-authenticated state-changing request without the right CSRF token.
+    """
+    key = _bearer(request)
+    if key is not None:
+        user = repo.user_for_key(s, key)
+        if user is None:
+            raise Unauthorized("invalid API key", code="invalid_api_key")
+        return Caller(user, "key")
+    token = request.cookies.get(SESSION_COOKIE)
+    found = repo.session_for(s, token) if token else None
+    if found is None:
+        return Caller(None, "none")
+    user, row = found
+    if request.method in UNSAFE_METHODS:
+        check_origin(request)
+        sent = request.headers.get("x-csrf-token", "")
+        if not hmac.compare_digest(sent.encode(), row.csrf.encode()):
+            raise Forbidden("missing or wrong CSRF token (reload the page)", code="csrf_failed")
+    return Caller(user, "session", row.csrf, token)
+
+
+def caller(request: Request) -> Caller:
+    """The caller, identified in a short session of its own (so that a streaming route holds
+    no database transaction open). The returned ``User`` is detached: routes use its id."""
+    with get_db(request).session() as s:
+        return identify(request, s)
+
+
+def current_user(c: Annotated[Caller, Depends(caller)]) -> User:
+    """The signed-in user. Raises Unauthorized when nobody is."""
+    if c.user is None:
+        raise Unauthorized("sign in first")
+    return c.user
+
+
+def current_admin(user: Annotated[User, Depends(current_user)]) -> User:
+    """The signed-in admin. Raises Forbidden for other users."""
+    if user.role != "admin":
+        raise Forbidden("only administrators may do this")
+    return user
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+UserDep = Annotated[User, Depends(current_user)]
+AdminDep = Annotated[User, Depends(current_admin)]
+
+
+def api_access(request: Request) -> None:
+    """Gate for ``/v1/*``: open on loopback while no account exists, otherwise a valid API key
+    (or a signed-in web session) is required.
+
+    Raises:
+        Unauthorized: no valid credentials where they are required.
+    """
+    settings = get_settings(request)
+    with get_db(request).session() as s:
+        if settings.on_loopback and not repo.has_users(s):
+            return
+        key = _bearer(request)
+        if key is not None and repo.user_for_key(s, key) is not None:
+            return
+        token = request.cookies.get(SESSION_COOKIE)
+        if key is None and token and repo.session_for(s, token) is not None:
+            if request.method in UNSAFE_METHODS:
+                check_origin(request)
+            return
+    raise Unauthorized(
+        "this server needs an API key: send 'Authorization: Bearer <key>' (create keys in the "
+        "web app under Settings)",
+        code="invalid_api_key",
+    )

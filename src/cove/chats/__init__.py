@@ -1,0 +1,1 @@
+"""Conversations and messages: repository functions and the turn runner that saves as it streams."""

@@ -1,0 +1,193 @@
+"""Run one chat turn of a stored conversation, saving as it goes.
+
+Order of events, so that nothing acknowledged is ever lost:
+
+1. read the history and build the request (nothing written yet);
+2. admit the generation with the pipeline (client mistakes such as an over-long prompt raise
+   here, before anything is stored or streamed);
+3. commit the user message and an empty assistant message with status ``streaming`` — only then
+   is anything sent to the client;
+4. while streaming, save the assistant text every :data:`FLUSH_SECONDS`; at the end save it with
+   status ``complete`` and the token counts. If the client goes away (stop button) it is saved as
+   ``stopped``; on a failure as ``error``; if the process dies, the next start marks it
+   ``interrupted`` (:func:`cove.store.db.open_database`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+
+from cove.chats import repo
+from cove.engine.types import SamplingParams
+from cove.errors import InvalidRequest
+from cove.pipeline import ChatDelta, ChatDone, ChatMessage, ChatPipeline, ChatRequest, ChatStream
+from cove.store.db import Database
+from cove.store.tables import Conversation, Message, utcnow
+
+log = logging.getLogger("cove.chats")
+
+FLUSH_SECONDS = 0.3
+TITLE_CHARS = 60
+MAX_CONTENT = 200_000
+
+
+@dataclass
+class TurnRequest:
+    """What the user asked for: a new user message ``content`` (None with ``regenerate``),
+    optionally replacing message ``edit_from`` and everything after it."""
+
+    content: str | None
+    model: str | None = None
+    edit_from: int | None = None
+    regenerate: bool = False
+    params: SamplingParams = SamplingParams()
+
+
+@dataclass
+class Turn:
+    """An admitted, stored turn: iterate :meth:`events` to stream and save the answer."""
+
+    db: Database
+    stream: ChatStream
+    conversation: dict[str, Any]
+    user_message: dict[str, Any] | None
+    assistant_id: int
+    log_content: bool = False
+
+    def __post_init__(self) -> None:
+        self._parts: dict[str, list[str]] = {"content": [], "reasoning": []}
+        self._finished = False
+
+    async def events(self) -> AsyncIterator[ChatDelta | ChatDone]:
+        """The pipeline's events, saving the answer as it grows (see the module docstring)."""
+        parts = self._parts
+        last_flush = time.monotonic()
+        try:
+            async for item in self.stream:
+                if isinstance(item, ChatDelta):
+                    parts[item.kind].append(item.text)
+                    if time.monotonic() - last_flush >= FLUSH_SECONDS:
+                        await asyncio.to_thread(self._save, "streaming")
+                        last_flush = time.monotonic()
+                    yield item
+                else:
+                    self._save("complete", item)
+                    self._finished = True
+                    if self.log_content:
+                        log.info("answer in %s: %r", self.conversation["id"],
+                                 "".join(parts["content"]))
+                    yield item
+        except Exception:
+            if not self._finished:
+                self._finished = True
+                self._save("error")
+            raise
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop generating; an unfinished answer is saved as ``stopped``. Synchronous (safe in
+        ``finally`` blocks of cancelled tasks) and idempotent."""
+        self.stream.cancel()
+        if not self._finished:
+            self._finished = True
+            self._save("stopped")
+
+    def _save(self, status: str, done: ChatDone | None = None) -> None:
+        parts = self._parts
+        values: dict[str, Any] = {
+            "content": "".join(parts["content"]), "reasoning": "".join(parts["reasoning"]),
+            "status": status, "updated_at": utcnow(),
+        }
+        if done is not None:
+            values |= {"finish_reason": done.finish_reason,
+                       "prompt_tokens": done.usage.prompt_tokens,
+                       "completion_tokens": done.usage.completion_tokens}
+        stmt = update(Message).where(Message.id == self.assistant_id)
+        if status == "streaming":  # a late periodic save never overwrites the final state
+            stmt = stmt.where(Message.status == "streaming")
+        with self.db.session() as s:
+            s.execute(stmt.values(**values))
+
+
+def _history(s: Any, conv: Conversation, req: TurnRequest) -> tuple[list[ChatMessage], int | None]:
+    """The messages to send and the id from which stored messages are replaced (or None)."""
+    msgs = repo.messages(s, conv)
+    cut: int | None = None
+    if req.edit_from is not None:
+        target = next((m for m in msgs if m.id == req.edit_from), None)
+        if target is None or target.role != "user":
+            raise InvalidRequest("edit_from must be a user message of this conversation",
+                                 param="edit_from")
+        cut = target.id
+    elif req.regenerate:
+        last_user = max((m.id for m in msgs if m.role == "user"), default=None)
+        if last_user is None:
+            raise InvalidRequest("there is nothing to regenerate", param="regenerate")
+        cut = next((m.id for m in msgs if m.id > last_user), None)
+    kept = [m for m in msgs if cut is None or m.id < cut]
+    history = [ChatMessage(m.role, m.content) for m in kept if m.role in ("system", "user")
+               or (m.role == "assistant" and m.content)]
+    if not req.regenerate:
+        if not req.content or not req.content.strip():
+            raise InvalidRequest("the message is empty", param="content")
+        if len(req.content) > MAX_CONTENT:
+            raise InvalidRequest(f"the message is longer than {MAX_CONTENT} characters",
+                                 param="content")
+        history.append(ChatMessage("user", req.content))
+    return history, cut
+
+
+async def start_turn(
+    db: Database, pipeline: ChatPipeline, user_id: int, conversation_id: str, req: TurnRequest,
+    *, log_content: bool = False,
+) -> Turn:
+    """Admit a turn of ``user_id``'s conversation and store the user message.
+
+    Raises:
+        NotFound: no such conversation of this user (or ``edit_from`` elsewhere).
+        InvalidRequest, ContextLengthExceeded, ModelNotFound, Overloaded: nothing is stored.
+    """
+    def read() -> tuple[list[ChatMessage], int | None, str | None]:
+        with db.session() as s:
+            conv = repo.get_conversation(s, user_id, conversation_id)
+            history, cut = _history(s, conv, req)
+            return history, cut, conv.model
+
+    history, cut, conv_model = await asyncio.to_thread(read)
+    stream = await pipeline.start_chat(ChatRequest(history, req.params, req.model or conv_model))
+    if log_content:
+        log.info("prompt in %s: %r", conversation_id, history[-1].content)
+
+    def write() -> tuple[dict[str, Any], dict[str, Any] | None, int]:
+        with db.session() as s:
+            conv = repo.get_conversation(s, user_id, conversation_id)
+            if cut is not None:
+                repo.truncate_from(s, conv, cut)
+            user_msg = None
+            if not req.regenerate:
+                assert req.content is not None
+                user_msg = repo.add_message(s, conv, "user", req.content)
+                first = s.execute(select(Message.id).where(
+                    Message.conversation_id == conv.id, Message.role == "user")).first()
+                if conv.title == "New chat" and first and first[0] == user_msg.id:
+                    conv.title = repo.clean_title(req.content[:TITLE_CHARS]) or "New chat"
+            conv.model = stream.model
+            answer = repo.add_message(s, conv, "assistant", "", model=stream.model,
+                                      status="streaming", prompt_tokens=stream.prompt_tokens)
+            return (repo.conversation_dict(conv),
+                    repo.message_dict(user_msg) if user_msg else None, answer.id)
+
+    try:
+        conv, user_msg, assistant_id = await asyncio.to_thread(write)
+    except BaseException:
+        stream.cancel()
+        raise
+    return Turn(db, stream, conv, user_msg, assistant_id, log_content)

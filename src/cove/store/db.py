@@ -1,0 +1,108 @@
+"""Database engine, sessions and migrations.
+
+:func:`open_database` builds the engine for ``Settings.db_url`` (SQLite in WAL mode with foreign
+keys on, or any SQLAlchemy URL such as PostgreSQL via ``COVE_DATABASE_URL``), applies every Alembic
+migration in ``cove/store/migrations`` and marks answers cut off by a previous crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from cove.config import Settings
+from cove.store.tables import Message
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """A SQLAlchemy engine for ``url``; SQLite files get their directory created and WAL on."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Apply every pending Alembic migration (``upgrade head``)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+@dataclass
+class Database:
+    """An open, migrated database: ``engine`` and a ``sessionmaker``."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.url.get_backend_name() == "sqlite"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        with self.sessions() as s:
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    def reclaim_space(self) -> None:
+        """Give freed pages back to the file system (SQLite ``VACUUM``; no-op elsewhere)."""
+        if self.is_sqlite:
+            with self.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+                conn.execute(text("VACUUM"))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(settings: Settings) -> Database:
+    """Open and migrate the database of ``settings``; answers left ``streaming`` by a process
+    that died are marked ``interrupted`` (their partial text is kept)."""
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    db = Database(engine, sessionmaker(engine, expire_on_commit=False))
+    with db.session() as s:
+        s.execute(
+            update(Message).where(Message.status == "streaming").values(status="interrupted")
+        )
+    return db
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with any password hidden (for ``cove privacy`` and logs)."""
+    return make_url(url).render_as_string(hide_password=True)

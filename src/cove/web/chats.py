@@ -1,0 +1,156 @@
+"""``/web`` routes for conversations: list/search, create, read, rename, delete, delete all,
+send (streamed and saved), and guest chat (streamed, never saved).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from cove.auth.deps import DbDep, SettingsDep, UserDep, check_origin, get_db
+from cove.chats import repo
+from cove.chats.turns import TurnRequest, start_turn
+from cove.engine.types import SamplingParams
+from cove.errors import Forbidden
+from cove.pipeline import ChatMessage, ChatPipeline, ChatRequest
+from cove.web import sse
+
+router = APIRouter(prefix="/web")
+
+
+class Sampling(BaseModel):
+    model: str | None = Field(None, max_length=200)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    seed: int | None = None
+
+    def params(self) -> SamplingParams:
+        base = SamplingParams()
+        return SamplingParams(max_tokens=self.max_tokens, seed=self.seed,
+                              temperature=base.temperature if self.temperature is None
+                              else self.temperature)
+
+
+class NewConversation(BaseModel):
+    title: str | None = Field(None, max_length=1000)
+    model: str | None = Field(None, max_length=200)
+
+
+class Rename(BaseModel):
+    title: str = Field(max_length=1000)
+
+
+class Send(Sampling):
+    content: str | None = None
+    edit_from: int | None = None
+    regenerate: bool = False
+
+
+class GuestMessage(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class GuestChat(Sampling):
+    messages: list[GuestMessage] = Field(min_length=1, max_length=500)
+
+
+def _pipeline(request: Request) -> ChatPipeline:
+    return request.app.state.pipeline  # type: ignore[no-any-return]
+
+
+@router.get("/models")
+def models(request: Request, settings: SettingsDep) -> dict[str, Any]:
+    """Installed models and the default one (for the model picker)."""
+    entries = _pipeline(request).registry.list()
+    return {"default": settings.default_model,
+            "data": [{"name": e.name, "description": e.description} for e in entries]}
+
+
+@router.get("/conversations")
+def list_conversations(user: UserDep, s: DbDep, q: str | None = None) -> dict[str, Any]:
+    return {"data": [repo.conversation_dict(c) for c in repo.list_conversations(s, user.id, q)]}
+
+
+@router.post("/conversations")
+def create_conversation(body: NewConversation, user: UserDep, s: DbDep) -> dict[str, Any]:
+    return repo.conversation_dict(repo.create_conversation(s, user.id, body.title, body.model))
+
+
+@router.delete("/conversations")
+def delete_all(request: Request, user: UserDep, s: DbDep) -> dict[str, Any]:
+    n = repo.delete_all_conversations(s, user.id)
+    s.commit()
+    get_db(request).reclaim_space()
+    return {"ok": True, "deleted": n}
+
+
+@router.get("/conversations/{conversation_id}")
+def get_conversation(conversation_id: str, user: UserDep, s: DbDep) -> dict[str, Any]:
+    c = repo.get_conversation(s, user.id, conversation_id)
+    return {**repo.conversation_dict(c),
+            "messages": [repo.message_dict(m) for m in repo.messages(s, c)]}
+
+
+@router.get("/conversations/{conversation_id}/messages")
+def get_messages(conversation_id: str, user: UserDep, s: DbDep) -> dict[str, Any]:
+    c = repo.get_conversation(s, user.id, conversation_id)
+    return {"data": [repo.message_dict(m) for m in repo.messages(s, c)]}
+
+
+@router.patch("/conversations/{conversation_id}")
+def rename(conversation_id: str, body: Rename, user: UserDep, s: DbDep) -> dict[str, Any]:
+    return repo.conversation_dict(repo.rename_conversation(s, user.id, conversation_id,
+                                                           body.title))
+
+
+@router.delete("/conversations/{conversation_id}")
+def delete(conversation_id: str, request: Request, user: UserDep, s: DbDep) -> dict[str, Any]:
+    repo.delete_conversation(s, user.id, conversation_id)
+    s.commit()
+    get_db(request).reclaim_space()
+    return {"ok": True}
+
+
+@router.post("/conversations/{conversation_id}/messages")
+async def send(conversation_id: str, body: Send, request: Request, user: UserDep,
+               settings: SettingsDep) -> StreamingResponse:
+    """Store the user message, then stream the answer as SSE (see :mod:`cove.web.sse`) while
+    saving it. Client mistakes are JSON errors before any stream byte."""
+    req = TurnRequest(body.content, body.model, body.edit_from, body.regenerate, body.params())
+    turn = await start_turn(get_db(request), _pipeline(request), user.id, conversation_id, req,
+                            log_content=settings.log_content)
+    start = {"conversation": turn.conversation, "user_message": turn.user_message,
+             "assistant_message_id": turn.assistant_id, "model": turn.stream.model}
+
+    async def body_iter() -> Any:
+        try:
+            async for chunk in sse.encode(start, turn.events()):
+                yield chunk
+        finally:
+            turn.close()
+
+    return StreamingResponse(body_iter(), media_type="text/event-stream", headers=sse.HEADERS)
+
+
+@router.post("/guest/chat")
+async def guest_chat(body: GuestChat, request: Request, settings: SettingsDep) -> StreamingResponse:
+    """Chat without an account: the browser sends the whole conversation each time; nothing is
+    written to the database or the log."""
+    check_origin(request)
+    if not settings.guest_enabled:
+        raise Forbidden("guest chat is turned off on this server; sign in")
+    messages = [ChatMessage(m.role, m.content) for m in body.messages]
+    stream = await _pipeline(request).start_chat(ChatRequest(messages, body.params(), body.model))
+
+    async def body_iter() -> Any:
+        try:
+            async for chunk in sse.encode({"model": stream.model}, stream):
+                yield chunk
+        finally:
+            stream.cancel()
+
+    return StreamingResponse(body_iter(), media_type="text/event-stream", headers=sse.HEADERS)

@@ -1,0 +1,44 @@
+"""The web app's server-sent events: one JSON object per ``data:`` line, with a ``type``.
+
+``start`` (``conversation``, ``user_message``, ``assistant_message_id``; absent for guests),
+then ``delta`` (``kind`` ``reasoning``/``content``, ``text``), then ``done`` (``finish_reason``,
+``usage``) — or one ``error`` event (``error``: OpenAI's error object) that ends the stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
+
+from cove.api.errors import openai_error_body
+from cove.errors import CoveError, EngineFailure
+from cove.pipeline import ChatDelta, ChatDone
+
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def event(obj: dict[str, Any]) -> str:
+    """One SSE ``data:`` event."""
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+
+async def encode(
+    start: dict[str, Any] | None, events: AsyncIterable[ChatDelta | ChatDone]
+) -> AsyncIterator[str]:
+    """SSE text for a chat: the ``start`` event (if any), deltas, ``done`` or ``error``."""
+    if start is not None:
+        yield event({"type": "start", **start})
+    try:
+        async for item in events:
+            if isinstance(item, ChatDelta):
+                yield event({"type": "delta", "kind": item.kind, "text": item.text})
+            else:
+                yield event({"type": "done", "finish_reason": item.finish_reason,
+                             "usage": {"prompt_tokens": item.usage.prompt_tokens,
+                                       "completion_tokens": item.usage.completion_tokens}})
+    except CoveError as e:
+        yield event({"type": "error", **openai_error_body(e)})
+    except Exception as e:  # noqa: BLE001 - the stream must end with an error event
+        yield event({"type": "error",
+                     **openai_error_body(EngineFailure(f"generation failed: {type(e).__name__}"))})
