@@ -83,8 +83,8 @@ class Database:
         if self.is_sqlite:
             with self.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
-                conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-                conn.execute(text("VACUUM"))
+                conn.execute(text("VACUUM"))  # rewrites the file (into the WAL first) ...
+                conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))  # ... and back
 
     def close(self) -> None:
         self.engine.dispose()
