@@ -149,12 +149,15 @@
   }
 
   // ---------- conversations ----------
+  let listSeq = 0;
   async function loadConversations() {
-    const list = $("conversations");
-    list.textContent = "";
-    if (!state.user) return;
+    const seq = ++listSeq;
+    if (!state.user) { $("conversations").textContent = ""; return; }
     const q = $("search").value.trim();
     const data = await api("GET", "/web/conversations" + (q ? "?q=" + encodeURIComponent(q) : ""));
+    if (seq !== listSeq) return;  // a newer refresh is on its way
+    const list = $("conversations");
+    list.textContent = "";
     for (const c of data.data) {
       const li = document.createElement("li");
       li.className = "conv" + (c.id === state.conversationId ? " active" : "");
