@@ -56,17 +56,17 @@ class LiveServer:
         self.proc = proc
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """``cove serve`` as a subprocess on a free loopback port, with the bundled model."""
-    port = free_port()
-    home = tmp_path_factory.mktemp("cove-home")
-    env = dict(os.environ, COVE_HOME=str(home), COVE_N_CTX="1024", COVE_LOG_LEVEL="warning")
-    log = open(home / "server.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cove", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+def start_server(home: Path, port: int, argv: list[str] | None = None,
+                 **env_extra: str) -> subprocess.Popen[bytes]:
+    """Start ``cove serve`` (or ``argv``) with ``COVE_HOME=home`` on ``port``; wait until
+    ``/health`` answers. Output goes to ``home/server.log``."""
+    env = {**os.environ, "COVE_HOME": str(home), "COVE_N_CTX": "1024",
+           "COVE_LOG_LEVEL": "warning", **env_extra}
+    log = open(home / "server.log", "ab")  # noqa: SIM115
+    argv = argv or [sys.executable, "-m", "cove", "serve"]
+    proc = subprocess.Popen([*argv, "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -74,16 +74,28 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             raise RuntimeError((home / "server.log").read_text())
         try:
             if httpx.get(base + "/health", timeout=1).status_code == 200:
-                break
+                return proc
         except httpx.HTTPError:
             time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError("server did not start")
-    yield LiveServer(base, proc)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """``cove serve`` as a subprocess on a free loopback port, with the bundled model."""
+    port = free_port()
+    home = tmp_path_factory.mktemp("cove-home")
+    proc = start_server(home, port)
+    yield LiveServer(f"http://127.0.0.1:{port}", proc)
+    stop_server(proc)
+
