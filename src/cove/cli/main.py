@@ -113,6 +113,40 @@ def config() -> None:
     Console().print(table)
 
 
+@cli.command("privacy")
+@click.option("--json", "as_json", is_flag=True, help="Print the inventory as JSON.")
+def privacy_cmd(as_json: bool) -> None:
+    """Data inventory: where data lives, what is stored per user, egress policy, addresses."""
+    import json
+
+    from cove.inventory import inventory
+
+    inv = inventory(load_settings())
+    if as_json:
+        click.echo(json.dumps(inv, indent=2))
+        return
+    console = Console(highlight=False)
+
+    def section(title: str, rows: dict[str, object]) -> None:
+        console.print(title, style="bold", markup=False)
+        for k, v in rows.items():
+            console.print(f"  {k}: {v}", markup=False, soft_wrap=True)
+
+    data = dict(inv["data"])
+    files = data.pop("database_files")
+    data["rows"] = data["rows"] or "no database yet"
+    data["database files"] = ", ".join(f"{f['path']} ({f['bytes']} bytes)" for f in files) \
+        or "none yet"
+    section("Where data lives", data)
+    section("Stored per user", inv["stored_per_user"])
+    console.print("Never stored", style="bold", markup=False)
+    for item in inv["not_stored"]:
+        console.print(f"  - {item}", markup=False, soft_wrap=True)
+    section("Egress policy", inv["egress"])
+    section("Listening", inv["listening"])
+    section("Settings", inv["settings"])
+
+
 @cli.command()
 def version() -> None:
     """Print Cove's version."""

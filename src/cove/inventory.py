@@ -1,0 +1,90 @@
+"""The data inventory behind ``cove privacy``: where data lives, what is stored per user, the
+egress policy in force and the addresses the server listens on. Reads the database only if it
+already exists (never creates one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from cove import privacy
+from cove.config import Settings
+
+STORED_PER_USER = {
+    "account": "e-mail, argon2id password hash, role (admin/user), disabled flag, creation time",
+    "sessions": "SHA-256 of each sign-in cookie, its CSRF token, creation and expiry times",
+    "api_keys": "name, first 12 characters, SHA-256 of the key, creation and last-use times",
+    "conversations": "title, model, creation and update times",
+    "messages": "role, text, reasoning text, model, status (complete/streaming/stopped/"
+    "interrupted/error), finish reason, prompt and completion token counts, times",
+}
+NOT_STORED = [
+    "guest conversations (they live only in the browser tab)",
+    "prompt and answer text in logs (unless COVE_LOG_CONTENT is on)",
+    "IP addresses, user agents or analytics of any kind; Cove has no telemetry",
+]
+
+
+def _counts(settings: Settings) -> dict[str, int] | None:
+    url = make_url(settings.db_url)
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).exists()):
+        return None
+    from sqlalchemy import func, select
+
+    from cove.store.db import open_database
+    from cove.store.tables import ApiKey, Conversation, Message, User
+
+    try:
+        db = open_database(settings)
+    except Exception:  # noqa: BLE001 - unreachable server or missing driver: no counts
+        return None
+    try:
+        with db.session() as s:
+            return {t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
+                    for t in (User, ApiKey, Conversation, Message)}
+    finally:
+        db.close()
+
+
+def inventory(settings: Settings) -> dict[str, Any]:
+    """The inventory as a JSON-ready dict (keys: data, stored_per_user, not_stored, egress,
+    listening, settings)."""
+    from cove.store.db import redacted_url
+
+    url = make_url(settings.db_url)
+    sqlite_file = Path(url.database) if url.get_backend_name() == "sqlite" and url.database \
+        else None
+    files = []
+    if sqlite_file is not None:
+        for p in sorted(sqlite_file.parent.glob(sqlite_file.name + "*")):
+            files.append({"path": str(p), "bytes": p.stat().st_size})
+    return {
+        "data": {
+            "home": str(settings.home),
+            "database": redacted_url(settings.db_url),
+            "database_files": files,
+            "rows": _counts(settings),
+            "models": "read from installed packages (the bundled model); nothing is downloaded",
+        },
+        "stored_per_user": STORED_PER_USER,
+        "not_stored": NOT_STORED,
+        "egress": {
+            **privacy.policy(),
+            "refused": "every other outbound connection and name lookup; each refusal is logged "
+            "(destination only)",
+            "exceptions": "model pulls only, for the host the user asked to pull from",
+        },
+        "listening": {
+            "address": f"{settings.host}:{settings.port}",
+            "loopback_only": settings.on_loopback,
+            "api_without_key": "while no account exists" if settings.on_loopback else "never",
+            "guest_chat": settings.guest_enabled,
+        },
+        "settings": {
+            "signup": settings.signup,
+            "retention_days": settings.retention_days or "keep forever",
+            "log_content": settings.log_content,
+        },
+    }
