@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from playwright.sync_api import expect
+
 from cove.store.tables import Conversation, Message, User
 from tests.web.conftest import Site
 from tests.web.helpers import PASSWORD
@@ -139,7 +141,7 @@ def test_conversation_list_regenerate_and_edit(page: Any, site: Site) -> None:
     engine = site.engines["scripted:latest"]
     engine.enqueue(["first answer"])
     send(page, "Tell me about otters")
-    assert page.locator(".conv .title").first.inner_text() == "Tell me about otters"
+    expect(page.locator(".conv .title")).to_have_text(["Tell me about otters"])
     engine.enqueue(["second answer"])
     page.locator(".msg.assistant .regenerate").click()
     page.wait_for_selector("#send:not([hidden])")
@@ -156,10 +158,9 @@ def test_conversation_list_regenerate_and_edit(page: Any, site: Site) -> None:
     page.click("#new-chat")
     engine.enqueue(["ok"])
     send(page, "Bread recipes")
-    assert page.locator(".conv").count() == 2
+    expect(page.locator(".conv")).to_have_count(2)
     page.fill("#search", "bread")
-    page.wait_for_function("document.querySelectorAll('.conv').length === 1")
-    assert page.locator(".conv .title").inner_text() == "Bread recipes"
+    expect(page.locator(".conv .title")).to_have_text(["Bread recipes"])
 
 
 def test_guest_chat_stays_in_the_tab(page: Any, site: Site) -> None:

@@ -5,6 +5,7 @@ sign-up modes, guest chat leaving no rows."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,9 @@ def test_stopped_answer_keeps_its_partial_text(fake: FakeWorld, alice: Browser) 
                     break
         turn.close()
 
-    asyncio.run(run())
+    # in a thread of its own: a Playwright test may hold this thread's event loop
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
     answer = alice.get(f"/web/conversations/{cid}").json()["messages"][1]
     assert answer["status"] == "stopped" and answer["content"] == "ab"
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import free_port, start_server, stop_server
 from tests.web.helpers import PASSWORD
@@ -71,11 +72,10 @@ def test_sign_up_chat_rename_delete_export_delete_account(
     assert page.locator(".msg.assistant .role").inner_text() == "smollm2:135m"
     assert count(home, "messages") == 2
 
-    title = page.locator(".conv .title").first
-    assert title.inner_text() == question[:60]
-    page.once("dialog", lambda d: d.accept("Sea poem"))
+    expect(page.locator(".conv .title")).to_have_text([question[:60]])
+    page.once("dialog", lambda d: d.accept("Capital question"))
     page.locator(".conv .rename").first.click()
-    page.wait_for_function("document.querySelector('.conv .title').innerText === 'Sea poem'")
+    expect(page.locator(".conv .title")).to_have_text(["Capital question"])
 
     page.click("#open-settings")
     with page.expect_download() as dl:
@@ -85,14 +85,14 @@ def test_sign_up_chat_rename_delete_export_delete_account(
     data = json.loads(path.read_text())
     assert data["account"]["email"] == "grace@example.org"
     conv = data["conversations"][0]
-    assert conv["title"] == "Sea poem"
+    assert conv["title"] == "Capital question"
     assert [m["role"] for m in conv["messages"]] == ["user", "assistant"]
     assert conv["messages"][1]["content"].strip() == answer.strip()
     page.click("#settings-close")
 
     page.once("dialog", lambda d: d.accept())
     page.locator(".conv .delete").first.click()
-    page.wait_for_function("document.querySelectorAll('.conv').length === 0")
+    expect(page.locator(".conv")).to_have_count(0)
     assert count(home, "conversations") == 0 and count(home, "messages") == 0
 
     page.click("#open-settings")
