@@ -44,11 +44,19 @@ class Settings(BaseSettings):
         ge=1,
         description="CPU threads used for decoding and prompt processing.",
     )
-    n_batch: int = Field(512, ge=1, description="Prompt-processing batch size in tokens.")
+    n_batch: int = Field(
+        512, ge=8, description="Most tokens in one batched decode step (prompt chunks + decodes)."
+    )
+    n_parallel: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Sequences decoded together (slots); each has its own n_ctx context window.",
+    )
     max_queue: int = Field(
         16,
         ge=0,
-        description="Requests that may wait for the engine; more get HTTP 503 with Retry-After.",
+        description="Requests that may wait for a free slot; more get HTTP 503 with Retry-After.",
     )
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body, in bytes."

@@ -137,6 +137,7 @@ def load_llama(entry: ModelEntry, settings: Settings) -> Engine:
         entry.path,
         entry.name,
         n_ctx=settings.n_ctx,
+        n_slots=settings.n_parallel,
         n_threads=settings.n_threads,
         n_batch=settings.n_batch,
     )
@@ -230,6 +231,8 @@ class ChatPipeline:
 
     def _admit(self, rt: _Loaded, prompt: list[int], params: SamplingParams) -> Job:
         n_ctx = rt.engine.info.n_ctx
+        if not prompt:
+            raise InvalidRequest("the prompt is empty", param="prompt")
         if len(prompt) >= n_ctx:
             raise ContextLengthExceeded(len(prompt), n_ctx)
         return rt.scheduler.submit(prompt, params)

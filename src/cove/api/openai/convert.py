@@ -104,12 +104,13 @@ def completion_prompt(body: CompletionRequest) -> str:
     return body.prompt
 
 
-def usage_dict(usage: Usage) -> dict[str, int]:
-    """OpenAI's ``usage`` object."""
+def usage_dict(usage: Usage) -> dict[str, Any]:
+    """OpenAI's ``usage`` object, with ``prompt_tokens_details.cached_tokens``."""
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
     }
 
 
@@ -178,7 +179,7 @@ async def sse_stream(
     created = int(time.time())
     obj = "chat.completion.chunk" if chat else "text_completion"
 
-    def chunk(choice: dict[str, Any] | None, usage: dict[str, int] | None = None) -> str:
+    def chunk(choice: dict[str, Any] | None, usage: dict[str, Any] | None = None) -> str:
         body: dict[str, Any] = {
             "id": cid,
             "object": obj,
