@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,8 +27,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(
         default_factory=_default_home,
-        description="Data directory (models, database). Default: $XDG_DATA_HOME/cove or "
-        "~/.local/share/cove.",
+        description="Data directory (model store, database); created when first needed. "
+        "Default: $XDG_DATA_HOME/cove or ~/.local/share/cove.",
     )
     host: str = Field("127.0.0.1", description="Address `cove serve` binds to.")
     port: int = Field(11435, ge=0, le=65535, description="Port `cove serve` listens on.")
@@ -61,7 +62,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body, in bytes."
     )
-    log_level: str = Field("info", description="Log level for the server (debug, info, warning).")
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
+        "info", description="Server log level: critical, error, warning, info, debug, trace."
+    )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -275,5 +275,5 @@ def test_failure_mid_stream_ends_with_one_error_event(fake: FakeWorld) -> None:
 
 
 def test_unknown_route_and_method_in_shape(fake: FakeWorld) -> None:
-    assert_error(fake.client.get("/v1/nothing"), 404)
-    assert_error(fake.client.get("/v1/chat/completions"), 405)
+    assert_error(fake.client.get("/v1/nothing"), 404, code="not_found")
+    assert_error(fake.client.get("/v1/chat/completions"), 405, code="method_not_allowed")

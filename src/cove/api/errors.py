@@ -20,6 +20,15 @@ from cove.errors import CoveError, InvalidRequest
 
 log = logging.getLogger(__name__)
 
+_HTTP_CODES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    429: "rate_limited",
+}
+
 _HTTP_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -100,7 +109,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        err = CoveError(str(exc.detail), code=None)
+        err = CoveError(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "http_error"))
         err.status = exc.status_code
         err.type = _HTTP_TYPES.get(exc.status_code, "server_error")
         if exc.status_code == 404:

@@ -4,22 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import NoReturn
 
 import click
+from pydantic import ValidationError
 from rich.console import Console
 
 from cove import __version__
-from cove.config import load_settings
+from cove.config import Settings, load_settings
 from cove.engine.types import SamplingParams
-from cove.errors import CoveError
+from cove.errors import CoveError, InvalidRequest
 
 
-def _fail(err: CoveError) -> None:
+def _fail(err: CoveError) -> NoReturn:
     Console(stderr=True).print(f"Error: {err.message}", style="red", markup=False)
     sys.exit(1)
 
 
+def _settings(**overrides: object) -> Settings:
+    """Settings from the environment; an invalid value is a clear error, not a traceback."""
+    try:
+        return load_settings(**overrides)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            name = "COVE_" + "_".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        _fail(InvalidRequest("invalid setting: " + "; ".join(lines)))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="cove",
+                      message="%(prog)s %(version)s")
 def cli() -> None:
     """Cove: a private, local AI assistant. Nothing leaves this machine."""
 
@@ -40,27 +56,29 @@ def run(
     from cove.models.registry import ModelRegistry
     from cove.pipeline import ChatPipeline
 
-    settings = load_settings()
+    settings = _settings()
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
     console = Console(highlight=False)
-    prompt = prompt if prompt is not None else stdin_prompt()
+    if prompt is None:
+        prompt = stdin_prompt()
+        if prompt is not None and not prompt.strip():
+            _fail(InvalidRequest("the prompt on standard input is empty"))
+    elif not prompt.strip():
+        _fail(InvalidRequest("the prompt is empty"))
 
-    async def main() -> None:
+    with asyncio.Runner() as runner:
         pipeline = ChatPipeline(settings, ModelRegistry())
         try:
             if prompt is not None:
-                await run_once(pipeline, prompt, params, model, system, console)
+                run_once(runner, pipeline, prompt, params, model, system, console)
             else:
-                await interactive(pipeline, params, model, system, console)
+                interactive(runner, pipeline, params, model, system, console)
+        except CoveError as e:
+            _fail(e)
+        except KeyboardInterrupt:
+            sys.exit(130)
         finally:
             pipeline.close()
-
-    try:
-        asyncio.run(main())
-    except CoveError as e:
-        _fail(e)
-    except KeyboardInterrupt:
-        sys.exit(130)
 
 
 @cli.command()
@@ -77,7 +95,7 @@ def serve(host: str | None, port: int | None) -> None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = load_settings(**overrides)
+    settings = _settings(**overrides)
     app = create_app(settings)
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
@@ -105,7 +123,7 @@ def config() -> None:
 
     from cove.config import Settings
 
-    settings = load_settings()
+    settings = _settings()
     table = Table("VARIABLE", "VALUE", "DESCRIPTION", box=None)
     for name, field in Settings.model_fields.items():
         table.add_row(f"COVE_{name.upper()}", str(getattr(settings, name)),

@@ -144,8 +144,8 @@ class Scheduler:
             busy = len(self._active) >= self.engine.n_slots
             if busy and len(self._waiting) >= self.max_queue:
                 raise Overloaded(
-                    f"the server is busy: {len(self._active)} requests running and "
-                    f"{len(self._waiting)} queued; retry shortly"
+                    f"the server is busy: all {len(self._active)} generation slots are in use "
+                    f"and {len(self._waiting)} requests are waiting; retry shortly"
                 )
             job = Job(prompt, params, self._cv)
             self._waiting.append(job)
