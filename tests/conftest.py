@@ -28,7 +28,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", max_queue=4, max_body_bytes=64 * 1024)
+    return Settings(home=tmp_path / "home", max_queue=4, max_body_bytes=256 * 1024)
 
 
 class FakeWorld:
@@ -61,7 +61,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     """``cove serve`` as a subprocess on a free loopback port, with the bundled model."""
     port = free_port()
     home = tmp_path_factory.mktemp("cove-home")
-    env = dict(os.environ, COVE_HOME=str(home), COVE_N_CTX="1024", COVE_LOG_LEVEL="warning")
+    env = dict(os.environ, COVE_HOME=str(home), COVE_N_CTX="1024", COVE_LOG_LEVEL="warning",
+               COVE_REQUEST_BODY_TIMEOUT="2")
     log = open(home / "server.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "cove", "serve", "--host", "127.0.0.1", "--port", str(port)],

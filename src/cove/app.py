@@ -49,5 +49,7 @@ def create_app(
     async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, **pipeline.status()}
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.request_body_timeout
+    )
     return app

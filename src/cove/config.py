@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body, in bytes."
     )
+    request_body_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a client may take to send a request body; slower ones get HTTP 408.",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         "info", description="Server log level: critical, error, warning, info, debug, trace."
     )

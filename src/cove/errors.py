@@ -51,12 +51,16 @@ class ContextLengthExceeded(InvalidRequest):
 
     code = "context_length_exceeded"
 
-    def __init__(self, prompt_tokens: int, n_ctx: int) -> None:
+    def __init__(
+        self, prompt_tokens: int, n_ctx: int, *, param: str = "messages", at_least: bool = False
+    ) -> None:
+        what = "messages" if param == "messages" else "prompt"
+        count = f"at least {prompt_tokens}" if at_least else str(prompt_tokens)
         super().__init__(
-            f"This model's maximum context length is {n_ctx} tokens. However, your messages "
-            f"resulted in {prompt_tokens} tokens, leaving no room for a completion. "
-            "Please reduce the length of the messages.",
-            param="messages",
+            f"This model's maximum context length is {n_ctx} tokens. However, your {what} "
+            f"resulted in {count} tokens, leaving no room for a completion. "
+            f"Please reduce the length of the {what}.",
+            param=param,
         )
         self.prompt_tokens = prompt_tokens
         self.n_ctx = n_ctx

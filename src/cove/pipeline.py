@@ -122,6 +122,17 @@ class ChatStream:
         )
 
 
+def _check_text(text: str, param: str) -> None:
+    """Refuse text that cannot be encoded as UTF-8 (lone surrogates such as ``"\\ud800"``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidRequest(
+            f"text is not valid Unicode (character {e.object[e.start]!r} at offset {e.start})",
+            param=param,
+        ) from e
+
+
 @dataclass
 class _Loaded:
     entry: ModelEntry
@@ -197,22 +208,30 @@ class ChatPipeline:
         """Validate, render with the model's chat template, tokenize and queue the request.
 
         Raises:
-            InvalidRequest: bad messages (empty, unknown role, image for a text-only model).
+            InvalidRequest: bad messages (empty, unknown role, text that is not valid Unicode,
+                image for a text-only model).
             ContextLengthExceeded: the prompt does not fit the context window.
             ModelNotFound: unknown model. Overloaded: the queue is full.
         """
         rt = await self.runtime(request.model)
         info = rt.engine.info
-        messages = self._template_messages(request.messages, vision=info.vision)
-        prompt_text = render_chat(
-            info.chat_template, messages, bos_token=info.bos_token, eos_token=info.eos_token
-        )
+        thinking = bool(info.chat_template and "<think>" in info.chat_template)
+        messages = self._template_messages(request.messages, info.vision, thinking)
+        if len(messages) >= info.n_ctx:  # every message costs at least one token
+            raise ContextLengthExceeded(len(messages), info.n_ctx, at_least=True)
+
+        def render() -> tuple[str, list[int]]:
+            text = render_chat(
+                info.chat_template, messages, bos_token=info.bos_token, eos_token=info.eos_token
+            )
+            add_bos = info.add_bos and not (info.bos_token and text.startswith(info.bos_token))
+            return text, self._tokenize(rt, text, add_bos, "messages")
+
+        prompt_text, prompt = await asyncio.to_thread(render)
         parser = None
-        if info.chat_template and "<think>" in info.chat_template:
+        if thinking:
             parser = ThinkParser(start_in_reasoning=prompt_text.rstrip().endswith("<think>"))
-        add_bos = info.add_bos and not (info.bos_token and prompt_text.startswith(info.bos_token))
-        prompt = await self._tokenize(rt, prompt_text, add_bos)
-        return ChatStream(info.name, self._admit(rt, prompt, request.params), parser)
+        return ChatStream(info.name, self._admit(rt, prompt, request.params, "messages"), parser)
 
     async def start_completion(
         self, model: str | None, prompt_text: str, params: SamplingParams
@@ -220,25 +239,38 @@ class ChatPipeline:
         """Queue a raw text completion (no chat template, no reasoning split).
 
         Raises:
-            ContextLengthExceeded, ModelNotFound, Overloaded: as :meth:`start_chat`.
+            InvalidRequest, ContextLengthExceeded, ModelNotFound, Overloaded: as
+            :meth:`start_chat` (naming ``prompt``).
         """
         rt = await self.runtime(model)
-        prompt = await self._tokenize(rt, prompt_text, rt.engine.info.add_bos)
-        return ChatStream(rt.engine.info.name, self._admit(rt, prompt, params), None)
+        _check_text(prompt_text, "prompt")
+        add_bos = rt.engine.info.add_bos
+        prompt = await asyncio.to_thread(self._tokenize, rt, prompt_text, add_bos, "prompt")
+        return ChatStream(rt.engine.info.name, self._admit(rt, prompt, params, "prompt"), None)
 
-    async def _tokenize(self, rt: _Loaded, text: str, add_bos: bool) -> list[int]:
-        return await asyncio.to_thread(rt.engine.tokenize, text, add_bos=add_bos, special=True)
+    @staticmethod
+    def _tokenize(rt: _Loaded, text: str, add_bos: bool, param: str) -> list[int]:
+        """Tokenize, refusing at once a text too long to fit even at the longest token per
+        position (tokenizing megabytes only to refuse them would stall the server)."""
+        info = rt.engine.info
+        size = len(text.encode("utf-8"))
+        if size > info.n_ctx * max(1, info.max_token_bytes):
+            at_least = -(-size // max(1, info.max_token_bytes))
+            raise ContextLengthExceeded(at_least, info.n_ctx, param=param, at_least=True)
+        return rt.engine.tokenize(text, add_bos=add_bos, special=True)
 
-    def _admit(self, rt: _Loaded, prompt: list[int], params: SamplingParams) -> Job:
+    def _admit(self, rt: _Loaded, prompt: list[int], params: SamplingParams, param: str) -> Job:
         n_ctx = rt.engine.info.n_ctx
         if not prompt:
-            raise InvalidRequest("the prompt is empty", param="prompt")
+            raise InvalidRequest("the prompt is empty", param=param)
         if len(prompt) >= n_ctx:
-            raise ContextLengthExceeded(len(prompt), n_ctx)
+            raise ContextLengthExceeded(len(prompt), n_ctx, param=param)
         return rt.scheduler.submit(prompt, params)
 
     @staticmethod
-    def _template_messages(messages: list[ChatMessage], vision: bool) -> list[dict[str, Any]]:
+    def _template_messages(
+        messages: list[ChatMessage], vision: bool, thinking: bool
+    ) -> list[dict[str, Any]]:
         if not messages:
             raise InvalidRequest("messages must contain at least one message", param="messages")
         out: list[dict[str, Any]] = []
@@ -253,7 +285,10 @@ class ChatPipeline:
                     "this model cannot read images (it is text-only); send text parts only",
                     param=f"messages[{i}].content",
                 )
+            _check_text(m.content, f"messages[{i}].content")
             role = "system" if m.role == "developer" else m.role
-            content = strip_reasoning(m.content) if role == "assistant" else m.content
+            content = m.content
+            if role == "assistant" and thinking:
+                content = strip_reasoning(content)
             out.append({"role": role, "content": content})
         return out

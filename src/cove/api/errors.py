@@ -21,6 +21,7 @@ from cove.errors import CoveError, InvalidRequest
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
+    400: "invalid_request",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
@@ -114,6 +115,8 @@ def install_error_handlers(app: FastAPI) -> None:
         err.type = _HTTP_TYPES.get(exc.status_code, "server_error")
         if exc.status_code == 404:
             err.message = f"no route for {request.method} {request.url.path}"
+        elif exc.status_code == 400 and "parsing the body" in err.message:
+            err.message = "malformed JSON body: it could not be parsed (too deep or too large)"
         return render(err)
 
     @app.exception_handler(Exception)

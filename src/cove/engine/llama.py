@@ -110,6 +110,7 @@ class LlamaEngine:
             bos_token=self._text(model.token_bos()),
             eos_token=self._text(model.token_eos()),
             add_bos=bool(model.add_bos_token()),
+            max_token_bytes=max(len(self.piece(t, special=True)) for t in range(self._n_vocab)),
             metadata=md,
         )
 
@@ -193,8 +194,9 @@ class LlamaEngine:
             smp.add_top_p(p.top_p, 1)
             smp.add_min_p(p.min_p, 1)
             smp.add_temp(p.temperature)
-            seed = p.seed if p.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
-            smp.add_dist(seed & 0xFFFFFFFF)
+            # any integer seed maps into 0..2**32-2: 2**32-1 is llama.cpp's "random seed"
+            seed = llama_cpp.LLAMA_DEFAULT_SEED if p.seed is None else p.seed % 0xFFFFFFFF
+            smp.add_dist(seed)
         return smp
 
     def decode(self, feeds: list[tuple[int, list[int], bool]]) -> None:

@@ -40,7 +40,8 @@ class ModelInfo:
     ``chat_template`` is the Jinja template from GGUF ``tokenizer.chat_template`` (or None);
     ``bos_token``/``eos_token`` are the texts of those special tokens (for templates);
     ``add_bos`` says whether the tokenizer wants a BOS token prepended (GGUF
-    ``tokenizer.ggml.add_bos_token``).
+    ``tokenizer.ggml.add_bos_token``); ``max_token_bytes`` is the longest token's text in bytes
+    (so ``n_ctx * max_token_bytes`` bounds the bytes of any text that fits).
     """
 
     name: str
@@ -50,6 +51,7 @@ class ModelInfo:
     bos_token: str
     eos_token: str
     add_bos: bool = False
+    max_token_bytes: int = 1
     vision: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
 
