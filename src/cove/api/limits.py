@@ -21,9 +21,10 @@ class BodyLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    def _error(self) -> Any:
+    def _error(self, scope: Scope) -> Any:
         return render(
-            PayloadTooLarge(f"request body is larger than the limit of {self.max_bytes} bytes")
+            PayloadTooLarge(f"request body is larger than the limit of {self.max_bytes} bytes"),
+            str(scope.get("path", "")),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -38,7 +39,7 @@ class BodyLimit:
             except ValueError:
                 too_big = False
             if too_big:
-                await self._error()(scope, receive, send)
+                await self._error(scope)(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
@@ -54,7 +55,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._error()(scope, receive, send)
+                await self._error(scope)(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
