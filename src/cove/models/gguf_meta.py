@@ -77,7 +77,8 @@ def _read_cached(path: str, size: int, mtime_ns: int) -> dict[str, Any]:
     n_params = sum(int(t.n_elements) for t in reader.tensors)
     file_type = kv.get("general.file_type")
     try:
-        quant = gguf.LlamaFileType(int(file_type or -1)).name.removeprefix("MOSTLY_")
+        quant = gguf.LlamaFileType(int(file_type if file_type is not None else -1)).name
+        quant = quant.removeprefix("MOSTLY_").removeprefix("ALL_")
     except (TypeError, ValueError):
         quant = "unknown"
     template = kv.get("tokenizer.chat_template")
