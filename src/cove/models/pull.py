@@ -268,7 +268,7 @@ def _transfer(base: str, url: str, part: Path, have: int, f: _File, sha: Any,
                     raise PullFailed(f"the hub answered HTTP {r.status_code} for {f.name}")
                 last = time.monotonic()
                 with part.open("ab") as out:
-                    for chunk in r.iter_bytes(CHUNK):
+                    for chunk in r.iter_bytes():
                         out.write(chunk)
                         sha.update(chunk)
                         have += len(chunk)
