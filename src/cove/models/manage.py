@@ -87,7 +87,7 @@ def copy_model(registry: ModelRegistry, source: str, destination: str) -> ModelE
 
 def _manifest_of(registry: ModelRegistry, entry: ModelEntry) -> Manifest:
     store = _store(registry)
-    if entry.bundled:
+    if registry.builtin(entry.name) is not None:  # bundled (or built in): refer to it by name
         return Manifest(entry.name, bundled=entry.name, source={"kind": "copy"},
                         system=entry.system, options=dict(entry.options))
     manifest = store.read(parse_ref(entry.name))
