@@ -17,6 +17,7 @@ from rich.table import Table
 
 from cove.config import Settings, load_settings
 from cove.errors import CoveError
+from cove.models.names import parse_ref
 from cove.models.registry import ModelRegistry
 from cove.models.store import ModelStore
 
@@ -63,9 +64,16 @@ def _server(settings: Settings, path: str) -> Any | None:
 @click.command("list")
 def list_models() -> None:
     """List installed models."""
-    table = Table("NAME", "ID", "SIZE", "MODIFIED", "DESCRIPTION", box=None)
     try:
-        for e in _registry(load_settings()).list():
+        entries = _registry(load_settings()).list()
+    except CoveError as err:
+        _fail(err)
+    table = Table(box=None)
+    table.add_column("NAME", no_wrap=True, min_width=max([4, *(len(e.name) for e in entries)]))
+    for col in ("ID", "SIZE", "MODIFIED", "DESCRIPTION"):
+        table.add_column(col)
+    try:
+        for e in entries:
             ident = (e.digest or "").removeprefix("sha256:")[:12] or "(bundled)"
             table.add_row(e.name, ident, _size(e.size), _ago(e.modified), e.description)
     except CoveError as err:
@@ -238,6 +246,7 @@ def pull(model: str) -> None:
             bars.console.print(p.status, markup=False)
 
     try:
+        parse_ref(model)
         with bars:
             entry = do_pull(_registry(load_settings()), model, report)
     except KeyboardInterrupt:
