@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -51,18 +52,38 @@ def fake(settings: Settings) -> Iterator[FakeWorld]:
 
 
 class LiveServer:
-    def __init__(self, base_url: str, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, base_url: str, proc: subprocess.Popen[bytes], env: dict[str, str]) -> None:
         self.base_url = base_url
         self.proc = proc
+        self.env = env
+
+
+HUB_REPO = "tester/SmolLM2-135M-Instruct-GGUF"
+HUB_FILE = "SmolLM2-135M-Instruct-Q4_1.gguf"
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """``cove serve`` as a subprocess on a free loopback port, with the bundled model."""
+def hub() -> Iterator[Any]:
+    """A fake Hugging Face hub on loopback serving a copy of the bundled model as
+    ``hf.co/tester/SmolLM2-135M-Instruct-GGUF:Q4_1``."""
+    from cove.models.registry import bundled_model_path
+    from tests.fakehub import FakeHub
+
+    h = FakeHub()
+    h.add(HUB_REPO, HUB_FILE, bundled_model_path().read_bytes())
+    h.start()
+    yield h
+    h.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory, hub: Any) -> Iterator[LiveServer]:
+    """``cove serve`` as a subprocess on a free loopback port, with the bundled model, pulling
+    from the fake hub (``HF_ENDPOINT``)."""
     port = free_port()
     home = tmp_path_factory.mktemp("cove-home")
     env = dict(os.environ, COVE_HOME=str(home), COVE_N_CTX="1024", COVE_LOG_LEVEL="warning",
-               COVE_REQUEST_BODY_TIMEOUT="2")
+               COVE_REQUEST_BODY_TIMEOUT="2", HF_ENDPOINT=hub.url, COVE_PORT=str(port))
     log = open(home / "server.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "cove", "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -81,7 +102,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     else:
         proc.kill()
         raise RuntimeError("server did not start")
-    yield LiveServer(base, proc)
+    yield LiveServer(base, proc, env)
     proc.terminate()
     try:
         proc.wait(10)

@@ -7,10 +7,11 @@ the settings are needed and pass the object down.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +19,47 @@ def _default_home() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "share"
     return base / "cove"
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """A keep-alive duration in seconds, as Ollama accepts it.
+
+    Numbers are seconds; strings are Go durations (``"5m"``, ``"1h30m"``, ``"10s"``,
+    ``"-1m"``) or plain numbers of seconds (``"300"``, ``"-1"``). Negative means forever.
+
+    Raises:
+        ValueError: anything else (empty string, ``"soon"``, booleans, NaN).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}")
+    if isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"invalid duration {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"invalid duration {value!r}")
+    text = value.strip()
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    try:
+        number = float(body)
+    except ValueError:
+        number = None
+    if number is not None and body and number == number and abs(number) != float("inf"):
+        return sign * number
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(body):
+        if m.start() != pos:
+            break
+        total += float(m[1]) * _UNITS[m[2]]
+        pos = m.end()
+    if not body or pos != len(body):
+        raise ValueError(f"invalid duration {value!r}: use seconds or e.g. '5m', '1h', '-1'")
+    return sign * total
 
 
 class Settings(BaseSettings):
@@ -70,6 +112,28 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         "info", description="Server log level: critical, error, warning, info, debug, trace."
     )
+    keep_alive: float = Field(
+        300.0,
+        description="How long a model stays loaded after its last request: seconds or a "
+        "duration such as 5m or 1h; negative keeps it loaded forever, 0 unloads at once.",
+    )
+    max_loaded_models: int = Field(
+        3, ge=1, description="Most models loaded at once; the least recently used idle one "
+        "is unloaded to make room."
+    )
+    memory_budget: int = Field(
+        0, ge=0, description="Bytes that loaded models may use (weights plus KV cache "
+        "estimate); 0 means three quarters of physical memory."
+    )
+    origins: str = Field(
+        "", description="Extra browser origins allowed by CORS, comma-separated (e.g. "
+        "https://app.example.com, or * for any); local origins are always allowed."
+    )
+
+    @field_validator("keep_alive", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -105,3 +105,37 @@ class EngineFailure(CoveError):
     status = 500
     type = "server_error"
     code = "engine_error"
+
+
+class InvalidModelName(ModelNotFound):
+    """A model reference that is not a valid name (path-like, odd characters); HTTP 404 like an
+    unknown model, since such a name can never exist. Raised before any filesystem access."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(name)
+        self.message = f"The model {name!r} does not exist: {why}."
+
+
+class ModelInUse(CoveError):
+    """The model is loaded or generating and the operation needs it idle (HTTP 409)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "model_in_use"
+
+
+class PullFailed(CoveError):
+    """Downloading a model failed: the hub refused, the file is missing, or its checksum did not
+    match (HTTP 502). A partial download is kept for resuming unless it was corrupt."""
+
+    status = 502
+    type = "server_error"
+    code = "pull_failed"
+
+
+class InsufficientMemory(CoveError):
+    """A model does not fit the memory budget even with every idle model unloaded (HTTP 500)."""
+
+    status = 500
+    type = "server_error"
+    code = "insufficient_memory"

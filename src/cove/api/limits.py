@@ -40,6 +40,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = str(scope.get("path", ""))
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
@@ -48,7 +49,7 @@ class BodyLimit:
             return
         try:
             if length is not None and int(length) > self.max_bytes:
-                await render(self._too_large())(scope, receive, send)
+                await render(self._too_large(), path)(scope, receive, send)
                 return
         except ValueError:
             pass
@@ -56,10 +57,10 @@ class BodyLimit:
             body = await asyncio.wait_for(self._read(receive), self.timeout)
         except TimeoutError:
             err = RequestTimeout(f"the request body did not arrive within {self.timeout:g} s")
-            await render(err)(scope, receive, send)
+            await render(err, path)(scope, receive, send)
             return
         except PayloadTooLarge as e:
-            await render(e)(scope, receive, send)
+            await render(e, path)(scope, receive, send)
             return
         if body is None:
             return  # the client went away

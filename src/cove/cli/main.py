@@ -1,4 +1,5 @@
-"""``cove`` command: run, serve, list, version."""
+"""``cove`` command: run, serve, config, version, and the model commands of
+:mod:`cove.cli.models` (pull, import, list, show, rm, cp, ps, create)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from cove import __version__
+from cove.cli.models import register as register_model_commands
 from cove.config import Settings, load_settings
 from cove.engine.types import SamplingParams
 from cove.errors import CoveError, InvalidRequest
@@ -54,6 +56,7 @@ def run(
     """Answer PROMPT, or chat interactively when no prompt is given."""
     from cove.cli.chat import interactive, run_once, stdin_prompt
     from cove.models.registry import ModelRegistry
+    from cove.models.store import ModelStore
     from cove.pipeline import ChatPipeline
 
     settings = _settings()
@@ -67,7 +70,7 @@ def run(
         _fail(InvalidRequest("the prompt is empty"))
 
     with asyncio.Runner() as runner:
-        pipeline = ChatPipeline(settings, ModelRegistry())
+        pipeline = ChatPipeline(settings, ModelRegistry(ModelStore(settings.home / "models")))
         try:
             if prompt is not None:
                 run_once(runner, pipeline, prompt, params, model, system, console)
@@ -85,7 +88,7 @@ def run(
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 11435).")
 def serve(host: str | None, port: int | None) -> None:
-    """Serve the OpenAI-compatible API."""
+    """Serve the OpenAI-compatible (/v1) and Ollama-compatible (/api) APIs."""
     import uvicorn
 
     from cove.app import create_app
@@ -101,19 +104,6 @@ def serve(host: str | None, port: int | None) -> None:
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
         timeout_graceful_shutdown=5,
     )
-
-
-@cli.command("list")
-def list_models() -> None:
-    """List installed models."""
-    from rich.table import Table
-
-    from cove.models.registry import ModelRegistry
-
-    table = Table("NAME", "SIZE", "DESCRIPTION", box=None)
-    for e in ModelRegistry().list():
-        table.add_row(e.name, f"{e.size / 1e6:.0f} MB", e.description)
-    Console().print(table)
 
 
 @cli.command()
@@ -135,6 +125,9 @@ def config() -> None:
 def version() -> None:
     """Print Cove's version."""
     click.echo(f"cove {__version__}")
+
+
+register_model_commands(cli)
 
 
 def main() -> None:

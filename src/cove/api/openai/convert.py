@@ -86,7 +86,23 @@ def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
             param="response_format",
         )
     messages = [_message(i, m) for i, m in enumerate(body.messages)]
-    return ChatRequest(messages=messages, params=to_sampling(body), model=body.model)
+    return ChatRequest(messages=messages, params=to_sampling(body), model=body.model,
+                       explicit=explicit_fields(body))
+
+
+_FIELDS = {"max_tokens": "max_tokens", "max_completion_tokens": "max_tokens",
+           "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p",
+           "seed": "seed", "stop": "stop", "repeat_penalty": "repeat_penalty",
+           "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty"}
+
+
+def explicit_fields(body: ChatCompletionRequest | CompletionRequest) -> frozenset[str]:
+    """The :class:`SamplingParams` fields the client set (the rest take a preset's defaults;
+    a completions body always sets ``max_tokens``, whose default is 16)."""
+    fields = {_FIELDS[f] for f in body.model_fields_set if f in _FIELDS}
+    if isinstance(body, CompletionRequest):
+        fields.add("max_tokens")
+    return frozenset(fields)
 
 
 def completion_prompt(body: CompletionRequest) -> str:
