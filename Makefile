@@ -15,4 +15,6 @@ run: setup
 	.venv/bin/cove run
 
 bench: setup
+	.venv/bin/pip install -q -e ".[bench]"
 	.venv/bin/python bench/single_stream.py
+	.venv/bin/python bench/concurrency.py

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +29,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", max_queue=4, max_body_bytes=64 * 1024)
+    return Settings(home=tmp_path / "home", max_queue=4, max_body_bytes=256 * 1024)
 
 
 class FakeWorld:
@@ -51,17 +52,27 @@ def fake(settings: Settings) -> Iterator[FakeWorld]:
 
 
 class LiveServer:
-    def __init__(self, base_url: str, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, base_url: str, proc: subprocess.Popen[bytes], env: dict[str, str]) -> None:
         self.base_url = base_url
         self.proc = proc
+        self.env = env
+
+
+HUB_REPO = "tester/SmolLM2-135M-Instruct-GGUF"
+HUB_FILE = "SmolLM2-135M-Instruct-Q4_1.gguf"
+
+
+def server_env(home: Path, **env_extra: str) -> dict[str, str]:
+    """The environment of a test server with ``COVE_HOME=home``."""
+    return {**os.environ, "COVE_HOME": str(home), "COVE_N_CTX": "1024",
+            "COVE_LOG_LEVEL": "warning", **env_extra}
 
 
 def start_server(home: Path, port: int, argv: list[str] | None = None,
                  **env_extra: str) -> subprocess.Popen[bytes]:
     """Start ``cove serve`` (or ``argv``) with ``COVE_HOME=home`` on ``port``; wait until
     ``/health`` answers. Output goes to ``home/server.log``."""
-    env = {**os.environ, "COVE_HOME": str(home), "COVE_N_CTX": "1024",
-           "COVE_LOG_LEVEL": "warning", **env_extra}
+    env = server_env(home, **env_extra)
     log = open(home / "server.log", "ab")  # noqa: SIM115
     argv = argv or [sys.executable, "-m", "cove", "serve"]
     proc = subprocess.Popen([*argv, "--host", "127.0.0.1", "--port", str(port)],
@@ -91,11 +102,26 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """``cove serve`` as a subprocess on a free loopback port, with the bundled model."""
+def hub() -> Iterator[Any]:
+    """A fake Hugging Face hub on loopback serving a copy of the bundled model as
+    ``hf.co/tester/SmolLM2-135M-Instruct-GGUF:Q4_1``."""
+    from cove.models.registry import bundled_model_path
+    from tests.fakehub import FakeHub
+
+    h = FakeHub()
+    h.add(HUB_REPO, HUB_FILE, bundled_model_path().read_bytes())
+    h.start()
+    yield h
+    h.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory, hub: Any) -> Iterator[LiveServer]:
+    """``cove serve`` as a subprocess on a free loopback port, with the bundled model, pulling
+    from the fake hub (``HF_ENDPOINT``)."""
     port = free_port()
     home = tmp_path_factory.mktemp("cove-home")
-    proc = start_server(home, port)
-    yield LiveServer(f"http://127.0.0.1:{port}", proc)
+    extra = {"COVE_REQUEST_BODY_TIMEOUT": "2", "HF_ENDPOINT": hub.url, "COVE_PORT": str(port)}
+    proc = start_server(home, port, **extra)
+    yield LiveServer(f"http://127.0.0.1:{port}", proc, server_env(home, **extra))
     stop_server(proc)
-

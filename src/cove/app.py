@@ -5,20 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from cove import __version__
 from cove.api.errors import install_error_handlers
 from cove.api.limits import BodyLimit
+from cove.api.ollama.routes import router as ollama_router
 from cove.api.openai.routes import router as openai_router
 from cove.auth.deps import api_access
 from cove.config import Settings
 from cove.models.registry import ModelRegistry
-from cove.pipeline import ChatPipeline, Loader, load_llama
+from cove.models.store import ModelStore
+from cove.pipeline import ChatPipeline, EmbedLoader, Loader, load_llama, load_llama_embedder
 from cove.privacy import install_egress_guard
 from cove.store.db import Database, open_database
 from cove.web import account, chats, pages
@@ -39,23 +43,45 @@ def apply_retention(db: Database, days: int) -> int:
         log.info("retention: deleted %d conversation(s) older than %d days", n, days)
     return n
 
+# Local origins (Ollama's defaults): loopback hosts on any port, and desktop/editor app schemes.
+LOCAL_ORIGINS = (
+    r"https?://(localhost|127\.0\.0\.1|\[::1\]|0\.0\.0\.0)(:\d+)?",
+    r"(app|tauri|file|vscode-webview|vscode-file)://.*",
+)
+
+
+def origin_regex(extra: str) -> str:
+    """A regex matching the local origins plus ``extra`` (comma-separated origins; ``*`` in
+    one is a wildcard)."""
+    parts = list(LOCAL_ORIGINS)
+    for origin in (o.strip() for o in extra.split(",")):
+        if origin:
+            parts.append(".*".join(re.escape(p) for p in origin.rstrip("/").split("*")))
+    return "^(" + "|".join(parts) + ")$"
+
 
 def create_app(
     settings: Settings,
     *,
     registry: ModelRegistry | None = None,
     loader: Loader = load_llama,
+    embed_loader: EmbedLoader | None = load_llama_embedder,
 ) -> FastAPI:
-    """The Cove server app. Opens (and migrates) the database right away.
+    """The Cove server app: the OpenAI API under ``/v1``, Ollama's under ``/api``, the web app
+    at ``/`` (JSON under ``/web``). Opens (and migrates) the database right away.
 
     Args:
         settings: Cove settings.
-        registry: installed models (default: discovered from the settings).
+        registry: installed models (default: the bundled model and the store in
+            ``settings.home / "models"``).
         loader: how to load a model (tests pass a scripted-engine loader).
+        embed_loader: how to load a model for embeddings.
     """
     install_egress_guard()
     db = open_database(settings)
-    pipeline = ChatPipeline(settings, registry or ModelRegistry(), loader)
+    if registry is None:
+        registry = ModelRegistry(ModelStore(settings.home / "models"))
+    pipeline = ChatPipeline(settings, registry, loader, embed_loader)
 
     async def retention_loop() -> None:
         while True:
@@ -79,6 +105,7 @@ def create_app(
     app.state.db = db
     install_error_handlers(app)
     app.include_router(openai_router, dependencies=[Depends(api_access)])
+    app.include_router(ollama_router, dependencies=[Depends(api_access)])
     app.include_router(account.router)
     app.include_router(chats.router)
     pages.mount(app)
@@ -87,5 +114,11 @@ def create_app(
     async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, **pipeline.status()}
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.request_body_timeout
+    )
+    app.add_middleware(
+        CORSMiddleware, allow_origin_regex=origin_regex(settings.origins),
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS", "HEAD"], allow_headers=["*"],
+    )
     return app

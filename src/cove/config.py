@@ -7,10 +7,11 @@ the settings are needed and pass the object down.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +21,47 @@ def _default_home() -> Path:
     return base / "cove"
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """A keep-alive duration in seconds, as Ollama accepts it.
+
+    Numbers are seconds; strings are Go durations (``"5m"``, ``"1h30m"``, ``"10s"``,
+    ``"-1m"``) or plain numbers of seconds (``"300"``, ``"-1"``). Negative means forever.
+
+    Raises:
+        ValueError: anything else (empty string, ``"soon"``, booleans, NaN).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}")
+    if isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"invalid duration {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"invalid duration {value!r}")
+    text = value.strip()
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    try:
+        number = float(body)
+    except ValueError:
+        number = None
+    if number is not None and body and number == number and abs(number) != float("inf"):
+        return sign * number
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(body):
+        if m.start() != pos:
+            break
+        total += float(m[1]) * _UNITS[m[2]]
+        pos = m.end()
+    if not body or pos != len(body):
+        raise ValueError(f"invalid duration {value!r}: use seconds or e.g. '5m', '1h', '-1'")
+    return sign * total
+
+
 class Settings(BaseSettings):
     """Every setting Cove reads; each field is an environment variable ``COVE_<NAME>``."""
 
@@ -27,8 +69,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(
         default_factory=_default_home,
-        description="Data directory (models, database). Default: $XDG_DATA_HOME/cove or "
-        "~/.local/share/cove.",
+        description="Data directory (model store, database); created when first needed. "
+        "Default: $XDG_DATA_HOME/cove or ~/.local/share/cove.",
     )
     host: str = Field("127.0.0.1", description="Address `cove serve` binds to.")
     port: int = Field(11435, ge=0, le=65535, description="Port `cove serve` listens on.")
@@ -45,16 +87,23 @@ class Settings(BaseSettings):
         ge=1,
         description="CPU threads used for decoding and prompt processing.",
     )
-    n_batch: int = Field(512, ge=1, description="Prompt-processing batch size in tokens.")
+    n_batch: int = Field(
+        512, ge=8, description="Most tokens in one batched decode step (prompt chunks + decodes)."
+    )
+    n_parallel: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Sequences decoded together (slots); each has its own n_ctx context window.",
+    )
     max_queue: int = Field(
         16,
         ge=0,
-        description="Requests that may wait for the engine; more get HTTP 503 with Retry-After.",
+        description="Requests that may wait for a free slot; more get HTTP 503 with Retry-After.",
     )
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body, in bytes."
     )
-    log_level: str = Field("info", description="Log level for the server (debug, info, warning).")
     database_url: str | None = Field(
         None,
         description="SQLAlchemy database URL, e.g. postgresql+psycopg://user:pw@localhost/cove. "
@@ -84,6 +133,37 @@ class Settings(BaseSettings):
     session_days: int = Field(
         30, ge=1, description="How long a web sign-in lasts, in days."
     )
+
+    request_body_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a client may take to send a request body; slower ones get HTTP 408.",
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
+        "info", description="Server log level: critical, error, warning, info, debug, trace."
+    )
+    keep_alive: float = Field(
+        300.0,
+        description="How long a model stays loaded after its last request: seconds or a "
+        "duration such as 5m or 1h; negative keeps it loaded forever, 0 unloads at once.",
+    )
+    max_loaded_models: int = Field(
+        3, ge=1, description="Most models loaded at once; the least recently used idle one "
+        "is unloaded to make room."
+    )
+    memory_budget: int = Field(
+        0, ge=0, description="Bytes that loaded models may use (weights plus KV cache "
+        "estimate); 0 means three quarters of physical memory."
+    )
+    origins: str = Field(
+        "", description="Extra browser origins allowed by CORS, comma-separated (e.g. "
+        "https://app.example.com, or * for any); local origins are always allowed."
+    )
+
+    @field_validator("keep_alive", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
 
     @property
     def db_url(self) -> str:

@@ -51,12 +51,16 @@ class ContextLengthExceeded(InvalidRequest):
 
     code = "context_length_exceeded"
 
-    def __init__(self, prompt_tokens: int, n_ctx: int) -> None:
+    def __init__(
+        self, prompt_tokens: int, n_ctx: int, *, param: str = "messages", at_least: bool = False
+    ) -> None:
+        what = "messages" if param == "messages" else "prompt"
+        count = f"at least {prompt_tokens}" if at_least else str(prompt_tokens)
         super().__init__(
-            f"This model's maximum context length is {n_ctx} tokens. However, your messages "
-            f"resulted in {prompt_tokens} tokens, leaving no room for a completion. "
-            "Please reduce the length of the messages.",
-            param="messages",
+            f"This model's maximum context length is {n_ctx} tokens. However, your {what} "
+            f"resulted in {count} tokens, leaving no room for a completion. "
+            f"Please reduce the length of the {what}.",
+            param=param,
         )
         self.prompt_tokens = prompt_tokens
         self.n_ctx = n_ctx
@@ -134,3 +138,35 @@ class Conflict(CoveError):
     status = 409
     type = "invalid_request_error"
     code = "conflict"
+class InvalidModelName(ModelNotFound):
+    """A model reference that is not a valid name (path-like, odd characters); HTTP 404 like an
+    unknown model, since such a name can never exist. Raised before any filesystem access."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(name)
+        self.message = f"The model {name!r} does not exist: {why}."
+
+
+class ModelInUse(CoveError):
+    """The model is loaded or generating and the operation needs it idle (HTTP 409)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "model_in_use"
+
+
+class PullFailed(CoveError):
+    """Downloading a model failed: the hub refused, the file is missing, or its checksum did not
+    match (HTTP 502). A partial download is kept for resuming unless it was corrupt."""
+
+    status = 502
+    type = "server_error"
+    code = "pull_failed"
+
+
+class InsufficientMemory(CoveError):
+    """A model does not fit the memory budget even with every idle model unloaded (HTTP 500)."""
+
+    status = 500
+    type = "server_error"
+    code = "insufficient_memory"

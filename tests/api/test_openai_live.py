@@ -163,3 +163,26 @@ def test_non_streaming_disconnect_cancels_generation(live_server: LiveServer) ->
     while _pending(live_server) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _pending(live_server) == 0
+
+
+def test_slow_body_gets_408_and_server_keeps_serving(live_server: LiveServer) -> None:
+    import socket
+
+    port = int(live_server.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\"")
+        reply = s.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 408")
+    assert b'"request_timeout"' in reply
+    assert httpx.get(live_server.base_url + "/health").status_code == 200
+
+
+def test_lone_surrogate_live(live_server: LiveServer) -> None:
+    raw = '{"messages": [{"role": "user", "content": "\\ud800"}], "max_tokens": 1}'
+    with httpx.Client(base_url=live_server.base_url) as c:
+        r = c.post("/v1/chat/completions", content=raw,
+                   headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "messages[0].content"
+        r = c.post("/v1/chat/completions", json={"messages": MSG, "max_tokens": 2})
+        assert r.status_code == 200

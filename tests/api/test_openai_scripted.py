@@ -239,12 +239,12 @@ def test_path_like_model_names_are_404(fake: FakeWorld, name: str,
 
 
 def test_oversized_body_is_413(fake: FakeWorld) -> None:
-    big = "x" * (70 * 1024)
+    big = "x" * (300 * 1024)
     assert_error(chat(fake, messages=[{"role": "user", "content": big}]), 413)
 
     def chunks() -> Any:
         yield b'{"model": "scripted", "messages": [{"role": "user", "content": "'
-        for _ in range(80):
+        for _ in range(300):
             yield b"y" * 1024
         yield b'"}]}'
 
@@ -275,5 +275,61 @@ def test_failure_mid_stream_ends_with_one_error_event(fake: FakeWorld) -> None:
 
 
 def test_unknown_route_and_method_in_shape(fake: FakeWorld) -> None:
-    assert_error(fake.client.get("/v1/nothing"), 404)
-    assert_error(fake.client.get("/v1/chat/completions"), 405)
+    assert_error(fake.client.get("/v1/nothing"), 404, code="not_found")
+    assert_error(fake.client.get("/v1/chat/completions"), 405, code="method_not_allowed")
+
+
+def test_lone_surrogate_is_400_and_server_keeps_serving(fake: FakeWorld) -> None:
+    raw = '{"model": "scripted", "messages": [{"role": "user", "content": "\\ud800"}]}'
+    resp = fake.client.post("/v1/chat/completions", content=raw.encode(),
+                            headers={"content-type": "application/json"})
+    assert_error(resp, 400, param="messages[0].content")
+    raw = '{"model": "scripted", "prompt": "x\\ud83d"}'
+    resp = fake.client.post("/v1/completions", content=raw.encode(),
+                            headers={"content-type": "application/json"})
+    assert_error(resp, 400, param="prompt")
+    fake.engine.enqueue(["still here"])
+    assert chat(fake).json()["choices"][0]["message"]["content"] == "still here"
+
+
+def test_huge_prompt_is_refused_without_tokenizing(fake: FakeWorld,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    original = fake.engine.tokenize
+
+    def counting(text: str, **kw: Any) -> list[int]:
+        calls.append(len(text))
+        return original(text, **kw)
+
+    monkeypatch.setattr(fake.engine, "tokenize", counting)
+    big = "<|im_end|>" * 5000  # 50 KB > n_ctx (2048) x longest token (1 byte)
+    err = assert_error(chat(fake, messages=[{"role": "user", "content": big}]), 400,
+                       code="context_length_exceeded")
+    assert "at least" in err["message"]
+    assert calls == []
+    many = [{"role": "user", "content": ""}] * 3000
+    assert_error(chat(fake, messages=many), 400, code="context_length_exceeded")
+    resp = fake.client.post("/v1/completions", json={"model": "scripted", "prompt": "y" * 3000})
+    assert assert_error(resp, 400, code="context_length_exceeded")["param"] == "prompt"
+
+
+def test_booleans_are_not_integers(fake: FakeWorld) -> None:
+    assert_error(chat(fake, max_tokens=True), 400, param="max_tokens")
+    assert_error(chat(fake, seed=False), 400, param="seed")
+
+
+def test_deeply_nested_json_is_400(fake: FakeWorld) -> None:
+    body = b'{"model": "scripted", "messages": ' + b"[" * 100000 + b"]" * 100000 + b"}"
+    resp = fake.client.post("/v1/chat/completions", content=body,
+                            headers={"content-type": "application/json"})
+    assert assert_error(resp, 400)["code"] == "invalid_request"
+
+
+def test_assistant_text_mentioning_think_tag_kept_for_plain_models(fake: FakeWorld) -> None:
+    fake.engine.enqueue(["ok"])
+    msgs = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": "Answer: 5. (I wrote </think> by mistake)"},
+            {"role": "user", "content": "q2"}]
+    assert chat(fake, messages=msgs).status_code == 200
+    prompt = bytes(fake.engine.history[-1][0]).decode()
+    assert "Answer: 5. (I wrote </think> by mistake)" in prompt

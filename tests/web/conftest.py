@@ -33,8 +33,10 @@ def bob(fake: FakeWorld, alice: Browser) -> Browser:
     return b
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # module scope: Playwright's sync API keeps an event loop running in this thread while it
+    # is open, which would break asyncio.run() in tests of other modules
     with chromium() as b:
         yield b
 

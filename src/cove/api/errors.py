@@ -1,8 +1,9 @@
 """Render every error as the API's own shape, chosen by URL path.
 
-``/v1/*`` (and anything not claimed by another API) gets OpenAI's
-``{"error": {"message", "type", "param", "code"}}``. Client mistakes are 4xx; only a real server
-fault is 5xx, and its message does not leak internals.
+``/api/*`` (the Ollama API) gets Ollama's ``{"error": "message"}``; ``/v1/*`` (and anything not
+claimed by another API) gets OpenAI's ``{"error": {"message", "type", "param", "code"}}``. The
+status code is the error's own in both. Client mistakes are 4xx; only a real server fault is
+5xx, and its message does not leak internals.
 """
 
 from __future__ import annotations
@@ -19,6 +20,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cove.errors import CoveError, InvalidRequest
 
 log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    429: "rate_limited",
+}
 
 _HTTP_TYPES = {
     400: "invalid_request_error",
@@ -43,14 +54,31 @@ def openai_error_body(err: CoveError) -> dict[str, Any]:
     }
 
 
+def ollama_error_body(err: CoveError) -> dict[str, Any]:
+    """Ollama's error object for ``err``: ``{"error": "message"}``."""
+    return {"error": err.message}
+
+
+def ndjson_error_line(err: CoveError) -> str:
+    """One NDJSON line carrying an Ollama error (ends a failed stream)."""
+    return json.dumps(ollama_error_body(err)) + "\n"
+
+
+def is_ollama_path(path: str) -> bool:
+    """Whether ``path`` belongs to the Ollama API."""
+    return path == "/api" or path.startswith("/api/")
+
+
 def sse_error_event(err: CoveError) -> str:
     """One SSE ``data:`` event carrying an OpenAI error object (ends a failed stream)."""
     return f"data: {json.dumps(openai_error_body(err))}\n\n"
 
 
-def render(err: CoveError) -> JSONResponse:
-    """The JSON response for ``err`` with its status and headers."""
-    return JSONResponse(openai_error_body(err), status_code=err.status, headers=err.headers)
+def render(err: CoveError, path: str = "") -> JSONResponse:
+    """The JSON response for ``err`` with its status and headers, shaped for the API that
+    ``path`` belongs to."""
+    body = ollama_error_body(err) if is_ollama_path(path) else openai_error_body(err)
+    return JSONResponse(body, status_code=err.status, headers=err.headers)
 
 
 def _loc_to_param(loc: tuple[Any, ...]) -> str:
@@ -92,22 +120,24 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(CoveError)
     async def _cove(request: Request, exc: CoveError) -> JSONResponse:
-        return render(exc)
+        return render(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return render(validation_to_error(exc))
+        return render(validation_to_error(exc), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        err = CoveError(str(exc.detail), code=None)
+        err = CoveError(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "http_error"))
         err.status = exc.status_code
         err.type = _HTTP_TYPES.get(exc.status_code, "server_error")
         if exc.status_code == 404:
             err.message = f"no route for {request.method} {request.url.path}"
-        return render(err)
+        elif exc.status_code == 400 and "parsing the body" in err.message:
+            err.message = "malformed JSON body: it could not be parsed (too deep or too large)"
+        return render(err, request.url.path)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return render(CoveError("internal server error"))
+        return render(CoveError("internal server error"), request.url.path)

@@ -12,6 +12,12 @@ from cove.pipeline import ChatDelta, ChatDone, ChatMessage, ChatPipeline, ChatRe
 
 THINK_STYLE = "dim italic"
 
+HELP = """Commands:
+  /bye, /exit, /quit   leave (Ctrl-D works too)
+  /clear               forget the conversation so far
+  /help                this help
+Ctrl-C stops an answer that is being written."""
+
 
 async def stream_answer(
     pipeline: ChatPipeline,
@@ -19,11 +25,13 @@ async def stream_answer(
     messages: list[ChatMessage],
     params: SamplingParams,
     model: str | None,
+    answer: list[str] | None = None,
 ) -> str:
-    """Stream one answer to ``console``; return the answer text (without reasoning)."""
+    """Stream one answer to ``console``; return the answer text (without reasoning). The answer
+    so far is also appended to ``answer`` as it arrives (kept if the answer is interrupted)."""
     stream = await pipeline.start_chat(ChatRequest(messages, params, model))
     state = ""  # "", "reasoning" or "content": what was printed last
-    answer: list[str] = []
+    parts = answer if answer is not None else []
     try:
         async for item in stream:
             if isinstance(item, ChatDelta):
@@ -37,7 +45,7 @@ async def stream_answer(
                         console.print("\n")
                     console.print(item.text, end="", markup=False, highlight=False,
                                   soft_wrap=True)
-                    answer.append(item.text)
+                    parts.append(item.text)
                 state = item.kind
             elif isinstance(item, ChatDone):
                 console.print()
@@ -46,56 +54,64 @@ async def stream_answer(
                                   markup=False)
     finally:
         stream.cancel()
-    return "".join(answer)
+    return "".join(parts)
 
 
-async def run_once(
-    pipeline: ChatPipeline, prompt: str, params: SamplingParams, model: str | None,
-    system: str | None, console: Console,
+def run_once(
+    runner: asyncio.Runner, pipeline: ChatPipeline, prompt: str, params: SamplingParams,
+    model: str | None, system: str | None, console: Console,
 ) -> None:
+    """Answer one prompt."""
     messages = [ChatMessage("system", system)] if system else []
     messages.append(ChatMessage("user", prompt))
-    await stream_answer(pipeline, console, messages, params, model)
+    runner.run(stream_answer(pipeline, console, messages, params, model))
 
 
-async def interactive(
-    pipeline: ChatPipeline, params: SamplingParams, model: str | None, system: str | None,
-    console: Console,
+def interactive(
+    runner: asyncio.Runner, pipeline: ChatPipeline, params: SamplingParams, model: str | None,
+    system: str | None, console: Console,
 ) -> None:
-    """A multi-turn chat; ``/bye`` or Ctrl-D ends it, ``/clear`` forgets the conversation,
-    Ctrl-C stops the current answer."""
-    rt = await pipeline.runtime(model)
-    console.print(f"Chatting with {rt.engine.info.name}. /bye or Ctrl-D to quit, "
-                  "/clear to start over, Ctrl-C stops an answer.", style="dim", markup=False)
+    """A multi-turn chat: ``/bye`` or Ctrl-D ends it, ``/clear`` forgets the conversation,
+    Ctrl-C stops the current answer (what was written so far stays in the conversation)."""
+    rt = runner.run(pipeline.runtime(model))
+    console.print(f"Chatting with {rt.engine.info.name}. Type /help for commands, /bye or "
+                  "Ctrl-D to quit.", style="dim", markup=False)
     history: list[ChatMessage] = [ChatMessage("system", system)] if system else []
-    loop = asyncio.get_running_loop()
     while True:
         try:
-            line = await loop.run_in_executor(None, lambda: console.input(">>> "))
-        except (EOFError, KeyboardInterrupt):
+            text = console.input(">>> ").strip()
+        except EOFError:
             console.print()
             return
-        text = line.strip()
+        except KeyboardInterrupt:
+            console.print("\nUse Ctrl-D or /bye to exit.", style="dim", markup=False)
+            continue
         if not text:
             continue
-        if text in ("/bye", "/exit", "/quit"):
-            return
-        if text == "/clear":
-            history = history[:1] if system else []
-            console.print("(conversation cleared)", style="dim", markup=False)
+        if text.startswith("/"):
+            command = text.split()[0]
+            if command in ("/bye", "/exit", "/quit"):
+                return
+            if command == "/clear":
+                history = history[:1] if system else []
+                console.print("(conversation cleared)", style="dim", markup=False)
+            elif command in ("/help", "/?"):
+                console.print(HELP, style="dim", markup=False)
+            else:
+                console.print(f"Unknown command {command}. Type /help for commands.",
+                              style="yellow", markup=False)
             continue
         history.append(ChatMessage("user", text))
-        task = asyncio.ensure_future(stream_answer(pipeline, console, history, params, model))
+        answer: list[str] = []
         try:
-            answer = await task
-        except asyncio.CancelledError:
-            answer = ""
-        history.append(ChatMessage("assistant", answer))
+            runner.run(stream_answer(pipeline, console, history, params, model, answer))
+        except KeyboardInterrupt:
+            console.print("\n[stopped]", style="dim", markup=False)
+        history.append(ChatMessage("assistant", "".join(answer)))
 
 
 def stdin_prompt() -> str | None:
     """Prompt text piped on standard input, if any."""
     if sys.stdin is None or sys.stdin.isatty():
         return None
-    data = sys.stdin.read()
-    return data if data.strip() else None
+    return sys.stdin.read()

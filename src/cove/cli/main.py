@@ -1,25 +1,43 @@
-"""``cove`` command: run, serve, list, version."""
+"""``cove`` command: run, serve, config, version, and the model commands of
+:mod:`cove.cli.models` (pull, import, list, show, rm, cp, ps, create)."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from typing import NoReturn
 
 import click
+from pydantic import ValidationError
 from rich.console import Console
 
 from cove import __version__
-from cove.config import load_settings
+from cove.cli.models import register as register_model_commands
+from cove.config import Settings, load_settings
 from cove.engine.types import SamplingParams
-from cove.errors import CoveError
+from cove.errors import CoveError, InvalidRequest
 
 
-def _fail(err: CoveError) -> None:
+def _fail(err: CoveError) -> NoReturn:
     Console(stderr=True).print(f"Error: {err.message}", style="red", markup=False)
     sys.exit(1)
 
 
+def _settings(**overrides: object) -> Settings:
+    """Settings from the environment; an invalid value is a clear error, not a traceback."""
+    try:
+        return load_settings(**overrides)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            name = "COVE_" + "_".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        _fail(InvalidRequest("invalid setting: " + "; ".join(lines)))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="cove",
+                      message="%(prog)s %(version)s")
 def cli() -> None:
     """Cove: a private, local AI assistant. Nothing leaves this machine."""
 
@@ -38,36 +56,39 @@ def run(
     """Answer PROMPT, or chat interactively when no prompt is given."""
     from cove.cli.chat import interactive, run_once, stdin_prompt
     from cove.models.registry import ModelRegistry
+    from cove.models.store import ModelStore
     from cove.pipeline import ChatPipeline
 
-    settings = load_settings()
+    settings = _settings()
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
     console = Console(highlight=False)
-    prompt = prompt if prompt is not None else stdin_prompt()
+    if prompt is None:
+        prompt = stdin_prompt()
+        if prompt is not None and not prompt.strip():
+            _fail(InvalidRequest("the prompt on standard input is empty"))
+    elif not prompt.strip():
+        _fail(InvalidRequest("the prompt is empty"))
 
-    async def main() -> None:
-        pipeline = ChatPipeline(settings, ModelRegistry())
+    with asyncio.Runner() as runner:
+        pipeline = ChatPipeline(settings, ModelRegistry(ModelStore(settings.home / "models")))
         try:
             if prompt is not None:
-                await run_once(pipeline, prompt, params, model, system, console)
+                run_once(runner, pipeline, prompt, params, model, system, console)
             else:
-                await interactive(pipeline, params, model, system, console)
+                interactive(runner, pipeline, params, model, system, console)
+        except CoveError as e:
+            _fail(e)
+        except KeyboardInterrupt:
+            sys.exit(130)
         finally:
             pipeline.close()
-
-    try:
-        asyncio.run(main())
-    except CoveError as e:
-        _fail(e)
-    except KeyboardInterrupt:
-        sys.exit(130)
 
 
 @cli.command()
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 11435).")
 def serve(host: str | None, port: int | None) -> None:
-    """Serve the OpenAI-compatible API."""
+    """Serve the OpenAI-compatible (/v1) and Ollama-compatible (/api) APIs."""
     import uvicorn
 
     from cove.app import create_app
@@ -77,25 +98,12 @@ def serve(host: str | None, port: int | None) -> None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = load_settings(**overrides)
+    settings = _settings(**overrides)
     app = create_app(settings)
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
         timeout_graceful_shutdown=5,
     )
-
-
-@cli.command("list")
-def list_models() -> None:
-    """List installed models."""
-    from rich.table import Table
-
-    from cove.models.registry import ModelRegistry
-
-    table = Table("NAME", "SIZE", "DESCRIPTION", box=None)
-    for e in ModelRegistry().list():
-        table.add_row(e.name, f"{e.size / 1e6:.0f} MB", e.description)
-    Console().print(table)
 
 
 @cli.command()
@@ -105,7 +113,7 @@ def config() -> None:
 
     from cove.config import Settings
 
-    settings = load_settings()
+    settings = _settings()
     table = Table("VARIABLE", "VALUE", "DESCRIPTION", box=None)
     for name, field in Settings.model_fields.items():
         table.add_row(f"COVE_{name.upper()}", str(getattr(settings, name)),
@@ -151,6 +159,9 @@ def privacy_cmd(as_json: bool) -> None:
 def version() -> None:
     """Print Cove's version."""
     click.echo(f"cove {__version__}")
+
+
+register_model_commands(cli)
 
 
 def main() -> None:

@@ -1,29 +1,31 @@
 """A scripted engine for deterministic tests of everything above the model.
 
 Enqueue what the model will "say" as a list of byte pieces (one per token); read back the
-prompts it was given in ``history``.
+prompts it was given in ``history`` and the batches it decoded in ``decodes``. Scripts are taken
+in the order requests start.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
 
-from cove.engine.types import ModelInfo, SamplingParams, Token
+from cove.engine.types import ModelInfo, SamplingParams
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
+END = 0
+
 
 class ScriptedEngine:
     """Engine whose output is scripted: ``enqueue([b"Hel", b"lo"])`` then generate.
 
     Tokenization is one token per UTF-8 byte of the text (so prompt sizes are predictable).
-    When the script runs out, an end-of-generation token is produced. ``delay`` seconds are
-    slept before each token (to test concurrency and cancellation).
+    When a script runs out, an end-of-generation token is produced; an exception in a script
+    is raised when reached. ``delay`` seconds are slept in every decode step (to test
+    concurrency and cancellation).
     """
 
     def __init__(
@@ -32,6 +34,8 @@ class ScriptedEngine:
         n_ctx: int = 2048,
         chat_template: str | None = CHATML,
         delay: float = 0.0,
+        n_slots: int = 4,
+        n_batch: int = 512,
     ) -> None:
         self.info = ModelInfo(
             name=name,
@@ -42,32 +46,61 @@ class ScriptedEngine:
             eos_token="<|im_end|>",
         )
         self.delay = delay
+        self.n_slots = n_slots
+        self.n_batch = n_batch
         self.scripts: list[list[bytes | Exception]] = []
         self.history: list[tuple[list[int], SamplingParams]] = []
+        self.decodes: list[list[tuple[int, int, bool]]] = []  # (slot, n_tokens, want) per step
         self.closed = False
+        self._running: dict[int, list[bytes | Exception]] = {}
+        self._cached: dict[int, list[int]] = {}
+        self._pieces: dict[int, bytes] = {}
 
     def enqueue(self, pieces: list[bytes | str | Exception]) -> None:
-        """Script the next generation: one list item per token; an exception item is raised
-        when reached (to test failures mid-stream)."""
+        """Script the next generation: one list item per token."""
         self.scripts.append([p.encode() if isinstance(p, str) else p for p in pieces])
 
     def tokenize(self, text: str, *, add_bos: bool = False, special: bool = True) -> list[int]:
         return list(text.encode("utf-8"))
 
-    def tokens(
-        self, prompt: list[int], params: SamplingParams, cancel: threading.Event
-    ) -> Iterator[Token]:
+    def piece(self, token: int) -> bytes:
+        return self._pieces.get(token, b"")
+
+    def is_end(self, token: int) -> bool:
+        return token == END
+
+    def cached(self, slot: int) -> list[int]:
+        return self._cached.get(slot, [])
+
+    def start(self, slot: int, prompt: list[int], params: SamplingParams, donor: int | None) -> int:
         self.history.append((list(prompt), params))
-        script = self.scripts.pop(0) if self.scripts else []
-        for i, piece in enumerate(script):
-            if cancel.is_set():
-                return
-            if self.delay:
-                time.sleep(self.delay)
-            if isinstance(piece, Exception):
-                raise piece
-            yield Token(1000 + i, piece)
-        yield Token(0, b"", is_end=True)
+        self._running[slot] = self.scripts.pop(0) if self.scripts else []
+        self._cached[slot] = []
+        return 0
+
+    def decode(self, feeds: list[tuple[int, list[int], bool]]) -> None:
+        if self.delay:
+            time.sleep(self.delay)
+        self.decodes.append([(slot, len(tokens), want) for slot, tokens, want in feeds])
+        for slot, tokens, _ in feeds:
+            self._cached.setdefault(slot, []).extend(tokens)
+
+    def sample(self, slot: int) -> int:
+        script = self._running.get(slot) or []
+        if not script:
+            return END
+        piece = script.pop(0)
+        if isinstance(piece, Exception):
+            raise piece
+        token = 1000 + len(self._pieces)
+        self._pieces[token] = piece
+        return token
+
+    def release(self, slot: int) -> None:
+        self._running.pop(slot, None)
+
+    def forget(self, slot: int) -> None:
+        self._cached.pop(slot, None)
 
     def close(self) -> None:
         self.closed = True

@@ -1,127 +1,334 @@
 """The llama.cpp engine: the only module that imports ``llama_cpp``.
 
-Loads a GGUF file with llama-cpp-python in-process and yields tokens one at a time with the
-sampling chain llama.cpp provides (top-k, top-p, min-p, temperature, penalties, seeded
-distribution). Prefix reuse between consecutive requests comes from ``Llama.generate``, which
-keeps the KV cells of the longest common token prefix.
+Drives llama.cpp's batch API through llama-cpp-python's low-level bindings: one model, one context
+with ``n_slots`` sequences (each with its own KV stream of ``n_ctx`` cells, ``kv_unified=false``, so
+a sequence's attention never depends on its neighbours), one ``llama_decode`` call per scheduler
+step for every sequence that has work, and one sampler chain per sequence (penalties, grammar,
+top-k, top-p, min-p, temperature, seeded distribution — llama.cpp's samplers, in the order
+``common/sampling.cpp`` uses).
+
+Prefix reuse: each slot remembers the tokens whose KV cells it holds. A new prompt keeps the
+longest common prefix with its slot's cells; when another idle slot holds a longer prefix, that
+slot's whole KV stream is copied over (``llama_memory_seq_cp``) and trimmed.
 """
 
 from __future__ import annotations
 
-import random
-import threading
-from collections.abc import Iterator
+import ctypes
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from cove.engine.types import ModelInfo, SamplingParams, Token
+import llama_cpp
+from llama_cpp import _internals
+from llama_cpp._logger import set_verbose
+
+from cove.engine.types import ModelInfo, SamplingParams
 from cove.errors import EngineFailure, InvalidRequest
+
+PENALTY_LAST_N = 64
+
+
+@dataclass
+class _Slot:
+    cached: list[int] = field(default_factory=list)  # tokens whose KV cells this slot holds
+    sampler: _internals.LlamaSampler | None = None
+    logits_index: int = -1  # batch row of this slot's logits after the last decode
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
 
 
 class LlamaEngine:
-    """A GGUF model loaded through llama-cpp-python.
+    """A GGUF model loaded for batched generation.
 
     Args:
         path: the ``.gguf`` file.
         name: the model's Cove name (e.g. ``smollm2:135m``), reported in ``info``.
-        n_ctx: requested context window in tokens; capped at the model's trained length.
+        n_ctx: context window of each sequence, in tokens; capped at the trained length.
+        n_slots: how many sequences can be decoded together.
         n_threads: CPU threads for decoding and prompt processing.
-        n_batch: prompt-processing batch size in tokens.
+        n_batch: most tokens in one ``llama_decode`` call.
+
+    Raises:
+        EngineFailure: the file could not be loaded or the context could not be created.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        name: str,
+        *,
+        n_ctx: int = 4096,
+        n_slots: int = 4,
+        n_threads: int = 2,
+        n_batch: int = 512,
+    ) -> None:
+        llama_cpp.llama_backend_init()
+        set_verbose(False)  # llama.cpp's info lines would mix with the CLI's output
+        try:
+            self._model = _internals.LlamaModel(
+                path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False
+            )
+        except ValueError as e:
+            raise EngineFailure(f"could not load model {name!r} from {path}: {e}") from e
+        model = self._model
+        n_ctx_train = model.n_ctx_train()
+        if n_ctx_train > 0:
+            n_ctx = min(n_ctx, n_ctx_train)
+        n_ctx = max(256, (n_ctx // 256) * 256)  # llama.cpp pads per-sequence size to 256
+        cp = llama_cpp.llama_context_default_params()
+        cp.n_ctx = n_ctx * n_slots
+        cp.n_batch = n_batch
+        cp.n_ubatch = n_batch
+        cp.n_seq_max = n_slots
+        cp.kv_unified = False
+        cp.n_threads = n_threads
+        cp.n_threads_batch = n_threads
+        cp.no_perf = True
+        try:
+            self._ctx = _internals.LlamaContext(model=model, params=cp, verbose=False)
+        except ValueError as e:
+            model.close()
+            raise EngineFailure(f"could not create a context for {name!r}: {e}") from e
+        self._memory = llama_cpp.llama_get_memory(self._ctx.ctx)
+        self.n_batch = n_batch
+        self.n_slots = n_slots
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self._slots = [_Slot() for _ in range(n_slots)]
+        self._n_vocab = model.n_vocab()
+        md = model.metadata()
+        self.info = ModelInfo(
+            name=name,
+            n_ctx=n_ctx,
+            n_ctx_train=n_ctx_train,
+            chat_template=md.get("tokenizer.chat_template"),
+            bos_token=self._text(model.token_bos()),
+            eos_token=self._text(model.token_eos()),
+            add_bos=bool(model.add_bos_token()),
+            max_token_bytes=max(len(self.piece(t, special=True)) for t in range(self._n_vocab)),
+            metadata=md,
+        )
+
+    # -- vocabulary ----------------------------------------------------------------------------
+
+    def _text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self.piece(token, special=True).decode("utf-8", errors="replace")
+
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = True) -> list[int]:
+        """Text to token ids (llama.cpp's tokenizer from the GGUF vocabulary)."""
+        return list(self._model.tokenize(text.encode("utf-8"), add_bos, special))
+
+    def piece(self, token: int, special: bool = False) -> bytes:
+        """The bytes of one token (may be part of a UTF-8 character)."""
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self._model.vocab, token, buf, len(buf), 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._model.vocab, token, buf, len(buf), 0, special)
+        return buf.raw[:n]
+
+    def is_end(self, token: int) -> bool:
+        """Whether ``token`` ends generation (end-of-generation tokens of the vocabulary)."""
+        return bool(llama_cpp.llama_vocab_is_eog(self._model.vocab, token))
+
+    # -- slots ---------------------------------------------------------------------------------
+
+    def cached(self, slot: int) -> list[int]:
+        """Tokens whose KV cells ``slot`` holds (for choosing a slot by shared prefix)."""
+        return self._slots[slot].cached
+
+    def start(self, slot: int, prompt: list[int], params: SamplingParams, donor: int | None) -> int:
+        """Prepare ``slot`` for ``prompt``: keep (or copy from idle slot ``donor``) the KV cells of
+        the longest common prefix, drop the rest, and build the slot's sampler.
+
+        Returns:
+            how many prompt tokens are already in the KV cells (at most ``len(prompt) - 1``, so
+            the last prompt token is always decoded and yields logits).
+
+        Raises:
+            InvalidRequest: the grammar does not parse.
+        """
+        s = self._slots[slot]
+        limit = len(prompt) - 1
+        keep = min(_common_prefix(s.cached, prompt), limit)
+        if donor is not None and donor != slot:
+            d = self._slots[donor]
+            via_donor = min(_common_prefix(d.cached, prompt), limit)
+            if via_donor > keep:
+                llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+                llama_cpp.llama_memory_seq_cp(self._memory, donor, slot, -1, -1)
+                s.cached = list(d.cached)
+                keep = via_donor
+        if not llama_cpp.llama_memory_seq_rm(self._memory, slot, keep, -1):
+            llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+            keep = 0
+        del s.cached[keep:]
+        s.sampler = self._sampler(params)
+        return keep
+
+    def _sampler(self, p: SamplingParams) -> _internals.LlamaSampler:
+        smp = _internals.LlamaSampler()
+        if p.repeat_penalty != 1.0 or p.presence_penalty or p.frequency_penalty:
+            smp.add_penalties(self._n_vocab, PENALTY_LAST_N, p.repeat_penalty,
+                              p.frequency_penalty, p.presence_penalty)
+        if p.grammar is not None:
+            grammar = llama_cpp.llama_sampler_init_grammar(
+                self._model.vocab, p.grammar.encode("utf-8"), b"root"
+            )
+            if not grammar:
+                smp.close()
+                raise InvalidRequest("the grammar could not be parsed", param="grammar")
+            llama_cpp.llama_sampler_chain_add(smp.sampler, grammar)
+        if p.temperature <= 0:
+            smp.add_greedy()
+        else:
+            if p.top_k > 0:
+                smp.add_top_k(p.top_k)
+            smp.add_top_p(p.top_p, 1)
+            smp.add_min_p(p.min_p, 1)
+            smp.add_temp(p.temperature)
+            # any integer seed maps into 0..2**32-2: 2**32-1 is llama.cpp's "random seed"
+            seed = llama_cpp.LLAMA_DEFAULT_SEED if p.seed is None else p.seed % 0xFFFFFFFF
+            smp.add_dist(seed)
+        return smp
+
+    def decode(self, feeds: list[tuple[int, list[int], bool]]) -> None:
+        """One ``llama_decode`` over several slots. Each feed is ``(slot, tokens, want_logits)``;
+        tokens go at the positions after what the slot holds; ``want_logits`` marks the last
+        token so that :meth:`sample` can draw the next one. Total tokens <= ``n_batch``.
+
+        Raises:
+            EngineFailure: llama.cpp could not decode (e.g. no KV space); the slots' new tokens
+                are discarded.
+        """
+        b = self._batch
+        i = 0
+        for slot, tokens, want in feeds:
+            s = self._slots[slot]
+            pos = len(s.cached)
+            for j, tok in enumerate(tokens):
+                b.token[i] = tok
+                b.pos[i] = pos + j
+                b.n_seq_id[i] = 1
+                b.seq_id[i][0] = slot
+                b.logits[i] = False
+                i += 1
+            if want:
+                b.logits[i - 1] = True
+                s.logits_index = i - 1
+        b.n_tokens = i
+        rc = llama_cpp.llama_decode(self._ctx.ctx, b)
+        if rc != 0:
+            for slot, _, _ in feeds:
+                self.forget(slot)
+            raise EngineFailure(f"llama_decode failed with status {rc}")
+        for slot, tokens, _ in feeds:
+            self._slots[slot].cached.extend(tokens)
+
+    def sample(self, slot: int) -> int:
+        """Draw the next token of ``slot`` from the logits of its last decoded token (the
+        sampler chain also records the token, for penalties and grammar)."""
+        s = self._slots[slot]
+        assert s.sampler is not None and s.logits_index >= 0
+        return int(llama_cpp.llama_sampler_sample(s.sampler.sampler, self._ctx.ctx,
+                                                  s.logits_index))
+
+    def release(self, slot: int) -> None:
+        """The slot's request is over: free its sampler, keep its KV cells for prefix reuse."""
+        s = self._slots[slot]
+        if s.sampler is not None:
+            s.sampler.close()
+            s.sampler = None
+        s.logits_index = -1
+
+    def forget(self, slot: int) -> None:
+        """Drop the slot's KV cells (after a failure)."""
+        llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+        self._slots[slot].cached = []
+
+    def close(self) -> None:
+        """Free samplers, the batch, the context and the model."""
+        for i in range(self.n_slots):
+            self.release(i)
+        if self._batch is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+        self._ctx.close()
+        self._model.close()
+
+
+
+class LlamaEmbedder:
+    """A GGUF model loaded in embedding mode (mean pooling), for ``/api/embed``.
+
+    Args:
+        path: the ``.gguf`` file. name: the model's Cove name.
+        n_ctx: longest input in tokens (also the batch size, as pooling needs whole inputs).
+        n_threads: CPU threads.
 
     Raises:
         EngineFailure: the file could not be loaded.
     """
 
-    def __init__(
-        self, path: Path, name: str, *, n_ctx: int = 4096, n_threads: int = 2, n_batch: int = 512
-    ) -> None:
+    def __init__(self, path: Path, name: str, *, n_ctx: int = 2048, n_threads: int = 2) -> None:
         import llama_cpp
 
-        self._llama_cpp = llama_cpp
         try:
-            llm = self._load(path, n_ctx, n_threads, n_batch)
-            n_ctx_train = llm._model.n_ctx_train()
-            if n_ctx_train and n_ctx > n_ctx_train:
-                llm.close()
-                llm = self._load(path, n_ctx_train, n_threads, n_batch)
+            self._llm = llama_cpp.Llama(
+                model_path=str(path), embedding=True, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
+                n_threads=n_threads, n_threads_batch=n_threads,
+                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, verbose=False,
+            )
         except (ValueError, RuntimeError, OSError) as e:
-            raise EngineFailure(f"could not load model {name!r} from {path}: {e}") from e
-        self._llm = llm
-        md = dict(llm.metadata)
-        model = llm._model
-        self.info = ModelInfo(
-            name=name,
-            n_ctx=llm.n_ctx(),
-            n_ctx_train=n_ctx_train,
-            chat_template=md.get("tokenizer.chat_template"),
-            bos_token=self._token_text(model.token_bos()),
-            eos_token=self._token_text(model.token_eos()),
-            add_bos=bool(model.add_bos_token()),
-            metadata=md,
-        )
+            raise EngineFailure(f"could not load model {name!r} for embeddings: {e}") from e
+        self.name = name
+        self.n_ctx = self._llm.n_ctx()
 
-    @staticmethod
-    def _load(path: Path, n_ctx: int, n_threads: int, n_batch: int):  # type: ignore[no-untyped-def]
-        from llama_cpp import Llama
+    def count(self, text: str) -> int:
+        """Tokens in ``text`` (with BOS where the model wants it)."""
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True))
 
-        return Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_batch=min(n_batch, n_ctx),
-            n_ubatch=min(n_batch, n_ctx),
-            n_threads=n_threads,
-            n_threads_batch=n_threads,
-            verbose=False,
-        )
+    def embed(self, texts: list[str], truncate: bool = True) -> tuple[list[list[float]], int]:
+        """L2-normalised mean-pooled embeddings of ``texts`` and the total input token count.
+        Inputs over ``n_ctx`` tokens are cut to fit when ``truncate``.
 
-    def _token_text(self, token: int) -> str:
-        if token < 0:
-            return ""
-        return self._llm.detokenize([token], special=True).decode("utf-8", errors="replace")
-
-    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = True) -> list[int]:
-        """Text to token ids (llama.cpp's tokenizer from the GGUF vocabulary)."""
-        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special))
-
-    def tokens(
-        self, prompt: list[int], params: SamplingParams, cancel: threading.Event
-    ) -> Iterator[Token]:
-        """Yield sampled tokens after ``prompt``; an end-of-generation token comes with
-        ``is_end=True``. Returns when ``cancel`` is set or the consumer closes the iterator."""
-        llm = self._llm
-        seed = params.seed if params.seed is not None else random.randrange(2**31)
-        llm.set_seed(seed & 0xFFFFFFFF)
-        vocab = llm._model.vocab
-        grammar = None
-        if params.grammar is not None:
-            from llama_cpp import LlamaGrammar
-
-            try:
-                grammar = LlamaGrammar.from_string(params.grammar, verbose=False)
-            except ValueError as e:
-                raise InvalidRequest(f"invalid grammar: {e}", param="grammar") from e
-        gen = llm.generate(
-            prompt,
-            top_k=params.top_k,
-            top_p=params.top_p,
-            min_p=params.min_p,
-            temp=params.temperature,
-            repeat_penalty=params.repeat_penalty,
-            presence_penalty=params.presence_penalty,
-            frequency_penalty=params.frequency_penalty,
-            grammar=grammar,
-            reset=True,
-        )
-        try:
-            for tok in gen:
-                if cancel.is_set():
-                    return
-                if self._llama_cpp.llama_vocab_is_eog(vocab, tok):
-                    yield Token(tok, b"", is_end=True)
-                    return
-                yield Token(tok, llm.detokenize([tok]))
-        finally:
-            gen.close()
+        Raises:
+            InvalidRequest: an input is too long and ``truncate`` is False.
+        """
+        if not truncate:
+            for i, t in enumerate(texts):
+                if self.count(t) > self.n_ctx:
+                    raise InvalidRequest(f"input {i} is longer than the context window "
+                                         f"({self.n_ctx} tokens)", param="input")
+        vectors, count = self._llm.embed(texts, normalize=True, truncate=True, return_count=True)
+        return [list(map(float, v)) for v in vectors], int(count)
 
     def close(self) -> None:
-        """Free the model and its context."""
+        """Free the model."""
         self._llm.close()
+
+
+def json_grammar(schema: dict[str, object] | None) -> str:
+    """A GBNF grammar for any JSON object (``schema`` None) or for a JSON schema, using
+    llama-cpp-python's converter (a port of llama.cpp's ``json_schema_to_grammar``).
+
+    Raises:
+        InvalidRequest: the schema cannot be converted.
+    """
+    import json
+
+    from llama_cpp import llama_grammar
+
+    if schema is None:
+        return llama_grammar.JSON_GBNF
+    try:
+        return llama_grammar.json_schema_to_gbnf(json.dumps(schema))
+    except Exception as e:  # noqa: BLE001 - the converter raises assorted errors
+        raise InvalidRequest(f"cannot use this JSON schema: {e}", param="format") from e

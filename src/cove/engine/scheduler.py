@@ -1,48 +1,58 @@
-"""One-at-a-time generation queue between asyncio request handlers and a model.
+"""Continuous batching between asyncio request handlers and a batched engine.
 
-A llama.cpp context must be driven by one thread at a time. The :class:`Scheduler` owns a worker
-thread that runs queued jobs in arrival order; each job's events are handed to the asyncio loop
-of the request that submitted it. The queue is bounded: beyond ``max_queue`` waiting jobs,
-:meth:`Scheduler.submit` raises :class:`~cove.errors.Overloaded` (HTTP 503) at once. Cancelling a
-job (client gone) stops its generation between two tokens, or drops it before it starts.
+The :class:`Scheduler` owns one worker thread that drives the engine in steps. Each step:
+
+1. drops cancelled work (queued or running: a disconnected client frees its slot at once);
+2. admits waiting requests into free slots, choosing the slot whose KV cells share the longest
+   prefix with the prompt (or the least recently used slot, with cells copied from a better one);
+3. builds one batch: every decoding sequence's last sampled token first, then prompt chunks of
+   sequences still prefilling (capped at ``prefill_chunk`` tokens while others decode, so a long
+   prompt never stalls everyone's decoding);
+4. runs one ``decode``; samples a token for every sequence that asked for logits, each with its
+   own sampler (parameters, seed, grammar, stop sequences stay per request);
+5. hands each request's events to the asyncio loop that submitted it (one wake-up per loop per
+   step).
+
+Admission control: at most ``n_slots`` run and ``max_queue`` wait; beyond that :meth:`submit`
+raises :class:`~cove.errors.Overloaded` (HTTP 503 with ``Retry-After``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
-from cove.engine.generate import run_generation
-from cove.engine.types import Engine, Finished, GenerationEvent, SamplingParams, Usage
+from cove.engine.generate import TextStream
+from cove.engine.types import Engine, Finished, GenerationEvent, SamplingParams, TextDelta, Usage
 from cove.errors import CoveError, EngineFailure, Overloaded
 
 log = logging.getLogger(__name__)
 
 _SENTINEL = object()
+MIN_DONOR_GAIN = 32  # copy another slot's cells only when it saves at least this many tokens
 
 
 class Job:
-    """A submitted generation. Iterate :meth:`events` on the submitting loop; call
-    :meth:`cancel` (idempotent, thread-safe) to stop it."""
+    """A submitted generation. Iterate :meth:`events` on the submitting loop; :meth:`cancel`
+    (idempotent, thread-safe) stops it."""
 
-    def __init__(self, prompt: list[int], params: SamplingParams) -> None:
+    def __init__(self, prompt: list[int], params: SamplingParams, wake: threading.Condition):
         self.prompt = prompt
         self.params = params
         self.cancelled = threading.Event()
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
+        self._wake = wake
         self._events: asyncio.Queue[object] = asyncio.Queue()
 
     def cancel(self) -> None:
-        self.cancelled.set()
-
-    def _put(self, item: object) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._events.put_nowait, item)
-        except RuntimeError:  # the submitting loop is closed: nobody is listening
+        if not self.cancelled.is_set():
             self.cancelled.set()
+            with self._wake:
+                self._wake.notify()
 
     async def events(self) -> AsyncIterator[GenerationEvent]:
         """Yield the generation's events; the last is :class:`Finished`.
@@ -62,65 +72,226 @@ class Job:
             self.cancel()
 
 
+@dataclass
+class _Seq:
+    job: Job
+    slot: int
+    pending: list[int]  # prompt tokens still to decode
+    text: TextStream
+    cached: int = 0  # prompt tokens whose KV cells were reused
+    last: int = -1  # last sampled token, fed at the next step
+
+
+@dataclass
+class _Outbox:
+    """Events produced in one step, delivered with one wake-up per event loop."""
+
+    items: dict[asyncio.AbstractEventLoop, list[tuple[Job, object]]] = field(default_factory=dict)
+
+    def put(self, job: Job, item: object) -> None:
+        self.items.setdefault(job.loop, []).append((job, item))
+
+    def flush(self) -> None:
+        for loop, items in self.items.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # the loop is closed: nobody listens any more
+                for job, _ in items:
+                    job.cancelled.set()
+        self.items = {}
+
+
+def _deliver(items: list[tuple[Job, object]]) -> None:
+    for job, item in items:
+        job._events.put_nowait(item)
+
+
 class Scheduler:
-    """Runs jobs on ``engine`` one at a time in a daemon worker thread.
+    """Runs jobs on ``engine`` with continuous batching in a daemon worker thread.
 
     Args:
-        engine: the loaded model; only the worker thread calls its ``tokens``.
-        max_queue: how many jobs may wait behind the running one before submit refuses.
+        engine: the loaded model; only the worker thread drives it.
+        max_queue: how many jobs may wait for a free slot before submit refuses.
+        prefill_chunk: most prompt tokens decoded in one step while other sequences decode.
     """
 
-    def __init__(self, engine: Engine, max_queue: int = 16) -> None:
+    def __init__(self, engine: Engine, max_queue: int = 16, prefill_chunk: int = 128) -> None:
         self.engine = engine
         self.max_queue = max_queue
-        self._queue: queue.Queue[Job | None] = queue.Queue()
-        self._lock = threading.Lock()
-        self._pending = 0  # waiting + running
+        self.prefill_chunk = max(1, min(prefill_chunk, engine.n_batch))
+        self._cv = threading.Condition()
+        self._waiting: deque[Job] = deque()
+        self._active: dict[int, _Seq] = {}
+        self._lru: list[int] = list(range(engine.n_slots))  # least recently used first
+        self._closing = False
+        self._outbox = _Outbox()
         self._thread = threading.Thread(target=self._work, name="cove-engine", daemon=True)
         self._thread.start()
 
     @property
     def pending(self) -> int:
         """Jobs waiting or running."""
-        return self._pending
+        with self._cv:
+            return len(self._waiting) + len(self._active)
 
     def submit(self, prompt: list[int], params: SamplingParams) -> Job:
         """Queue a generation. Must be called from a running asyncio loop.
 
         Raises:
-            Overloaded: ``max_queue`` jobs already wait behind a running one.
+            Overloaded: every slot is busy and ``max_queue`` jobs already wait.
         """
-        with self._lock:
-            if self._pending > self.max_queue:
+        with self._cv:
+            busy = len(self._active) >= self.engine.n_slots
+            if busy and len(self._waiting) >= self.max_queue:
                 raise Overloaded(
-                    f"the server is busy: {self._pending} requests are queued; retry shortly"
+                    f"the server is busy: all {len(self._active)} generation slots are in use "
+                    f"and {len(self._waiting)} requests are waiting; retry shortly"
                 )
-            self._pending += 1
-        job = Job(prompt, params)
-        self._queue.put(job)
+            job = Job(prompt, params, self._cv)
+            self._waiting.append(job)
+            self._cv.notify()
         return job
 
     def close(self) -> None:
-        """Stop the worker after the running job; queued jobs are cancelled."""
-        self._queue.put(None)
+        """Stop the worker; running and queued jobs end as cancelled."""
+        with self._cv:
+            self._closing = True
+            self._cv.notify()
+        self._thread.join(timeout=10)
+
+    # -- worker --------------------------------------------------------------------------------
 
     def _work(self) -> None:
         while True:
-            job = self._queue.get()
-            if job is None:
-                return
+            with self._cv:
+                while not self._closing and not self._active and not self._waiting:
+                    self._cv.wait()
+                if self._closing:
+                    break
+                self._drop_cancelled()
+                self._admit()
             try:
-                if job.cancelled.is_set():
-                    job._put(Finished("cancelled", Usage(len(job.prompt), 0)))
-                    continue
-                for event in run_generation(self.engine, job.prompt, job.params, job.cancelled):
-                    job._put(event)
+                self._step()
+            except Exception:  # never let the worker die
+                log.exception("scheduler step failed")
+                for seq in list(self._active.values()):
+                    self._end(seq, EngineFailure("generation failed"))
+            self._outbox.flush()
+        with self._cv:
+            for seq in list(self._active.values()):
+                self._end(seq, "cancelled")
+            while self._waiting:
+                self._finish_unstarted(self._waiting.popleft())
+        self._outbox.flush()
+
+    def _drop_cancelled(self) -> None:
+        for job in [j for j in self._waiting if j.cancelled.is_set()]:
+            self._waiting.remove(job)
+            self._finish_unstarted(job)
+        for seq in [s for s in self._active.values() if s.job.cancelled.is_set()]:
+            self._end(seq, "cancelled")
+
+    def _finish_unstarted(self, job: Job) -> None:
+        self._outbox.put(job, Finished("cancelled", Usage(len(job.prompt), 0)))
+        self._outbox.put(job, _SENTINEL)
+
+    def _admit(self) -> None:
+        eng = self.engine
+        while self._waiting and len(self._active) < eng.n_slots:
+            job = self._waiting.popleft()
+            slot, donor = self._choose_slot(job.prompt)
+            try:
+                n_past = eng.start(slot, job.prompt, job.params, donor)
             except CoveError as e:
-                job._put(e)
-            except Exception as e:  # an engine crash must not kill the worker
-                log.exception("generation failed")
-                job._put(EngineFailure(f"generation failed: {type(e).__name__}: {e}"))
-            finally:
-                job._put(_SENTINEL)
-                with self._lock:
-                    self._pending -= 1
+                self._outbox.put(job, e)
+                self._outbox.put(job, _SENTINEL)
+                continue
+            text = TextStream(job.params, len(job.prompt), eng.info.n_ctx)
+            seq = _Seq(job, slot, job.prompt[n_past:], text, cached=n_past)
+            self._active[slot] = seq
+            self._lru.remove(slot)
+            self._lru.append(slot)
+            if text.budget <= 0:
+                self._end(seq, "length")
+
+    def _choose_slot(self, prompt: list[int]) -> tuple[int, int | None]:
+        """Pick a free slot for ``prompt`` and maybe a donor slot to copy KV cells from."""
+        free = [s for s in self._lru if s not in self._active]
+
+        def shared(slot: int) -> int:
+            cached = self.engine.cached(slot)
+            n = min(len(cached), len(prompt))
+            i = 0
+            while i < n and cached[i] == prompt[i]:
+                i += 1
+            return i
+
+        scores = {s: shared(s) for s in free}
+        best = max(free, key=lambda s: (scores[s], -free.index(s)))
+        cached_len = len(self.engine.cached(best))
+        if scores[best] and scores[best] * 2 >= cached_len:
+            return best, None  # the prompt continues what this slot holds
+        target = free[0]  # least recently used
+        if scores[best] - scores[target] >= MIN_DONOR_GAIN:
+            return target, best
+        return target, None
+
+    def _step(self) -> None:
+        eng = self.engine
+        feeds: list[tuple[int, list[int], bool]] = []
+        budget = eng.n_batch
+        decoding = [s for s in self._active.values() if not s.pending]
+        for seq in decoding:
+            feeds.append((seq.slot, [seq.last], True))
+            budget -= 1
+        cap = min(budget, self.prefill_chunk) if decoding else budget
+        for seq in [s for s in self._active.values() if s.pending]:
+            n = min(len(seq.pending), cap)
+            if n <= 0:
+                break
+            done = n == len(seq.pending)
+            feeds.append((seq.slot, seq.pending[:n], done))
+            seq.pending = seq.pending[n:]
+            cap -= n
+        if not feeds:
+            return
+        try:
+            eng.decode(feeds)
+        except CoveError as e:
+            for slot, _, _ in feeds:
+                if slot in self._active:
+                    self._end(self._active[slot], e)
+            return
+        for slot, _, want in feeds:
+            current = self._active.get(slot)
+            if not want or current is None:
+                continue
+            seq = current
+            try:
+                token = eng.sample(slot)
+                piece = b"" if eng.is_end(token) else eng.piece(token)
+                text, reason = seq.text.push(piece, eng.is_end(token))
+            except Exception as e:
+                log.exception("sampling failed")
+                self._end(seq, EngineFailure(f"generation failed: {type(e).__name__}: {e}"))
+                continue
+            seq.last = token
+            if text:
+                self._outbox.put(seq.job, TextDelta(text))
+            if reason is not None:
+                self._end(seq, reason)
+
+    def _end(self, seq: _Seq, outcome: str | CoveError) -> None:
+        """Finish ``seq`` with a reason (``stop``, ``length``, ``cancelled``) or an error."""
+        with self._cv:
+            self._active.pop(seq.slot, None)
+        try:
+            self.engine.release(seq.slot)
+        except Exception:
+            log.exception("release failed")
+        if isinstance(outcome, CoveError):
+            self._outbox.put(seq.job, outcome)
+        else:
+            usage = Usage(len(seq.job.prompt), seq.text.produced, seq.cached)
+            self._outbox.put(seq.job, Finished(outcome, usage))  # type: ignore[arg-type]
+        self._outbox.put(seq.job, _SENTINEL)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -35,16 +33,6 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
-class Token:
-    """One generated token: its id, its raw bytes (possibly a partial UTF-8 sequence), and
-    whether it ends the generation (end-of-generation token, whose bytes are not text)."""
-
-    id: int
-    piece: bytes
-    is_end: bool = False
-
-
-@dataclass(frozen=True)
 class ModelInfo:
     """What the pipeline needs to know about a loaded model.
 
@@ -52,7 +40,8 @@ class ModelInfo:
     ``chat_template`` is the Jinja template from GGUF ``tokenizer.chat_template`` (or None);
     ``bos_token``/``eos_token`` are the texts of those special tokens (for templates);
     ``add_bos`` says whether the tokenizer wants a BOS token prepended (GGUF
-    ``tokenizer.ggml.add_bos_token``).
+    ``tokenizer.ggml.add_bos_token``); ``max_token_bytes`` is the longest token's text in bytes
+    (so ``n_ctx * max_token_bytes`` bounds the bytes of any text that fits).
     """
 
     name: str
@@ -62,26 +51,60 @@ class ModelInfo:
     bos_token: str
     eos_token: str
     add_bos: bool = False
+    max_token_bytes: int = 1
     vision: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
 
 
 class Engine(Protocol):
-    """A loaded model that can tokenize and produce tokens. Not thread-safe: one generation at a
-    time (the scheduler guarantees that); ``tokenize`` may be called from any thread."""
+    """A loaded model that decodes several sequences ("slots") together.
+
+    The scheduler is the only caller of everything but ``tokenize`` (which any thread may call),
+    and calls it from one thread. A request's life in slot ``s``: ``start`` (keeps the KV cells
+    of the longest common prefix, builds the sampler), ``decode`` steps that feed the rest of the
+    prompt and then each sampled token, ``sample`` after each step whose feed asked for logits,
+    and ``release`` at the end.
+    """
 
     info: ModelInfo
+    n_slots: int
+    n_batch: int
 
     def tokenize(self, text: str, *, add_bos: bool, special: bool) -> list[int]:
         """Text to token ids. ``special`` parses special-token texts like ``<|im_start|>``."""
         ...
 
-    def tokens(
-        self, prompt: list[int], params: SamplingParams, cancel: threading.Event
-    ) -> Iterator[Token]:
-        """Generate tokens after ``prompt`` until the consumer stops iterating, an
-        end-of-generation token (yielded with ``is_end=True``) or the context is full.
-        Implementations check ``cancel`` between tokens and return when it is set."""
+    def piece(self, token: int) -> bytes:
+        """The bytes of a token (possibly an incomplete UTF-8 sequence)."""
+        ...
+
+    def is_end(self, token: int) -> bool:
+        """Whether the token ends generation (end-of-generation token)."""
+        ...
+
+    def cached(self, slot: int) -> list[int]:
+        """Tokens whose KV cells the slot holds."""
+        ...
+
+    def start(self, slot: int, prompt: list[int], params: SamplingParams, donor: int | None) -> int:
+        """Prepare the slot for ``prompt``; return how many prompt tokens need no decoding
+        (at most ``len(prompt) - 1``). ``donor`` is an idle slot whose cells may be copied."""
+        ...
+
+    def decode(self, feeds: list[tuple[int, list[int], bool]]) -> None:
+        """One batched decode of ``(slot, tokens, want_logits)`` feeds."""
+        ...
+
+    def sample(self, slot: int) -> int:
+        """Sample the slot's next token from its last logits."""
+        ...
+
+    def release(self, slot: int) -> None:
+        """End the slot's request (its KV cells stay for prefix reuse)."""
+        ...
+
+    def forget(self, slot: int) -> None:
+        """Drop the slot's KV cells."""
         ...
 
     def close(self) -> None:
@@ -91,10 +114,13 @@ class Engine(Protocol):
 
 @dataclass(frozen=True)
 class Usage:
-    """Token counts of one request (OpenAI ``usage`` field names)."""
+    """Token counts of one request (OpenAI ``usage`` field names). ``cached_tokens`` is how many
+    prompt tokens were not computed again because their KV cells were reused (OpenAI's
+    ``usage.prompt_tokens_details.cached_tokens``)."""
 
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -86,7 +86,23 @@ def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
             param="response_format",
         )
     messages = [_message(i, m) for i, m in enumerate(body.messages)]
-    return ChatRequest(messages=messages, params=to_sampling(body), model=body.model)
+    return ChatRequest(messages=messages, params=to_sampling(body), model=body.model,
+                       explicit=explicit_fields(body))
+
+
+_FIELDS = {"max_tokens": "max_tokens", "max_completion_tokens": "max_tokens",
+           "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p",
+           "seed": "seed", "stop": "stop", "repeat_penalty": "repeat_penalty",
+           "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty"}
+
+
+def explicit_fields(body: ChatCompletionRequest | CompletionRequest) -> frozenset[str]:
+    """The :class:`SamplingParams` fields the client set (the rest take a preset's defaults;
+    a completions body always sets ``max_tokens``, whose default is 16)."""
+    fields = {_FIELDS[f] for f in body.model_fields_set if f in _FIELDS}
+    if isinstance(body, CompletionRequest):
+        fields.add("max_tokens")
+    return frozenset(fields)
 
 
 def completion_prompt(body: CompletionRequest) -> str:
@@ -104,12 +120,13 @@ def completion_prompt(body: CompletionRequest) -> str:
     return body.prompt
 
 
-def usage_dict(usage: Usage) -> dict[str, int]:
-    """OpenAI's ``usage`` object."""
+def usage_dict(usage: Usage) -> dict[str, Any]:
+    """OpenAI's ``usage`` object, with ``prompt_tokens_details.cached_tokens``."""
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
     }
 
 
@@ -178,7 +195,7 @@ async def sse_stream(
     created = int(time.time())
     obj = "chat.completion.chunk" if chat else "text_completion"
 
-    def chunk(choice: dict[str, Any] | None, usage: dict[str, int] | None = None) -> str:
+    def chunk(choice: dict[str, Any] | None, usage: dict[str, Any] | None = None) -> str:
         body: dict[str, Any] = {
             "id": cid,
             "object": obj,

@@ -60,7 +60,8 @@ async def chat_completions(
 @router.post("/completions", response_model=None)
 async def completions(body: CompletionRequest, request: Request, pipeline: PipelineDep) -> Any:
     prompt = convert.completion_prompt(body)
-    stream = await pipeline.start_completion(body.model, prompt, convert.to_sampling(body))
+    stream = await pipeline.start_completion(body.model, prompt, convert.to_sampling(body),
+                                             explicit=convert.explicit_fields(body))
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(

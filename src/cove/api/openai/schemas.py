@@ -7,9 +7,18 @@ becomes a 400 naming the field. Extensions beyond OpenAI: ``top_k``, ``min_p``, 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, not a boolean")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_no_bool)]
 
 
 class _Body(BaseModel):
@@ -48,16 +57,16 @@ class _Sampling(_Body):
     model: str | None = None
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
-    top_k: int | None = Field(None, ge=0)
+    top_k: Int | None = Field(None, ge=0)
     min_p: float | None = Field(None, ge=0.0, le=1.0)
     repeat_penalty: float | None = Field(None, gt=0.0)
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    seed: int | None = None
+    seed: Int | None = None
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int = Field(1, ge=1, le=1, description="only n=1 is supported")
+    n: Int = Field(1, ge=1, le=1, description="only n=1 is supported")
     logprobs: bool | int | None = None
     user: str | None = None
 
@@ -66,8 +75,8 @@ class ChatCompletionRequest(_Sampling):
     """``POST /v1/chat/completions`` body."""
 
     messages: list[Message] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: Int | None = Field(None, ge=1)
+    max_completion_tokens: Int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
@@ -77,6 +86,6 @@ class CompletionRequest(_Sampling):
     """``POST /v1/completions`` body (legacy completions; ``max_tokens`` defaults to 16)."""
 
     prompt: str | list[str] = Field(...)
-    max_tokens: int | None = Field(16, ge=1)
+    max_tokens: Int | None = Field(16, ge=1)
     echo: bool = False
     suffix: str | None = None

@@ -1,0 +1,1 @@
+"""Ollama-compatible API (``/api``): schemas, conversion to the pipeline, routes."""

@@ -1,0 +1,264 @@
+"""``/api`` routes (Ollama's API): parse, convert, run the pipeline or a model operation,
+convert back. No logic of their own; errors render as ``{"error": "..."}``."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from cove import __version__
+from cove.api.errors import ndjson_error_line
+from cove.api.ollama import convert
+from cove.api.ollama.schemas import (
+    ChatBody,
+    CopyBody,
+    CreateBody,
+    DeleteBody,
+    EmbedBody,
+    EmbeddingsBody,
+    GenerateBody,
+    PullBody,
+    ShowBody,
+)
+from cove.api.openai.routes import PipelineDep
+from cove.errors import CoveError, InvalidRequest
+from cove.models import manage
+from cove.models.names import parse_ref
+from cove.models.pull import Progress, pull
+from cove.pipeline import ChatPipeline, ChatRequest, ChatStream
+
+router = APIRouter(prefix="/api")
+
+NDJSON = "application/x-ndjson"
+OLLAMA_VERSION = "0.9.0"  # the Ollama API level these routes follow
+
+
+async def _disconnect_watch(request: Request, stream: ChatStream) -> None:
+    while True:
+        await asyncio.sleep(0.25)
+        if await request.is_disconnected():
+            stream.cancel()
+            return
+
+
+async def _reply(request: Request, pipeline: ChatPipeline, req: ChatRequest, *, chat: bool,
+                 stream_out: bool, raw_prompt: str | None = None) -> Response:
+    timer = convert.Timer()
+    if raw_prompt is not None:
+        stream = await pipeline.start_completion(
+            req.model, raw_prompt, req.params, explicit=req.explicit, num_ctx=req.num_ctx,
+            keep_alive=req.keep_alive)
+    else:
+        stream = await pipeline.start_chat(req)
+    timer.mark_admitted()
+    if stream_out:
+        return StreamingResponse(
+            convert.ndjson_stream(stream, chat=chat, think=req.think, timer=timer),
+            media_type=NDJSON)
+    watch = asyncio.ensure_future(_disconnect_watch(request, stream))
+    try:
+        return JSONResponse(await convert.collect(stream, chat=chat, think=req.think,
+                                                  timer=timer))
+    finally:
+        watch.cancel()
+
+
+async def _load_only(pipeline: ChatPipeline, model: str, keep_alive: float | None,
+                     chat: bool) -> JSONResponse:
+    entry = pipeline.resolve(model)
+    if keep_alive == 0:
+        pipeline.models.unload(entry.name)
+        return JSONResponse(convert.load_reply(chat, entry.name, unloaded=True))
+    lease = await pipeline.acquire(model)
+    lease.release(keep_alive)
+    return JSONResponse(convert.load_reply(chat, entry.name, unloaded=False))
+
+
+@router.post("/chat", response_model=None)
+async def chat(body: ChatBody, request: Request, pipeline: PipelineDep) -> Response:
+    req = convert.to_chat_request(body)
+    if not body.messages:
+        return await _load_only(pipeline, req.model or "", req.keep_alive, chat=True)
+    return await _reply(request, pipeline, req, chat=True, stream_out=body.stream)
+
+
+@router.post("/generate", response_model=None)
+async def generate(body: GenerateBody, request: Request, pipeline: PipelineDep) -> Response:
+    req = convert.to_generate_request(body)
+    if not body.prompt and not body.images:
+        return await _load_only(pipeline, req.model or "", req.keep_alive, chat=False)
+    return await _reply(request, pipeline, req, chat=False, stream_out=body.stream,
+                        raw_prompt=body.prompt if body.raw else None)
+
+
+@router.get("/tags")
+async def tags(pipeline: PipelineDep) -> dict[str, Any]:
+    entries = pipeline.registry.list()
+    return {"models": await asyncio.to_thread(lambda: [convert.tag(e) for e in entries])}
+
+
+@router.post("/show")
+async def show(body: ShowBody, pipeline: PipelineDep) -> dict[str, Any]:
+    entry = pipeline.resolve(convert.require_model(body.ref))
+    return await asyncio.to_thread(convert.show, entry)
+
+
+@router.get("/ps")
+async def ps(pipeline: PipelineDep) -> dict[str, Any]:
+    out = []
+    for m in pipeline.models.loaded():
+        expires = m.expires_wall()
+        if m.forever:
+            expires_at = convert.FOREVER
+        else:
+            expires_at = convert.now_iso(expires if expires is not None
+                                         else time.time() + pipeline.settings.keep_alive)
+        out.append({
+            "name": m.entry.name, "model": m.entry.name, "size": m.size,
+            "digest": m.entry.sha256().removeprefix("sha256:"),
+            "details": convert.details(m.entry), "expires_at": expires_at, "size_vram": 0,
+            "context_length": m.n_ctx, "kind": m.kind, "busy": m.busy,
+        })
+    return {"models": out}
+
+
+@router.delete("/delete")
+async def delete(body: DeleteBody, pipeline: PipelineDep) -> Response:
+    entry = pipeline.resolve(convert.require_model(body.ref))
+    if pipeline.registry.builtin(entry.name) is None:
+        pipeline.models.unload(entry.name)
+    manage.remove_model(pipeline.registry, entry.name)
+    return Response(status_code=200)
+
+
+@router.post("/copy")
+async def copy(body: CopyBody, pipeline: PipelineDep) -> Response:
+    await asyncio.to_thread(manage.copy_model, pipeline.registry, body.source, body.destination)
+    return Response(status_code=200)
+
+
+async def _run_with_progress(request: Request, work: Callable[..., Any],
+                             stream_out: bool) -> Response:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    cancel = threading.Event()
+
+    def report(p: Progress) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, p.to_dict())
+
+    async def run() -> None:
+        try:
+            await asyncio.to_thread(work, report, cancel)
+        except CoveError as e:
+            await queue.put({"error": e.message, "_err": e})
+        finally:
+            await queue.put(None)
+
+    task = asyncio.ensure_future(run())
+    if not stream_out:
+        await task
+        last: dict[str, Any] = {"status": "success"}
+        while not queue.empty():
+            item = queue.get_nowait()
+            if item is not None and "_err" in item:
+                raise item["_err"]
+            last = item or last
+        return JSONResponse(last)
+
+    async def lines() -> AsyncIterator[str]:
+        import json
+
+        try:
+            while (item := await queue.get()) is not None:
+                if "_err" in item:
+                    yield ndjson_error_line(item["_err"])
+                    continue
+                yield json.dumps(item) + "\n"
+        finally:
+            cancel.set()  # client gone: stop the download (the partial is kept)
+
+    return StreamingResponse(lines(), media_type=NDJSON)
+
+
+@router.post("/pull", response_model=None)
+async def pull_model(body: PullBody, request: Request, pipeline: PipelineDep) -> Response:
+    ref = convert.require_model(body.ref)
+    parse_ref(ref)  # a bad name is a 4xx before any stream starts
+
+    def work(report: Callable[[Progress], None], cancel: threading.Event) -> None:
+        pull(pipeline.registry, ref, report, cancel=cancel)
+
+    return await _run_with_progress(request, work, body.stream)
+
+
+@router.post("/create", response_model=None)
+async def create(body: CreateBody, request: Request, pipeline: PipelineDep) -> Response:
+    name = convert.require_model(body.ref)
+    for field in ("files", "adapters", "quantize", "template"):
+        if getattr(body, field):
+            raise InvalidRequest(f"'{field}' is not supported; create a preset with 'from', "
+                                 "'system' and 'parameters'", param=field)
+    if body.from_ is None:
+        raise InvalidRequest("'from' (the base model) is required" if not body.modelfile else
+                             "Modelfiles are not supported; send 'from', 'system' and "
+                             "'parameters'", param="from")
+    spec = manage.preset_from_dict({"from": body.from_, "system": body.system,
+                                    "parameters": body.parameters})
+    parse_ref(name)  # a bad name or base is a 4xx before any stream starts
+    pipeline.resolve(spec.base)
+
+    def work(report: Callable[[Progress], None], cancel: threading.Event) -> None:
+        report(Progress("using existing layer"))
+        manage.create_preset(pipeline.registry, name, spec)
+        report(Progress("writing manifest"))
+        report(Progress("success"))
+
+    return await _run_with_progress(request, work, body.stream)
+
+
+def _embed_input(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+@router.post("/embed")
+async def embed(body: EmbedBody, pipeline: PipelineDep) -> dict[str, Any]:
+    start = time.perf_counter_ns()
+    keep = convert.keep_alive(body.keep_alive)
+    texts = _embed_input(body.input)
+    if not texts or any(not t for t in texts):
+        raise InvalidRequest("input must be a non-empty string or list of strings",
+                             param="input")
+    name, vectors, count = await pipeline.embed(convert.require_model(body.ref), texts,
+                                                truncate=body.truncate is not False,
+                                                keep_alive=keep)
+    if body.dimensions:
+        vectors = [_renorm(v[: body.dimensions]) for v in vectors]
+    return {"model": name, "embeddings": vectors,
+            "total_duration": time.perf_counter_ns() - start, "load_duration": 0,
+            "prompt_eval_count": count}
+
+
+def _renorm(v: list[float]) -> list[float]:
+    norm = sum(x * x for x in v) ** 0.5 or 1.0
+    return [x / norm for x in v]
+
+
+@router.post("/embeddings")
+async def embeddings(body: EmbeddingsBody, pipeline: PipelineDep) -> dict[str, Any]:
+    keep = convert.keep_alive(body.keep_alive)
+    if not body.prompt:
+        return {"embedding": []}
+    _, vectors, _ = await pipeline.embed(convert.require_model(body.ref), [body.prompt],
+                                         keep_alive=keep)
+    return {"embedding": vectors[0]}
+
+
+@router.get("/version")
+async def version() -> dict[str, str]:
+    return {"version": OLLAMA_VERSION, "cove_version": __version__}

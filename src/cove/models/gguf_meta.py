@@ -1,0 +1,132 @@
+"""GGUF metadata, read with the ``gguf`` package (llama.cpp's reference reader).
+
+Source of the keys: the GGUF specification (ggml-org/ggml ``docs/gguf.md``): ``general.*``,
+``<arch>.context_length``, ``<arch>.block_count``, ``tokenizer.chat_template``, ...
+Reading a file maps it read-only; nothing is loaded into RAM beyond the header.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from cove.errors import InvalidRequest
+
+GGUF_MAGIC = b"GGUF"
+_SKIP_ARRAYS = ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges",
+                "tokenizer.ggml.scores")
+_EMBEDDING_ARCHS = {"bert", "nomic-bert", "jina-bert-v2", "t5encoder", "modern-bert"}
+
+
+def is_gguf(path: Path) -> bool:
+    """Whether ``path`` is a regular file starting with the GGUF magic bytes."""
+    try:
+        with path.open("rb") as f:
+            return f.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
+def _value(field: Any) -> Any:
+    try:
+        v = field.contents()
+    except Exception:  # noqa: BLE001 - an unreadable field is left out, not fatal
+        return None
+    if isinstance(v, bytes):
+        return v.decode("utf-8", errors="replace")
+    return v
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """Summarise a GGUF file's metadata as a JSON-able dict.
+
+    Keys: ``architecture``, ``name``, ``parameter_count`` (int, summed over tensors),
+    ``parameter_size`` (e.g. ``"135M"``), ``quantization`` (e.g. ``"Q4_K_M"``),
+    ``context_length`` (trained, tokens), ``embedding_length``, ``block_count``,
+    ``head_count_kv``, ``chat_template`` (str or None), ``license`` (str or None),
+    ``capabilities`` (list of ``completion``/``thinking``/``tools``/``vision``/``embedding``),
+    ``kv`` (every scalar/string key, and short arrays, as in Ollama's ``model_info``).
+
+    Raises:
+        InvalidRequest: the file is not a readable GGUF file.
+    """
+    if not is_gguf(path):
+        raise InvalidRequest(f"{path.name} is not a GGUF file (no GGUF header)", param="file")
+    st = path.stat()
+    return dict(_read_cached(str(path), st.st_size, st.st_mtime_ns))
+
+
+@lru_cache(maxsize=32)
+def _read_cached(path: str, size: int, mtime_ns: int) -> dict[str, Any]:
+    import gguf
+
+    try:
+        reader = gguf.GGUFReader(path)
+    except Exception as e:  # noqa: BLE001 - any parse failure means "not a usable GGUF"
+        raise InvalidRequest(f"cannot read GGUF metadata: {e}", param="file") from e
+    kv: dict[str, Any] = {}
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key in _SKIP_ARRAYS:
+            continue
+        v = _value(field)
+        if isinstance(v, list) and len(v) > 64:
+            continue
+        kv[key] = v
+    arch = str(kv.get("general.architecture") or "unknown")
+    n_params = sum(int(t.n_elements) for t in reader.tensors)
+    file_type = kv.get("general.file_type")
+    try:
+        quant = gguf.LlamaFileType(int(file_type if file_type is not None else -1)).name
+        quant = quant.removeprefix("MOSTLY_").removeprefix("ALL_")
+    except (TypeError, ValueError):
+        quant = "unknown"
+    template = kv.get("tokenizer.chat_template")
+    return {
+        "architecture": arch,
+        "name": kv.get("general.name"),
+        "parameter_count": n_params,
+        "parameter_size": kv.get("general.size_label") or human_params(n_params),
+        "quantization": quant,
+        "context_length": kv.get(f"{arch}.context_length"),
+        "embedding_length": kv.get(f"{arch}.embedding_length"),
+        "block_count": kv.get(f"{arch}.block_count"),
+        "head_count": kv.get(f"{arch}.attention.head_count"),
+        "head_count_kv": kv.get(f"{arch}.attention.head_count_kv"),
+        "chat_template": template if isinstance(template, str) else None,
+        "license": kv.get("general.license"),
+        "capabilities": capabilities(arch, kv, template if isinstance(template, str) else None),
+        "kv": kv,
+    }
+
+
+def human_params(n: int) -> str:
+    """``134515008`` -> ``"135M"``; ``7_615_616_512`` -> ``"7.6B"``."""
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            v = n / scale
+            return f"{v:.1f}{unit}".replace(".0", "") if v < 10 else f"{v:.0f}{unit}"
+    return str(n)
+
+
+def capabilities(arch: str, kv: dict[str, Any], template: str | None) -> list[str]:
+    """Infer what a model can do from its metadata and chat template (Ollama's names).
+
+    ``embedding``: an encoder architecture or a pooling type; ``completion`` otherwise.
+    ``thinking``: the template writes ``<think>`` (R1 distills, QwQ, Qwen3).
+    ``tools``: the template handles a ``tools`` variable. ``vision``: vision keys in the model
+    (``clip.*``, ``<arch>.vision.*``) — the projector file, when separate, is not needed here.
+    """
+    caps: list[str] = []
+    if arch in _EMBEDDING_ARCHS or f"{arch}.pooling_type" in kv:
+        caps.append("embedding")
+    else:
+        caps.append("completion")
+    if template:
+        if "<think>" in template:
+            caps.append("thinking")
+        if "tools" in template:
+            caps.append("tools")
+    if arch == "clip" or any(k.startswith(("clip.", f"{arch}.vision.")) for k in kv):
+        caps.append("vision")
+    return caps

@@ -1,0 +1,304 @@
+"""Loaded models: several at once within a memory budget, least-recently-used unloaded first,
+each kept for its ``keep_alive`` after its last request (Ollama's scheduling rules).
+
+The loaders are parameters, so this is tested with scripted engines. A model is in use while a
+:class:`Lease` on it is held (from admission until its stream ends); only idle models (no lease,
+no queued job) are ever unloaded. Expired models are unloaded by a small daemon thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from cove.config import Settings
+from cove.engine.scheduler import Scheduler
+from cove.engine.types import Engine
+from cove.errors import InsufficientMemory, ModelInUse, Overloaded
+from cove.models.registry import ModelEntry
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["chat", "embed"]
+
+
+class Embedder(Protocol):
+    """A model loaded for embeddings."""
+
+    def embed(self, texts: list[str], truncate: bool = True) -> tuple[list[list[float]], int]:
+        """Unit-length vectors for ``texts`` and the input token count."""
+        ...
+
+    def close(self) -> None: ...
+
+
+Loader = Callable[[ModelEntry, Settings], Engine]
+EmbedLoader = Callable[[ModelEntry, Settings], Embedder]
+
+
+def physical_memory() -> int:
+    """Total physical memory in bytes (0 when unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def estimate_bytes(entry: ModelEntry, n_ctx: int) -> int:
+    """Memory a model needs: its weights file plus an f16 KV cache for ``n_ctx`` tokens
+    (2 x layers x n_ctx x embedding x kv_heads/heads x 2 bytes, from GGUF metadata)."""
+    meta = entry.meta()
+    try:
+        kv_dim = int(meta["embedding_length"]) * int(meta["head_count_kv"]) // int(
+            meta["head_count"])
+        kv = 2 * int(meta["block_count"]) * n_ctx * kv_dim * 2
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        kv = 0
+    return entry.size + kv
+
+
+@dataclass(eq=False)
+class Loaded:
+    """A loaded model. ``engine`` is an :class:`Engine` (kind ``chat``, with its ``scheduler``)
+    or an :class:`Embedder` (kind ``embed``). Times are ``time.monotonic()`` seconds;
+    ``expires_at`` None while in use or when kept forever."""
+
+    entry: ModelEntry
+    kind: Kind
+    engine: Any
+    scheduler: Scheduler | None
+    n_ctx: int
+    size: int
+    active: int = 0
+    last_used: float = 0.0
+    expires_at: float | None = None
+    forever: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def busy(self) -> bool:
+        return self.active > 0 or (self.scheduler is not None and self.scheduler.pending > 0)
+
+    def expires_wall(self) -> float | None:
+        """``expires_at`` as a Unix time (None: in use or forever)."""
+        if self.expires_at is None:
+            return None
+        return time.time() + (self.expires_at - time.monotonic())
+
+
+class Lease:
+    """A hold on a loaded model; :meth:`release` (idempotent) starts its keep-alive timer."""
+
+    def __init__(self, manager: ModelManager, loaded: Loaded) -> None:
+        self.manager = manager
+        self.loaded = loaded
+        self._released = False
+
+    def release(self, keep_alive: float | None = None) -> None:
+        """Done with the model; keep it ``keep_alive`` seconds (None: the default, < 0:
+        forever, 0: unload as soon as it is idle)."""
+        if not self._released:
+            self._released = True
+            self.manager._release(self.loaded, keep_alive)
+
+
+class ModelManager:
+    """Loads models on demand and unloads them by budget, LRU order and keep-alive.
+
+    Args:
+        settings: ``keep_alive`` (default seconds), ``max_loaded_models``, ``memory_budget``
+            (bytes, 0 = 3/4 of physical memory), ``n_ctx`` (default context), ``max_queue``.
+        loader: builds a chat :class:`Engine` for an entry (the settings passed carry the
+            context size to use in ``n_ctx``).
+        embed_loader: builds an :class:`Embedder`, or None when embeddings are unsupported.
+        wait: seconds a load waits for busy models to become idle before giving up (503).
+    """
+
+    def __init__(self, settings: Settings, loader: Loader, embed_loader: EmbedLoader | None = None,
+                 *, wait: float = 300.0) -> None:
+        self.settings = settings
+        self._loader = loader
+        self._embed_loader = embed_loader
+        self._wait = wait
+        self._models: dict[tuple[str, Kind], Loaded] = {}
+        self._lock = threading.Lock()  # guards _models and Loaded counters
+        self._load_lock = threading.Lock()  # one load at a time
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._reaper: threading.Thread | None = None
+        budget = settings.memory_budget or physical_memory() * 3 // 4
+        self.budget = budget or 1 << 62
+
+    # -- public -----------------------------------------------------------------------------
+
+    async def acquire(self, entry: ModelEntry, *, kind: Kind = "chat",
+                      num_ctx: int | None = None) -> Lease:
+        """Load ``entry`` if needed (reloading when an idle model has another ``num_ctx``)
+        and hold it.
+
+        Raises:
+            InsufficientMemory: it cannot fit even alone. Overloaded: busy models did not free
+            room in time. EngineFailure: the load failed. InvalidRequest: no embedding support.
+        """
+        loaded = self._fast(entry, kind, num_ctx)
+        if loaded is None:
+            loaded = await asyncio.to_thread(self._acquire_slow, entry, kind, num_ctx)
+        return Lease(self, loaded)
+
+    def loaded(self) -> list[Loaded]:
+        """Loaded models, most recently used first."""
+        with self._lock:
+            return sorted(self._models.values(), key=lambda m: -m.last_used)
+
+    def unload(self, name: str, *, force: bool = False) -> bool:
+        """Unload every instance of the model ``name`` now; False if none was loaded.
+
+        Raises:
+            ModelInUse: it is generating and ``force`` is False.
+        """
+        with self._lock:
+            found = [m for (n, _), m in self._models.items() if n == name]
+            if not force and any(m.busy for m in found):
+                raise ModelInUse(f"{name} is busy answering a request; try again when it is done")
+            for m in found:
+                self._drop(m)
+        for m in found:
+            self._close(m)
+        return bool(found)
+
+    def close(self) -> None:
+        """Stop the reaper and free every model."""
+        self._stop.set()
+        self._wake.set()
+        with self._lock:
+            models = list(self._models.values())
+            self._models.clear()
+        for m in models:
+            self._close(m)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _settings_for(self, n_ctx: int) -> Settings:
+        return self.settings.model_copy(update={"n_ctx": n_ctx})
+
+    def _fast(self, entry: ModelEntry, kind: Kind, num_ctx: int | None) -> Loaded | None:
+        with self._lock:
+            m = self._models.get((entry.name, kind))
+            if m is None or m.entry != entry:
+                return None
+            if num_ctx is not None and num_ctx != m.n_ctx and not m.busy:
+                return None  # reload with the requested context
+            m.active += 1
+            m.expires_at = None
+            m.last_used = time.monotonic()
+            return m
+
+    def _acquire_slow(self, entry: ModelEntry, kind: Kind, num_ctx: int | None) -> Loaded:
+        with self._load_lock:
+            again = self._fast(entry, kind, num_ctx)
+            if again is not None:
+                return again
+            with self._lock:
+                stale = self._models.get((entry.name, kind))
+                if stale is not None and stale.busy:  # in use: share it rather than reload
+                    stale.active += 1
+                    stale.expires_at = None
+                    stale.last_used = time.monotonic()
+                    return stale
+                if stale is not None:
+                    self._drop(stale)
+            if stale is not None:
+                self._close(stale)
+            n_ctx = num_ctx or self.settings.n_ctx
+            need = estimate_bytes(entry, n_ctx)
+            self._make_room(entry.name, need)
+            settings = self._settings_for(n_ctx)
+            if kind == "embed":
+                if self._embed_loader is None:
+                    from cove.errors import InvalidRequest
+
+                    raise InvalidRequest("embeddings are not available", param="model")
+                engine: Any = self._embed_loader(entry, settings)
+                scheduler = None
+            else:
+                engine = self._loader(entry, settings)
+                scheduler = Scheduler(engine, self.settings.max_queue)
+            loaded = Loaded(entry, kind, engine, scheduler, n_ctx, need, active=1,
+                            last_used=time.monotonic())
+            with self._lock:
+                self._models[(entry.name, kind)] = loaded
+            self._start_reaper()
+            log.info("loaded %s (%s, n_ctx %d, ~%d MB)", entry.name, kind, n_ctx, need >> 20)
+            return loaded
+
+    def _make_room(self, name: str, need: int) -> None:
+        deadline = time.monotonic() + self._wait
+        while True:
+            with self._lock:
+                models = list(self._models.values())
+                used = sum(m.size for m in models)
+                if len(models) < self.settings.max_loaded_models and used + need <= self.budget:
+                    return
+                if not models:
+                    raise InsufficientMemory(
+                        f"{name} needs about {need / 1e9:.1f} GB, more than the memory budget "
+                        f"of {self.budget / 1e9:.1f} GB (COVE_MEMORY_BUDGET)")
+                idle = sorted((m for m in models if not m.busy), key=lambda m: m.last_used)
+                victim = idle[0] if idle else None
+                if victim is not None:
+                    self._drop(victim)
+            if victim is not None:
+                log.info("unloading %s to make room for %s", victim.entry.name, name)
+                self._close(victim)
+                continue
+            if time.monotonic() > deadline:
+                raise Overloaded(f"no room to load {name}: every loaded model is busy", 5)
+            time.sleep(0.05)
+
+    def _release(self, m: Loaded, keep_alive: float | None) -> None:
+        if keep_alive is None:
+            keep_alive = self.settings.keep_alive
+        with self._lock:
+            m.active = max(0, m.active - 1)
+            m.last_used = time.monotonic()
+            if m.active == 0:
+                m.forever = keep_alive < 0
+                m.expires_at = None if m.forever else m.last_used + keep_alive
+        self._wake.set()
+
+    def _drop(self, m: Loaded) -> None:
+        """Forget ``m`` (caller holds ``_lock``); close it after releasing the lock."""
+        if self._models.get((m.entry.name, m.kind)) is m:
+            del self._models[(m.entry.name, m.kind)]
+
+    @staticmethod
+    def _close(m: Loaded) -> None:
+        if m.scheduler is not None:
+            m.scheduler.close()
+        with m.lock:
+            m.engine.close()
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None or not self._reaper.is_alive():
+            self._reaper = threading.Thread(target=self._reap, name="cove-reaper", daemon=True)
+            self._reaper.start()
+
+    def _reap(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            now = time.monotonic()
+            with self._lock:
+                expired = [m for m in self._models.values()
+                           if m.expires_at is not None and now >= m.expires_at and not m.busy]
+                for m in expired:
+                    self._drop(m)
+            for m in expired:
+                log.info("keep-alive expired: unloading %s", m.entry.name)
+                self._close(m)

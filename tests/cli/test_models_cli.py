@@ -1,0 +1,68 @@
+"""The model commands through the console script, on a temporary COVE_HOME."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.gguf_files import THINK_TEMPLATE, make_gguf
+
+
+@pytest.fixture
+def cove(tmp_path: Path, hub: Any) -> Any:
+    env = dict(os.environ, COVE_HOME=str(tmp_path / "home"), HF_ENDPOINT=hub.url,
+               COVE_PORT="9")  # no server there: `ps` and `rm` see none
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cove", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    return run
+
+
+def test_import_list_show_cp_create_rm(cove: Any, tmp_path: Path) -> None:
+    gguf = make_gguf(tmp_path / "Tiny.gguf", template=THINK_TEMPLATE)
+    r = cove("import", str(gguf), "tiny:1")
+    assert r.returncode == 0 and "imported 'tiny:1'" in r.stdout, r.stderr
+    r = cove("show", "tiny:1")
+    assert r.returncode == 0 and "thinking" in r.stdout and "2048" in r.stdout
+    assert cove("cp", "tiny:1", "tiny:2").returncode == 0
+    preset = tmp_path / "p.yaml"
+    preset.write_text("from: tiny:2\nsystem: Be terse.\nparameters: {temperature: 0.1}\n")
+    r = cove("create", "terse", "-f", str(preset))
+    assert r.returncode == 0, r.stderr
+    listing = cove("list").stdout
+    for name in ("tiny:1", "tiny:2", "terse:latest", "smollm2:135m"):
+        assert name in listing
+    assert "Be terse." in cove("show", "terse").stdout
+    assert cove("rm", "tiny:1").returncode == 0
+    assert cove("rm", "tiny:2").returncode == 0
+    assert "terse:latest" in cove("list").stdout and "tiny:1" not in cove("list").stdout
+    assert gguf.exists()
+    r = cove("ps")
+    assert r.returncode == 0 and "no Cove server" in r.stdout
+
+
+def test_pull_shows_progress_and_installs(cove: Any, hub: Any, tmp_path: Path) -> None:
+    data = make_gguf(tmp_path / "x.gguf", n_floats=30_000).read_bytes()
+    hub.add("tester/Cli-GGUF", "Cli-Q4_K_M.gguf", data)
+    r = cove("pull", "hf.co/tester/Cli-GGUF")
+    assert r.returncode == 0, r.stderr
+    assert "pulling manifest" in r.stderr and "success" in r.stderr
+    assert "hf.co/tester/cli-gguf:latest" in cove("list").stdout
+
+
+@pytest.mark.parametrize("args", [
+    ("show", "../../etc/passwd"), ("rm", "/etc/passwd"), ("cp", "smollm2", "../x"),
+    ("pull", "hf.co/../../x"), ("import", "/etc/hostname", "../x"), ("show", "nope:1b"),
+    ("rm", "smollm2:135m"), ("pull", "nothing-known:1b"),
+])
+def test_bad_references_are_clear_errors(cove: Any, args: tuple[str, ...]) -> None:
+    r = cove(*args)
+    assert r.returncode == 1
+    assert "Error: " in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,125 @@
+"""The real engine: batched greedy output equals solo output; prefix reuse; cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from cove.engine.llama import LlamaEngine
+from cove.engine.scheduler import Scheduler
+from cove.engine.template import render_chat
+from cove.engine.types import Finished, SamplingParams, TextDelta
+from cove.models.registry import bundled_model_path
+
+pytestmark = pytest.mark.real_model
+
+QUESTIONS = [
+    "What is the capital of France?", "Name a red fruit.", "Count from one to five.",
+    "Say hello in Spanish.", "What colour is the sky?", "Give me a word that rhymes with cat.",
+    "What is 3 plus 4?", "Name a large animal.",
+]
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[LlamaEngine]:
+    eng = LlamaEngine(bundled_model_path(), "smollm2:135m", n_ctx=1024, n_slots=8, n_threads=2)
+    yield eng
+    eng.close()
+
+
+def prompt(eng: LlamaEngine, q: str) -> list[int]:
+    text = render_chat(eng.info.chat_template, [{"role": "user", "content": q}])
+    return eng.tokenize(text, add_bos=eng.info.add_bos, special=True)
+
+
+async def answer(sched: Scheduler, tokens: list[int], params: SamplingParams) -> tuple[str, int]:
+    text, n = "", 0
+    async for ev in sched.submit(tokens, params).events():
+        if isinstance(ev, TextDelta):
+            text += ev.text
+        elif isinstance(ev, Finished):
+            n = ev.usage.completion_tokens
+    return text, n
+
+
+def test_batch_of_8_equals_each_alone(engine: LlamaEngine) -> None:
+    params = SamplingParams(temperature=0, max_tokens=24)
+    prompts = [prompt(engine, q) for q in QUESTIONS]
+    sched = Scheduler(engine)
+
+    async def alone() -> list[tuple[str, int]]:
+        return [await answer(sched, p, params) for p in prompts]
+
+    async def together() -> list[tuple[str, int]]:
+        return list(await asyncio.gather(*(answer(sched, p, params) for p in prompts)))
+
+    try:
+        for i in range(engine.n_slots):  # no cached prefixes: every prompt fully prefilled
+            engine.forget(i)
+        solo = asyncio.run(alone())
+        for i in range(engine.n_slots):
+            engine.forget(i)
+        batched = asyncio.run(together())
+    finally:
+        sched.close()
+    assert all(t for t, _ in solo)
+    assert batched == solo
+
+
+def test_follow_up_turn_reuses_the_prefix(engine: LlamaEngine) -> None:
+    sched = Scheduler(engine)
+    history = [{"role": "user", "content": "Tell me about rivers."}]
+    params = SamplingParams(temperature=0, max_tokens=16)
+
+    async def turn() -> tuple[int, int]:
+        text = render_chat(engine.info.chat_template, history)
+        tokens = engine.tokenize(text, add_bos=engine.info.add_bos, special=True)
+        job = sched.submit(tokens, params)
+        reply, cached = "", -1
+        async for ev in job.events():
+            if isinstance(ev, TextDelta):
+                reply += ev.text
+            elif isinstance(ev, Finished):
+                cached = ev.usage.cached_tokens
+        history.append({"role": "assistant", "content": reply})
+        history.append({"role": "user", "content": "Tell me more."})
+        return len(tokens), cached
+
+    try:
+        for i in range(engine.n_slots):
+            engine.forget(i)
+        n1, cached1 = asyncio.run(turn())
+        n2, cached2 = asyncio.run(turn())
+        n3, cached3 = asyncio.run(turn())
+    finally:
+        sched.close()
+    assert cached1 == 0
+    # each follow-up reuses at least the previous prompt (the template's text of the previous
+    # answer may tokenize differently at its end, so allow a few tokens)
+    assert cached2 >= n1 - 2 and cached2 < n2
+    assert cached3 >= n2 - 2 and cached3 < n3
+
+
+def test_new_conversation_copies_a_shared_system_prompt(engine: LlamaEngine) -> None:
+    system = {"role": "system", "content": "You are a helpful assistant. " * 20}
+    params = SamplingParams(temperature=0, max_tokens=4)
+    sched = Scheduler(engine)
+
+    async def ask(q: str) -> int:
+        text = render_chat(engine.info.chat_template, [system, {"role": "user", "content": q}])
+        tokens = engine.tokenize(text, add_bos=engine.info.add_bos, special=True)
+        async for ev in sched.submit(tokens, params).events():
+            if isinstance(ev, Finished):
+                return ev.usage.cached_tokens
+        return -1
+
+    try:
+        for i in range(engine.n_slots):
+            engine.forget(i)
+        assert asyncio.run(ask("What is rain?")) == 0
+        cached = asyncio.run(ask("Why do birds sing?"))
+    finally:
+        sched.close()
+    assert cached > 100  # the long shared system prompt was not computed again
