@@ -240,7 +240,10 @@ class Scheduler:
         eng = self.engine
         feeds: list[tuple[int, list[int], bool]] = []
         budget = eng.n_batch
-        decoding = [s for s in self._active.values() if not s.pending]
+        # in slot order: llama.cpp then keeps the whole batch in one micro-batch
+        decoding = sorted(
+            (s for s in self._active.values() if not s.pending), key=lambda s: s.slot
+        )
         for seq in decoding:
             feeds.append((seq.slot, [seq.last], True))
             budget -= 1
