@@ -20,6 +20,7 @@ from cove.errors import CoveError, EngineFailure, InvalidRequest
 from cove.models.options import sampling_fields, to_sampling, validate_options
 from cove.models.registry import ModelEntry
 from cove.pipeline import ChatDelta, ChatDone, ChatMessage, ChatRequest, ChatStream
+from cove.structured import ollama_grammar
 
 FOREVER = "2318-08-26T00:00:00Z"  # what Ollama reports for a model kept loaded forever
 
@@ -56,21 +57,8 @@ def keep_alive(value: Any) -> float | None:
 
 
 def grammar_for(fmt: str | dict[str, Any] | None) -> str | None:
-    """GBNF for ``format``: ``"json"`` (any JSON object) or a JSON schema object.
-
-    Raises:
-        InvalidRequest: another string, or a schema that cannot be converted.
-    """
-    if fmt is None or fmt == "":
-        return None
-    from cove.engine.llama import json_grammar
-
-    if fmt == "json":
-        return json_grammar(None)
-    if isinstance(fmt, dict):
-        return json_grammar(fmt)
-    raise InvalidRequest(f"invalid format {fmt!r}: use \"json\" or a JSON schema",
-                         param="format")
+    """GBNF for ``format`` (see :func:`cove.structured.ollama_grammar`)."""
+    return ollama_grammar(fmt)
 
 
 def _think(value: bool | str | None) -> bool | None:

@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from cove.api.errors import sse_error_event
@@ -13,6 +14,7 @@ from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest, Me
 from cove.engine.types import SamplingParams, Usage
 from cove.errors import CoveError, EngineFailure, InvalidRequest
 from cove.pipeline import ChatDelta, ChatDone, ChatMessage, ChatRequest, ChatResult, ChatStream
+from cove.structured import openai_grammar
 
 DEFAULT_TEMPERATURE = 0.8
 
@@ -80,13 +82,13 @@ def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
     """
     if body.tools:
         raise InvalidRequest("tool calling is not supported yet", param="tools")
-    if body.response_format is not None and body.response_format.type != "text":
-        raise InvalidRequest(
-            f"response_format {body.response_format.type!r} is not supported yet",
-            param="response_format",
-        )
+    params = to_sampling(body)
+    if body.response_format is not None:
+        grammar = openai_grammar(body.response_format.model_dump(exclude_none=True))
+        if grammar is not None:
+            params = replace(params, grammar=grammar)
     messages = [_message(i, m) for i, m in enumerate(body.messages)]
-    return ChatRequest(messages=messages, params=to_sampling(body), model=body.model,
+    return ChatRequest(messages=messages, params=params, model=body.model,
                        explicit=explicit_fields(body))
 
 

@@ -50,7 +50,11 @@ class StreamOptions(_Body):
 
 
 class ResponseFormat(_Body):
+    """``{"type": "text" | "json_object" | "json_schema", "json_schema": {"name", "schema",
+    "strict"}}``."""
+
     type: Literal["text", "json_object", "json_schema"] = "text"
+    json_schema: dict[str, Any] | None = None
 
 
 class _Sampling(_Body):
