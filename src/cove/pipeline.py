@@ -9,18 +9,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cove.config import Settings
 from cove.engine.scheduler import Job, Scheduler
 from cove.engine.template import render_chat
-from cove.engine.types import Engine, Finished, SamplingParams, TextDelta, Usage
+from cove.engine.types import (
+    Engine,
+    Finished,
+    ForcedContinuation,
+    SamplingParams,
+    TextDelta,
+    Usage,
+)
 from cove.errors import ContextLengthExceeded, InvalidRequest
 from cove.models.manager import Embedder, EmbedLoader, Lease, Loader, ModelManager
 from cove.models.options import SAMPLING_TO_OPTION, to_sampling
 from cove.models.registry import ModelEntry, ModelRegistry
 from cove.reasoning import Kind, ThinkParser, strip_reasoning
+from cove.tools import ToolCall, ToolCalls, ToolSpec, tool_events
+from cove.tools.messages import template_message, with_tool_prompt
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 
@@ -35,6 +44,8 @@ class ChatMessage:
     role: str
     content: str
     images: int = 0
+    tool_calls: list[dict[str, Any]] | None = None  # OpenAI shape: {id, type, function}
+    tool_call_id: str | None = None
 
 
 @dataclass
@@ -42,11 +53,14 @@ class ChatRequest:
     """A chat turn to generate. ``model`` None means the default model.
 
     ``explicit`` names the :class:`SamplingParams` fields the client set; the others take the
-    model's preset defaults (None: every field is explicit). ``num_ctx`` asks for a context
+    model's preset defaults (None: every field is explicit). ``tools`` (validated, see
+    :mod:`cove.tools`) lets the model answer with tool calls. ``num_ctx`` asks for a context
     window (an idle model is reloaded with it). ``keep_alive`` is seconds to keep the model
     loaded after this request (None: the default; < 0 forever; 0 unload at once).
     ``think`` False asks the template not to reason (``enable_thinking=False``); True on a
-    model that cannot reason is an error.
+    model that cannot reason is an error. ``reasoning_budget`` caps reasoning in tokens: at the
+    cap the reasoning is closed (``</think>`` is injected) and the model goes on to answer
+    (a no-op for models that do not reason).
     """
 
     messages: list[ChatMessage]
@@ -56,6 +70,8 @@ class ChatRequest:
     num_ctx: int | None = None
     keep_alive: float | None = None
     think: bool | None = None
+    tools: ToolSpec | None = None
+    reasoning_budget: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,10 +84,12 @@ class ChatDelta:
 
 @dataclass(frozen=True)
 class ChatDone:
-    """End of a stream. ``finish_reason`` is OpenAI's: ``stop`` or ``length``."""
+    """End of a stream. ``finish_reason`` is OpenAI's: ``stop``, ``length`` or
+    ``tool_calls``."""
 
     finish_reason: str
     usage: Usage
+    reasoning_budget_exhausted: bool = False
 
 
 @dataclass
@@ -83,6 +101,8 @@ class ChatResult:
     reasoning: str
     finish_reason: str
     usage: Usage
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    reasoning_budget_exhausted: bool = False
 
 
 class ChatStream:
@@ -90,8 +110,10 @@ class ChatStream:
     :meth:`cancel` stops it and frees the engine."""
 
     def __init__(self, model: str, job: Job, parser: ThinkParser | None,
-                 lease: Lease | None = None, keep_alive: float | None = None) -> None:
+                 lease: Lease | None = None, keep_alive: float | None = None,
+                 tools: ToolSpec | None = None) -> None:
         self.model = model
+        self.tools = tools
         self.prompt_tokens = len(job.prompt)
         self._job = job
         self._parser = parser
@@ -104,7 +126,19 @@ class ChatStream:
         if self._lease is not None:
             self._lease.release(self._keep_alive)
 
-    async def __aiter__(self) -> AsyncIterator[ChatDelta | ChatDone]:
+    def __aiter__(self) -> AsyncIterator[ChatDelta | ChatDone]:
+        """:class:`ChatDelta` pieces then one :class:`ChatDone` (tool calls come as text: use
+        :meth:`items` for a request with tools)."""
+        return self._events()
+
+    def items(self) -> AsyncIterator[ChatDelta | ChatDone | ToolCalls]:
+        """Like iterating, but a tool call made by the model comes as one :class:`ToolCalls`
+        item (and ``finish_reason`` ``tool_calls``) instead of text."""
+        if self.tools is None:
+            return self._events()
+        return tool_events(self._events(), self.tools)
+
+    async def _events(self) -> AsyncIterator[ChatDelta | ChatDone]:
         parser = self._parser
         try:
             async for event in self._job.events():
@@ -119,7 +153,7 @@ class ChatStream:
                         for kind, text in parser.flush():
                             yield ChatDelta(kind, text)
                     reason = "length" if event.reason == "length" else "stop"
-                    yield ChatDone(reason, event.usage)
+                    yield ChatDone(reason, event.usage, event.forced)
         finally:
             self.cancel()
 
@@ -127,9 +161,12 @@ class ChatStream:
         """Run to the end and return the whole answer."""
         parts: dict[str, list[str]] = {"reasoning": [], "content": []}
         done: ChatDone | None = None
-        async for item in self:
+        calls: list[ToolCall] = []
+        async for item in self.items():
             if isinstance(item, ChatDelta):
                 parts[item.kind].append(item.text)
+            elif isinstance(item, ToolCalls):
+                calls = item.calls
             else:
                 done = item
         assert done is not None
@@ -139,6 +176,8 @@ class ChatStream:
             "".join(parts["reasoning"]),
             done.finish_reason,
             done.usage,
+            calls,
+            done.reasoning_budget_exhausted,
         )
 
 
@@ -151,6 +190,15 @@ def _check_text(text: str, param: str) -> None:
             f"text is not valid Unicode (character {e.object[e.start]!r} at offset {e.start})",
             param=param,
         ) from e
+
+
+def close_reasoning(engine: Engine, budget: int, in_reasoning: bool) -> ForcedContinuation:
+    """The forced continuation that ends reasoning after ``budget`` tokens: the tokens of
+    ``"\n</think>\n\n"``, unless ``</think>`` came already (and, when the prompt does not
+    open the reasoning itself, only once the model wrote ``<think>``)."""
+    tokens = engine.tokenize("\n</think>\n\n", add_bos=False, special=True)
+    return ForcedContinuation(budget, tuple(tokens), "</think>",
+                              None if in_reasoning else "<think>")
 
 
 @dataclass
@@ -270,10 +318,16 @@ class ChatPipeline:
             thinks = bool(info.chat_template and "<think>" in info.chat_template)
             if request.think and not thinks:
                 raise InvalidRequest(f"{entry.name} does not support thinking", param="think")
+            native_tools = bool(request.tools and info.chat_template
+                                and "tools" in info.chat_template)
+            if request.tools and not native_tools:
+                messages_in = with_tool_prompt(messages_in, request.tools)
             messages = self._template_messages(messages_in, info.vision, thinks)
             if len(messages) >= info.n_ctx:  # every message costs at least one token
                 raise ContextLengthExceeded(len(messages), info.n_ctx, at_least=True)
-            extra = {"enable_thinking": False} if request.think is False else {}
+            extra: dict[str, Any] = {"enable_thinking": False} if request.think is False else {}
+            if request.tools and native_tools:
+                extra["tools"] = request.tools.tools
 
             def render() -> tuple[str, list[int]]:
                 text = render_chat(info.chat_template, messages, bos_token=info.bos_token,
@@ -283,15 +337,20 @@ class ChatPipeline:
                 return text, self._tokenize(rt.engine, text, add_bos, "messages")
 
             prompt_text, prompt = await asyncio.to_thread(render)
-            parser = None
+            parser = force = None
             if thinks:
-                parser = ThinkParser(start_in_reasoning=prompt_text.rstrip().endswith("<think>"))
+                in_reasoning = prompt_text.rstrip().endswith("<think>")
+                parser = ThinkParser(start_in_reasoning=in_reasoning)
+                if request.reasoning_budget is not None and request.think is not False:
+                    force = close_reasoning(rt.engine, request.reasoning_budget, in_reasoning)
             params = self._with_defaults(entry, request.params, request.explicit)
-            job = self._admit(rt.engine, rt.scheduler, prompt, params, "messages")
+            if request.tools is not None:
+                params = replace(params, grammar=request.tools.grammar())
+            job = self._admit(rt.engine, rt.scheduler, prompt, params, "messages", force)
         except BaseException:
             lease.release(request.keep_alive)
             raise
-        return ChatStream(info.name, job, parser, lease, request.keep_alive)
+        return ChatStream(info.name, job, parser, lease, request.keep_alive, request.tools)
 
     async def start_completion(
         self, model: str | None, prompt_text: str, params: SamplingParams, *,
@@ -362,14 +421,15 @@ class ChatPipeline:
 
     @staticmethod
     def _admit(engine: Engine, scheduler: Scheduler | None, prompt: list[int],
-               params: SamplingParams, param: str) -> Job:
+               params: SamplingParams, param: str,
+               force: ForcedContinuation | None = None) -> Job:
         n_ctx = engine.info.n_ctx
         if not prompt:
             raise InvalidRequest("the prompt is empty", param=param)
         if len(prompt) >= n_ctx:
             raise ContextLengthExceeded(len(prompt), n_ctx, param=param)
         assert scheduler is not None
-        return scheduler.submit(prompt, params)
+        return scheduler.submit(prompt, params, force)
 
     @staticmethod
     def _template_messages(
@@ -394,5 +454,5 @@ class ChatPipeline:
             content = m.content
             if role == "assistant" and thinking:
                 content = strip_reasoning(content)
-            out.append({"role": role, "content": content})
+            out.append(template_message(role, content, m.tool_calls, m.tool_call_id))
         return out

@@ -64,7 +64,9 @@ class ScriptedEngine:
         return list(text.encode("utf-8"))
 
     def piece(self, token: int) -> bytes:
-        return self._pieces.get(token, b"")
+        if token in self._pieces:
+            return self._pieces[token]
+        return bytes([token]) if 0 < token < 256 else b""  # a byte token from tokenize
 
     def is_end(self, token: int) -> bool:
         return token == END

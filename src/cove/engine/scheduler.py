@@ -27,7 +27,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from cove.engine.generate import TextStream
-from cove.engine.types import Engine, Finished, GenerationEvent, SamplingParams, TextDelta, Usage
+from cove.engine.types import (
+    Engine,
+    Finished,
+    FinishReason,
+    ForcedContinuation,
+    GenerationEvent,
+    SamplingParams,
+    TextDelta,
+    Usage,
+)
 from cove.errors import CoveError, EngineFailure, Overloaded
 
 log = logging.getLogger(__name__)
@@ -40,9 +49,11 @@ class Job:
     """A submitted generation. Iterate :meth:`events` on the submitting loop; :meth:`cancel`
     (idempotent, thread-safe) stops it."""
 
-    def __init__(self, prompt: list[int], params: SamplingParams, wake: threading.Condition):
+    def __init__(self, prompt: list[int], params: SamplingParams, wake: threading.Condition,
+                 force: ForcedContinuation | None = None):
         self.prompt = prompt
         self.params = params
+        self.force = force
         self.cancelled = threading.Event()
         self.loop = asyncio.get_running_loop()
         self._wake = wake
@@ -80,6 +91,9 @@ class _Seq:
     text: TextStream
     cached: int = 0  # prompt tokens whose KV cells were reused
     last: int = -1  # last sampled token, fed at the next step
+    seen: str = ""  # generated text, kept only while a forced continuation may still apply
+    forced: bool = False  # the forced continuation is decided (injected or not needed)
+    injected: bool = False
 
 
 @dataclass
@@ -134,8 +148,11 @@ class Scheduler:
         with self._cv:
             return len(self._waiting) + len(self._active)
 
-    def submit(self, prompt: list[int], params: SamplingParams) -> Job:
-        """Queue a generation. Must be called from a running asyncio loop.
+    def submit(self, prompt: list[int], params: SamplingParams,
+               force: ForcedContinuation | None = None) -> Job:
+        """Queue a generation. Must be called from a running asyncio loop. ``force`` is fed
+        into the sequence once its condition holds (fed like prompt tokens: no sampling until
+        the last one).
 
         Raises:
             Overloaded: every slot is busy and ``max_queue`` jobs already wait.
@@ -147,7 +164,7 @@ class Scheduler:
                     f"the server is busy: all {len(self._active)} generation slots are in use "
                     f"and {len(self._waiting)} requests are waiting; retry shortly"
                 )
-            job = Job(prompt, params, self._cv)
+            job = Job(prompt, params, self._cv, force)
             self._waiting.append(job)
             self._cv.notify()
         return job
@@ -281,8 +298,32 @@ class Scheduler:
             seq.last = token
             if text:
                 self._outbox.put(seq.job, TextDelta(text))
+            if reason is None and seq.job.force is not None and not seq.forced:
+                reason = self._maybe_force(seq, seq.job.force, text, token)
             if reason is not None:
                 self._end(seq, reason)
+
+    def _maybe_force(self, seq: _Seq, force: ForcedContinuation, text: str,
+                     token: int) -> FinishReason | None:
+        """Inject ``force`` into ``seq`` if its condition holds now; the sequence's end
+        reason if the injected tokens ended it (a full budget)."""
+        seq.seen += text
+        if force.until in seq.seen:
+            seq.forced = True  # never needed: the end text came by itself
+            seq.seen = ""
+            return None
+        if seq.text.produced < force.after or (force.when and force.when not in seq.seen):
+            return None
+        seq.forced = seq.injected = True
+        seq.seen = ""
+        for forced in force.tokens:
+            piece, reason = seq.text.push(self.engine.piece(forced), False)
+            if piece:
+                self._outbox.put(seq.job, TextDelta(piece))
+            if reason is not None:
+                return reason
+        seq.pending = [token, *force.tokens]
+        return None
 
     def _end(self, seq: _Seq, outcome: str | CoveError) -> None:
         """Finish ``seq`` with a reason (``stop``, ``length``, ``cancelled``) or an error."""
@@ -296,5 +337,6 @@ class Scheduler:
             self._outbox.put(seq.job, outcome)
         else:
             usage = Usage(len(seq.job.prompt), seq.text.produced, seq.cached)
-            self._outbox.put(seq.job, Finished(outcome, usage))  # type: ignore[arg-type]
+            finished = Finished(outcome, usage, seq.injected)  # type: ignore[arg-type]
+            self._outbox.put(seq.job, finished)
         self._outbox.put(seq.job, _SENTINEL)

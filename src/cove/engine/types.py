@@ -136,10 +136,27 @@ class TextDelta:
 
 @dataclass(frozen=True)
 class Finished:
-    """The end of a generation, with why it ended and the token counts."""
+    """The end of a generation, with why it ended and the token counts. ``forced`` says a
+    :class:`ForcedContinuation` was injected."""
 
     reason: FinishReason
     usage: Usage
+    forced: bool = False
+
+
+@dataclass(frozen=True)
+class ForcedContinuation:
+    """Tokens to inject into a generation once, e.g. to close a reasoning block at a budget.
+
+    After ``after`` generated tokens, if ``when`` (None: always) has appeared in the generated
+    text and ``until`` has not, ``tokens`` are fed to the model as if generated (their text is
+    emitted and they count as completion tokens) and sampling resumes after the last one.
+    """
+
+    after: int
+    tokens: tuple[int, ...]
+    until: str
+    when: str | None = None
 
 
 GenerationEvent = TextDelta | Finished

@@ -21,6 +21,7 @@ from cove.models.options import sampling_fields, to_sampling, validate_options
 from cove.models.registry import ModelEntry
 from cove.pipeline import ChatDelta, ChatDone, ChatMessage, ChatRequest, ChatStream
 from cove.structured import ollama_grammar
+from cove.tools import ToolCall, ToolCalls, parse_tools
 
 FOREVER = "2318-08-26T00:00:00Z"  # what Ollama reports for a model kept loaded forever
 
@@ -88,11 +89,28 @@ def to_chat_request(body: ChatBody) -> ChatRequest:
     Raises:
         InvalidRequest: tools (not supported yet), bad options, format or keep_alive.
     """
-    if body.tools:
-        raise InvalidRequest("tool calling is not supported yet", param="tools")
-    messages = [ChatMessage(m.role, m.content or "", images=len(m.images or []))
+    tools = parse_tools(body.tools) if body.tools else None
+    common = _common(body)
+    if tools is not None and common["params"].grammar is not None:
+        raise InvalidRequest("format cannot be combined with tools", param="format")
+    messages = [ChatMessage(m.role, m.content or "", images=len(m.images or []),
+                            tool_calls=_openai_calls(m.tool_calls))
                 for m in body.messages]
-    return ChatRequest(messages=messages, model=require_model(body.ref), **_common(body))
+    return ChatRequest(messages=messages, model=require_model(body.ref), tools=tools, **common)
+
+
+def _openai_calls(calls: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Ollama's ``message.tool_calls`` (``{"function": {"name", "arguments": {...}}}``) in
+    OpenAI's shape."""
+    if not calls:
+        return None
+    return [{"type": "function", "function": c.get("function") or {}} for c in calls]
+
+
+def tool_calls_json(calls: list[ToolCall]) -> list[dict[str, Any]]:
+    """Ollama's ``message.tool_calls``: arguments as an object."""
+    return [{"function": {"name": c.name, "arguments": json.loads(c.arguments)}}
+            for c in calls]
 
 
 def to_generate_request(body: GenerateBody) -> ChatRequest:
@@ -166,7 +184,8 @@ def final(chat: bool, model: str, done: ChatDone, timer: Timer, content: str = "
         out["response"] = content
         if thinking:
             out["thinking"] = thinking
-    out.update(done=True, done_reason=done.finish_reason, **timer.stats(done))
+    reason = "stop" if done.finish_reason == "tool_calls" else done.finish_reason
+    out.update(done=True, done_reason=reason, **timer.stats(done))
     return out
 
 
@@ -191,8 +210,13 @@ async def ndjson_stream(stream: ChatStream, *, chat: bool, think: bool | None,
     either content or thinking, then one ``done: true`` object with the stats. A failure
     mid-stream ends it with one ``{"error": ...}`` line."""
     try:
-        async for item in stream:
-            if isinstance(item, ChatDelta):
+        async for item in stream.items():
+            if isinstance(item, ToolCalls):
+                msg = {"role": "assistant", "content": "",
+                       "tool_calls": tool_calls_json(item.calls)}
+                yield _line({"model": stream.model, "created_at": now_iso(), "message": msg,
+                             "done": False})
+            elif isinstance(item, ChatDelta):
                 if item.kind == "reasoning" and think is False:
                     continue
                 timer.mark_token()
@@ -212,18 +236,24 @@ async def collect(stream: ChatStream, *, chat: bool, think: bool | None,
     """Run to the end; the single reply object of a non-streamed request."""
     parts: dict[str, list[str]] = {"reasoning": [], "content": []}
     done: ChatDone | None = None
+    calls: list[ToolCall] = []
     try:
-        async for item in stream:
+        async for item in stream.items():
             if isinstance(item, ChatDelta):
                 timer.mark_token()
                 parts[item.kind].append(item.text)
+            elif isinstance(item, ToolCalls):
+                calls = item.calls
             else:
                 done = item
     finally:
         stream.cancel()
     assert done is not None
     thinking = "" if think is False else "".join(parts["reasoning"])
-    return final(chat, stream.model, done, timer, "".join(parts["content"]), thinking)
+    out = final(chat, stream.model, done, timer, "".join(parts["content"]), thinking)
+    if calls:
+        out["message"]["tool_calls"] = tool_calls_json(calls)
+    return out
 
 
 # -- model listings ----------------------------------------------------------------------------

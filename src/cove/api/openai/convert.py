@@ -15,6 +15,7 @@ from cove.engine.types import SamplingParams, Usage
 from cove.errors import CoveError, EngineFailure, InvalidRequest
 from cove.pipeline import ChatDelta, ChatDone, ChatMessage, ChatRequest, ChatResult, ChatStream
 from cove.structured import openai_grammar
+from cove.tools import ToolCall, ToolCalls, parse_tools
 
 DEFAULT_TEMPERATURE = 0.8
 
@@ -52,7 +53,8 @@ def to_sampling(body: ChatCompletionRequest | CompletionRequest) -> SamplingPara
 
 def _message(i: int, m: Message) -> ChatMessage:
     if m.content is None or isinstance(m.content, str):
-        return ChatMessage(m.role, m.content or "")
+        return ChatMessage(m.role, m.content or "", tool_calls=m.tool_calls,
+                           tool_call_id=m.tool_call_id)
     texts: list[str] = []
     images = 0
     for j, part in enumerate(m.content):
@@ -80,16 +82,41 @@ def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
     Raises:
         InvalidRequest: unsupported features (tools, structured output, logprobs, parts).
     """
-    if body.tools:
-        raise InvalidRequest("tool calling is not supported yet", param="tools")
+    tools = parse_tools(body.tools, body.tool_choice, body.parallel_tool_calls)
     params = to_sampling(body)
     if body.response_format is not None:
         grammar = openai_grammar(body.response_format.model_dump(exclude_none=True))
+        if grammar is not None and tools is not None:
+            raise InvalidRequest("response_format cannot be combined with tools",
+                                 param="response_format")
         if grammar is not None:
             params = replace(params, grammar=grammar)
     messages = [_message(i, m) for i, m in enumerate(body.messages)]
+    think, budget = reasoning_controls(body)
     return ChatRequest(messages=messages, params=params, model=body.model,
-                       explicit=explicit_fields(body))
+                       explicit=explicit_fields(body), tools=tools, think=think,
+                       reasoning_budget=budget)
+
+
+def reasoning_controls(body: ChatCompletionRequest) -> tuple[bool | None, int | None]:
+    """``(think, reasoning budget)`` from DeepSeek's ``thinking``, OpenAI's
+    ``reasoning_effort`` (``none``/``minimal`` turn thinking off) and Cove's
+    ``reasoning_budget`` / ``thinking.budget_tokens``."""
+    think: bool | None = None
+    budget = body.reasoning_budget
+    if body.reasoning_effort is not None:
+        think = False if body.reasoning_effort in ("none", "minimal") else None
+    if body.thinking is not None:
+        # enabled is the default of a reasoning model, and a no-op for others
+        think = False if body.thinking.type == "disabled" else None
+        budget = body.thinking.budget_tokens or budget
+    return think, budget
+
+
+def tool_calls_json(calls: list[ToolCall]) -> list[dict[str, Any]]:
+    """OpenAI's ``message.tool_calls``."""
+    return [{"id": c.id, "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
 
 
 _FIELDS = {"max_tokens": "max_tokens", "max_completion_tokens": "max_tokens",
@@ -139,6 +166,11 @@ def new_id(prefix: str) -> str:
 def from_chat_result(result: ChatResult) -> dict[str, Any]:
     """A ``chat.completion`` object; ``reasoning_content`` is present when the model reasoned."""
     message: dict[str, Any] = {"role": "assistant", "content": result.content}
+    if result.tool_calls:
+        message["content"] = result.content or None
+        message["tool_calls"] = tool_calls_json(result.tool_calls)
+    if result.reasoning_budget_exhausted:
+        message["reasoning_budget_exhausted"] = True
     if result.reasoning:
         message["reasoning_content"] = result.reasoning
     return {
@@ -220,7 +252,7 @@ async def sse_stream(
             yield chunk(choice({"role": "assistant", "content": ""}))
         elif echo_prompt:
             yield chunk(choice(echo_prompt))
-        async for item in stream:
+        async for item in stream.items():
             if isinstance(item, ChatDelta):
                 if not chat:
                     yield chunk(choice(item.text))
@@ -228,8 +260,18 @@ async def sse_stream(
                     yield chunk(choice({"reasoning_content": item.text}))
                 else:
                     yield chunk(choice({"content": item.text}))
+            elif isinstance(item, ToolCalls):
+                for n, call in enumerate(item.calls):
+                    first = {"index": n, "id": call.id, "type": "function",
+                             "function": {"name": call.name, "arguments": ""}}
+                    yield chunk(choice({"tool_calls": [first]}))
+                    rest = {"index": n, "function": {"arguments": call.arguments}}
+                    yield chunk(choice({"tool_calls": [rest]}))
             elif isinstance(item, ChatDone):
-                yield chunk(choice({} if chat else "", item.finish_reason))
+                final: dict[str, Any] = {}
+                if item.reasoning_budget_exhausted and chat:
+                    final["reasoning_budget_exhausted"] = True
+                yield chunk(choice(final if chat else "", item.finish_reason))
                 if include_usage:
                     yield chunk(None, usage_dict(item.usage))
         yield "data: [DONE]\n\n"

@@ -57,6 +57,14 @@ class ResponseFormat(_Body):
     json_schema: dict[str, Any] | None = None
 
 
+class Thinking(_Body):
+    """DeepSeek's ``thinking: {"type": "enabled" | "disabled"}``; ``budget_tokens`` (as in
+    Anthropic's API) is a reasoning budget."""
+
+    type: Literal["enabled", "disabled"]
+    budget_tokens: Int | None = Field(None, ge=1)
+
+
 class _Sampling(_Body):
     model: str | None = None
     temperature: float | None = Field(None, ge=0.0, le=2.0)
@@ -82,8 +90,12 @@ class ChatCompletionRequest(_Sampling):
     max_tokens: Int | None = Field(None, ge=1)
     max_completion_tokens: Int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: Any = None  # validated by cove.tools.parse_tools (400s name tools[i]...)
     tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
+    thinking: Thinking | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    reasoning_budget: Int | None = Field(None, ge=1)
 
 
 class CompletionRequest(_Sampling):

@@ -1,0 +1,159 @@
+"""Tool definitions (OpenAI's ``tools`` / ``tool_choice`` shapes) and the grammar of a call.
+
+A tool call is generated as JSON ``{"name": "<function>", "arguments": {...}}`` (the Hermes /
+Qwen convention, also what models without a tool template are told to produce); several calls
+(``parallel_tool_calls``) as a JSON array of those. The grammar pins ``name`` to a declared
+function and ``arguments`` to that function's ``parameters`` schema, so every call parses and
+validates. With ``tool_choice`` ``auto`` the grammar also allows a plain answer that does not
+begin with ``{``, ``[`` or ``<``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from cove.errors import InvalidRequest
+from cove.structured import check_schema
+
+NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+FREE_TEXT = (
+    'cove-free ::= [^{[<\\x00] cove-any* | ""\n'
+    "cove-any ::= [^\\x00]\n"
+    'cove-tagged ::= "<tool_call>" [ \\n]* cove-call [ \\n]* "</tool_call>"\n'
+)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One call: ``id`` (``call_...``), function ``name``, ``arguments`` as a JSON text."""
+
+    name: str
+    arguments: str
+    id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
+
+
+@dataclass(frozen=True)
+class ToolCalls:
+    """A stream item: the calls the model made (it ends the answer)."""
+
+    calls: list[ToolCall]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """Validated tools of a request. ``choice`` is ``auto``, ``required`` or ``function``
+    (with ``name``); ``tools`` are the OpenAI-shaped definitions (for templates)."""
+
+    tools: list[dict[str, Any]]
+    choice: str
+    name: str | None
+    parallel: bool
+
+    @property
+    def functions(self) -> dict[str, dict[str, Any]]:
+        """Function name -> its parameters schema."""
+        return {t["function"]["name"]: t["function"].get("parameters") or {"type": "object"}
+                for t in self.tools}
+
+    def grammar(self) -> str:
+        """The GBNF grammar of this request's output."""
+        from cove.engine.llama import json_grammar
+
+        funcs = self.functions
+        names = [self.name] if self.name else list(funcs)
+        calls = [{"type": "object", "properties": {"name": {"const": n},
+                                                   "arguments": funcs[n]},
+                  "required": ["name", "arguments"], "additionalProperties": False}
+                 for n in names]
+        call: dict[str, Any] = calls[0] if len(calls) == 1 else {"anyOf": calls}
+        schema = {"type": "array", "items": call, "minItems": 1} if self.parallel else call
+        grammar = json_grammar(schema)
+        if self.choice != "auto":
+            return grammar
+        grammar = re.sub(r"^root ::=", "cove-call ::=", grammar, count=1, flags=re.M)
+        return f"root ::= cove-call | cove-tagged | cove-free\n{FREE_TEXT}{grammar}"
+
+    def describe(self) -> str:
+        """A system-prompt text telling a model without a tool template how to call tools."""
+        lines = ["You can call these functions (JSON Schema of their arguments):"]
+        for t in self.tools:
+            f = t["function"]
+            lines.append(json.dumps({"name": f["name"], "description": f.get("description", ""),
+                                     "parameters": f.get("parameters") or {}}))
+        lines.append('To call a function, answer only with JSON: {"name": <function name>, '
+                     '"arguments": <arguments object>}.')
+        return "\n".join(lines)
+
+
+def _tool(i: int, tool: Any) -> dict[str, Any]:
+    where = f"tools[{i}]"
+    if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+        raise InvalidRequest("each tool must be {\"type\": \"function\", \"function\": {...}}",
+                             param=f"{where}.type")
+    fn = tool.get("function")
+    if not isinstance(fn, dict):
+        raise InvalidRequest("a tool needs a 'function' object", param=f"{where}.function")
+    name = fn.get("name")
+    if not isinstance(name, str) or not NAME.match(name):
+        raise InvalidRequest("function name must be 1-64 letters, digits, _ . or -",
+                             param=f"{where}.function.name")
+    desc = fn.get("description")
+    if desc is not None and not isinstance(desc, str):
+        raise InvalidRequest("description must be a string", param=f"{where}.function.description")
+    params = fn.get("parameters")
+    if params is not None:
+        check_schema(params, f"{where}.function.parameters")
+        if params.get("type", "object") != "object":
+            raise InvalidRequest("function parameters must be an object schema",
+                                 param=f"{where}.function.parameters.type")
+    out = {"name": name, "parameters": params or {"type": "object", "properties": {}}}
+    if desc:
+        out["description"] = desc
+    return {"type": "function", "function": out}
+
+
+def parse_tools(tools: Any, tool_choice: Any = None,
+                parallel: bool | None = None) -> ToolSpec | None:
+    """Validate OpenAI's ``tools``, ``tool_choice`` (``"auto"``, ``"none"``, ``"required"``,
+    ``{"type": "function", "function": {"name": ...}}``) and ``parallel_tool_calls``.
+
+    Returns None when there is nothing to call (no tools, or ``tool_choice`` ``"none"``).
+
+    Raises:
+        InvalidRequest: a malformed tool (naming ``tools[i]...``), duplicate names, an unknown
+            choice or a named function that is not declared (``tool_choice``).
+    """
+    if tools is None or tools == []:
+        if tool_choice not in (None, "none", "auto"):
+            raise InvalidRequest("tool_choice needs tools", param="tool_choice")
+        return None
+    if not isinstance(tools, list):
+        raise InvalidRequest("tools must be a list", param="tools")
+    if len(tools) > 128:
+        raise InvalidRequest("at most 128 tools are supported", param="tools")
+    parsed = [_tool(i, t) for i, t in enumerate(tools)]
+    names = [t["function"]["name"] for t in parsed]
+    if len(set(names)) != len(names):
+        raise InvalidRequest("function names must be unique", param="tools")
+    name = None
+    if tool_choice in (None, "auto"):
+        choice = "auto"
+    elif tool_choice == "none":
+        return None
+    elif tool_choice == "required":
+        choice = "required"
+    elif isinstance(tool_choice, dict) and isinstance(tool_choice.get("function"), dict):
+        name = tool_choice["function"].get("name")
+        if name not in names:
+            raise InvalidRequest(f"tool_choice names {name!r}, which is not in tools",
+                                 param="tool_choice")
+        choice = "function"
+    else:
+        raise InvalidRequest("tool_choice must be auto, none, required or "
+                             "{\"type\": \"function\", \"function\": {\"name\": ...}}",
+                             param="tool_choice")
+    return ToolSpec(parsed, choice, name, parallel is not False and name is None)

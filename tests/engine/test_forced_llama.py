@@ -1,0 +1,51 @@
+"""The reasoning-budget path on the real engine: a forced continuation is decoded like prompt
+tokens and generation goes on after it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from cove.engine.llama import LlamaEngine
+from cove.engine.scheduler import Scheduler
+from cove.engine.types import Finished, SamplingParams, TextDelta
+from cove.models.registry import bundled_model_path
+from cove.pipeline import close_reasoning
+from tests.engine.test_llama_batching import prompt
+
+pytestmark = pytest.mark.real_model
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[LlamaEngine]:
+    eng = LlamaEngine(bundled_model_path(), "smollm2:135m", n_ctx=512, n_slots=2, n_threads=2)
+    yield eng
+    eng.close()
+
+
+def test_budget_closes_reasoning_and_generation_continues(engine: LlamaEngine) -> None:
+    sched = Scheduler(engine)
+    force = close_reasoning(engine, 8, in_reasoning=True)
+
+    async def run() -> tuple[str, Finished]:
+        text, done = "", None
+        job = sched.submit(prompt(engine, "Tell me a long story about a dog."),
+                           SamplingParams(temperature=0, max_tokens=40), force)
+        async for ev in job.events():
+            if isinstance(ev, TextDelta):
+                text += ev.text
+            elif isinstance(ev, Finished):
+                done = ev
+        assert done is not None
+        return text, done
+
+    try:
+        text, done = asyncio.run(run())
+    finally:
+        sched.close()
+    assert done.forced
+    before, _, after = text.partition("\n</think>\n\n")
+    assert _ and before and after.strip()  # closed after the budget, then answered
+    assert 8 + 4 <= done.usage.completion_tokens <= 40
