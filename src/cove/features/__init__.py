@@ -1,0 +1,1 @@
+"""Feature modules built on the core (nothing in the core imports them)."""

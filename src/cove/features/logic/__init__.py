@@ -1,0 +1,2 @@
+"""Logic mode: tools whose results are computed, not guessed (exact arithmetic and algebra,
+a Python sandbox) and self-consistency voting over sampled answers."""
