@@ -61,7 +61,7 @@ def test_runaway_memory_fails() -> None:
                                   "import time\ntime.sleep(60)"])
 def test_always_returns_within_its_time_limit(code: str) -> None:
     r = run_python(code, timeout=1.0)
-    assert r.timed_out and r.exit_code is None
+    assert not r.ok and (r.timed_out or (r.exit_code or 0) < 0)
     assert r.seconds < 10  # generous: a loaded CI machine; the point is it returns
 
 

@@ -92,7 +92,7 @@ def run_python(code: str, *, timeout: float = 5.0, memory_mb: int = 256,
             [sys.executable, "-I", "-S", "-c", RUNNER], cwd=scratch, env={},
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=lambda: _limits(max(1, int(timeout + 0.999)), memory_mb << 20),
+            preexec_fn=lambda: _limits(int(timeout + 0.999) + 1, memory_mb << 20),
         )
         timed_out = False
         try:
