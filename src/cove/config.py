@@ -96,6 +96,12 @@ class Settings(BaseSettings):
         le=64,
         description="Sequences decoded together (slots); each has its own n_ctx context window.",
     )
+    kv_unified: bool = Field(
+        False,
+        description="One KV-cache pool shared by all slots: prefixes shared for free and batches "
+        "never split (more throughput with a shared system prompt), but a sequence's numerics "
+        "then depend on its neighbours. Default: a stream per slot (batch-invariant output).",
+    )
     max_queue: int = Field(
         16,
         ge=0,
