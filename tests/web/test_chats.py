@@ -274,3 +274,16 @@ def test_first_message_of_only_spaces_at_the_start_gets_a_title(fake: FakeWorld,
     fake.engine.enqueue(["ok"])
     send(alice, cid, content=" " * 60 + "hello there")
     assert alice.get(f"/web/conversations/{cid}").json()["title"] == "hello there"
+
+
+def test_concurrent_signups_on_a_closed_server_make_one_account(tmp_path: Path) -> None:
+    world = FakeWorld(Settings(home=tmp_path / "race", signup="closed"), ScriptedEngine())
+
+    def one(i: int) -> int:
+        return int(Browser(local_client(world.app)).signup(f"racer{i}@example.org").status_code)
+
+    with ThreadPoolExecutor(6) as pool:
+        codes = sorted(pool.map(one, range(6)))
+    assert codes == [200] + [403] * 5
+    with world.app.state.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(User)) == 1
