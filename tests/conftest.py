@@ -21,6 +21,11 @@ from cove.engine.fake import ScriptedEngine
 from cove.models.registry import ModelEntry, ModelRegistry
 
 
+def local_client(app: Any, **kw: Any) -> TestClient:
+    """A test client that calls as a browser on this machine would (``Host: localhost``)."""
+    return TestClient(app, base_url=kw.pop("base_url", "http://localhost"), **kw)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -41,7 +46,7 @@ class FakeWorld:
         registry.add(ModelEntry("scripted:latest", Path("/nonexistent/scripted.gguf"), "fake"))
         registry.add(ModelEntry("thinker:latest", Path("/nonexistent/thinker.gguf"), "fake"))
         self.app = create_app(settings, registry=registry, loader=lambda entry, s: engine)
-        self.client = TestClient(self.app)
+        self.client = local_client(self.app)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from cove import __version__
 from cove.api.errors import install_error_handlers
+from cove.api.hosts import HostCheck
 from cove.api.limits import BodyLimit
 from cove.api.ollama.routes import router as ollama_router
 from cove.api.openai.routes import router as openai_router
@@ -117,6 +118,8 @@ def create_app(
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.request_body_timeout
     )
+    if settings.on_loopback:
+        app.add_middleware(HostCheck, extra_origins=settings.origins)
     app.add_middleware(
         CORSMiddleware, allow_origin_regex=origin_regex(settings.origins),
         allow_methods=["GET", "POST", "DELETE", "OPTIONS", "HEAD"], allow_headers=["*"],

@@ -25,11 +25,15 @@ _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+FOREVER_SECONDS = 100 * 365 * 86400.0  # a keep-alive beyond a century means "forever" (-1)
+
+
 def parse_duration(value: Any) -> float:
     """A keep-alive duration in seconds, as Ollama accepts it.
 
     Numbers are seconds; strings are Go durations (``"5m"``, ``"1h30m"``, ``"10s"``,
-    ``"-1m"``) or plain numbers of seconds (``"300"``, ``"-1"``). Negative means forever.
+    ``"-1m"``) or plain numbers of seconds (``"300"``, ``"-1"``). Negative means forever, and so
+    does anything longer than a century (returned as -1).
 
     Raises:
         ValueError: anything else (empty string, ``"soon"``, booleans, NaN).
@@ -39,7 +43,7 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, int | float):
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueError(f"invalid duration {value!r}")
-        return float(value)
+        return _cap(float(value))
     if not isinstance(value, str):
         raise ValueError(f"invalid duration {value!r}")
     text = value.strip()
@@ -50,7 +54,7 @@ def parse_duration(value: Any) -> float:
     except ValueError:
         number = None
     if number is not None and body and number == number and abs(number) != float("inf"):
-        return sign * number
+        return _cap(sign * number)
     pos, total = 0, 0.0
     for m in _DURATION.finditer(body):
         if m.start() != pos:
@@ -59,7 +63,11 @@ def parse_duration(value: Any) -> float:
         pos = m.end()
     if not body or pos != len(body):
         raise ValueError(f"invalid duration {value!r}: use seconds or e.g. '5m', '1h', '-1'")
-    return sign * total
+    return _cap(sign * total)
+
+
+def _cap(seconds: float) -> float:
+    return -1.0 if seconds > FOREVER_SECONDS else seconds
 
 
 class Settings(BaseSettings):
@@ -95,6 +103,12 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="Sequences decoded together (slots); each has its own n_ctx context window.",
+    )
+    kv_unified: bool = Field(
+        False,
+        description="One KV-cache pool shared by all slots: prefixes shared for free and batches "
+        "never split (more throughput with a shared system prompt), but a sequence's numerics "
+        "then depend on its neighbours. Default: a stream per slot (batch-invariant output).",
     )
     max_queue: int = Field(
         16,

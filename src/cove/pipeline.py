@@ -221,6 +221,7 @@ def load_llama(entry: ModelEntry, settings: Settings) -> Engine:
         n_slots=settings.n_parallel,
         n_threads=settings.n_threads,
         n_batch=settings.n_batch,
+        kv_unified=settings.kv_unified,
     )
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from cove.app import create_app
 from cove.config import Settings
 from cove.engine.fake import ScriptedEngine
 from cove.models.registry import ModelEntry, ModelRegistry
 from cove.models.store import ModelStore
+from tests.conftest import local_client
 from tests.gguf_files import THINK_TEMPLATE, make_gguf
 
 
@@ -46,7 +46,7 @@ class World:
 
         self.app = create_app(settings, registry=self.registry, loader=loader,
                               embed_loader=lambda e, s: FakeEmbedder())
-        self.client = TestClient(self.app)
+        self.client = local_client(self.app)
 
 
 @pytest.fixture
@@ -265,7 +265,7 @@ def test_cors_preflight(world: World) -> None:
 
 def test_cors_extra_origins(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, origins="https://*.example.org")
-    client = TestClient(create_app(settings, registry=ModelRegistry()))
+    client = local_client(create_app(settings, registry=ModelRegistry()))
     ok = client.options("/api/tags", headers={
         "Origin": "https://app.example.org", "Access-Control-Request-Method": "GET"})
     assert ok.headers["access-control-allow-origin"] == "https://app.example.org"

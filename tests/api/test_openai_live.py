@@ -170,7 +170,7 @@ def test_slow_body_gets_408_and_server_keeps_serving(live_server: LiveServer) ->
 
     port = int(live_server.base_url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                   b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\"")
         reply = s.recv(4096)
     assert reply.startswith(b"HTTP/1.1 408")

@@ -336,3 +336,22 @@ def test_assistant_text_mentioning_think_tag_kept_for_plain_models(fake: FakeWor
     assert chat(fake, messages=msgs).status_code == 200
     prompt = bytes(fake.engine.history[-1][0]).decode()
     assert "Answer: 5. (I wrote </think> by mistake)" in prompt
+
+
+def test_foreign_host_header_is_refused_on_loopback(fake: FakeWorld) -> None:
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends Host: evil.example."""
+    resp = fake.client.get("/v1/models", headers={"Host": "evil.example:11435"})
+    assert_error(resp, 403)
+    for host in ("localhost:11435", "127.0.0.1", "[::1]:8080", "cove.localhost"):
+        assert fake.client.get("/v1/models", headers={"Host": host}).status_code == 200
+
+
+def test_lone_surrogate_anywhere_is_400_naming_the_field(fake: FakeWorld) -> None:
+    raw = (b'{"model": "scripted", "messages": [{"role": "user", "content": "hi"}], '
+           b'"user": "\\udfff"}')
+    resp = fake.client.post("/v1/chat/completions", content=raw,
+                            headers={"content-type": "application/json"})
+    assert_error(resp, 400, param="user")
+    raw = b'{"model": "scripted", "input": ["ok", "\\ud800"]}'
+    resp = fake.client.post("/api/embed", content=raw, headers={"content-type": "application/json"})
+    assert resp.status_code == 400 and "Unicode" in resp.json()["error"]

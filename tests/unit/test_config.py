@@ -22,3 +22,12 @@ def test_environment_overrides(monkeypatch) -> None:  # type: ignore[no-untyped-
     s = load_settings()
     assert (s.port, s.n_ctx) == (9999, 512)
     assert load_settings(port=1234).port == 1234
+
+
+def test_keep_alive_beyond_a_century_is_forever() -> None:
+    from cove.config import parse_duration
+
+    assert parse_duration(1e12) == -1
+    assert parse_duration("1e12") == -1
+    assert parse_duration(10**30) == -1
+    assert parse_duration("5m") == 300

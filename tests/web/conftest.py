@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from cove.app import create_app
 from cove.config import Settings
 from cove.engine.fake import ScriptedEngine
 from cove.models.registry import ModelEntry, ModelRegistry
 from tests.api.test_openai_scripted import R1_TEMPLATE
-from tests.conftest import FakeWorld, free_port
+from tests.conftest import FakeWorld, free_port, local_client
 from tests.web.browser import ThreadServer, chromium
 from tests.web.helpers import Browser
 
@@ -28,7 +27,7 @@ def alice(fake: FakeWorld) -> Browser:
 
 @pytest.fixture
 def bob(fake: FakeWorld, alice: Browser) -> Browser:
-    b = Browser(TestClient(fake.app))  # no `with`: the app's lifespan belongs to `fake`
+    b = Browser(local_client(fake.app))  # no `with`: the app's lifespan belongs to `fake`
     assert b.signup("bob@example.org").status_code == 200
     return b
 

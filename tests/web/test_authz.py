@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from tests.conftest import FakeWorld
+from tests.conftest import FakeWorld, local_client
 from tests.web.helpers import PASSWORD, Browser, events
 
 
@@ -85,7 +84,7 @@ def test_api_keys_are_per_user(fake: FakeWorld, alice: Browser, bob: Browser) ->
     assert bob.get("/web/keys").json()["data"] == []
     assert bob.delete(f"/web/keys/{key['id']}").status_code == 404
     # a key acts as its owner, and only its owner
-    c = TestClient(fake.app, headers={"Authorization": f"Bearer {key['key']}"})
+    c = local_client(fake.app, headers={"Authorization": f"Bearer {key['key']}"})
     assert c.get("/web/session").json()["user"]["email"] == "alice@example.org"
     conv = make_conversation(bob, fake)
     assert c.get(f"/web/conversations/{conv['id']}").status_code == 404
@@ -103,7 +102,7 @@ def web_routes(fake: FakeWorld) -> list[tuple[str, str]]:
 
 
 def test_every_private_route_needs_a_sign_in(fake: FakeWorld, alice: Browser) -> None:
-    anon = TestClient(fake.app)
+    anon = local_client(fake.app)
     routes = web_routes(fake)
     assert len(routes) >= 20
     for method, path in routes:
@@ -132,7 +131,7 @@ def test_csrf_token_required_for_cookie_requests(fake: FakeWorld, alice: Browser
     r = alice.post("/web/conversations", json={}, headers={"Origin": "http://evil.example"})
     assert r.status_code == 403
     assert alice.post("/web/conversations", json={},
-                      headers={"Origin": "http://testserver"}).status_code == 200
+                      headers={"Origin": "http://localhost"}).status_code == 200
     r = fake.client.post("/web/login", json={"email": "alice@example.org", "password": PASSWORD},
                          headers={"Origin": "http://evil.example"})
     assert r.status_code == 403
@@ -142,7 +141,7 @@ def test_session_cookie_flags(fake: FakeWorld) -> None:
     r = fake.client.post("/web/signup", json={"email": "a@b.c", "password": PASSWORD})
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
-    https = TestClient(fake.app, base_url="https://testserver")
+    https = local_client(fake.app, base_url="https://localhost")
     r = https.post("/web/login", json={"email": "a@b.c", "password": PASSWORD})
     assert r.status_code == 200 and "Secure" in r.headers["set-cookie"]
 
@@ -169,7 +168,7 @@ def test_v1_open_on_loopback_until_an_account_exists(fake: FakeWorld, path: str)
         return fake.client.post(path, json=body, headers=headers)
 
     assert call({"Authorization": "Bearer unused"}).status_code == 200
-    b = Browser(TestClient(fake.app))
+    b = Browser(local_client(fake.app))
     b.signup("owner@example.org")
     r = call()
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"

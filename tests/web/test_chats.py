@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from cove.app import apply_retention
@@ -21,7 +20,7 @@ from cove.pipeline import ChatDelta
 from cove.store.db import Database, open_database
 from cove.store.tables import Conversation, Message, User, utcnow
 from tests.api.test_openai_scripted import R1_TEMPLATE
-from tests.conftest import FakeWorld
+from tests.conftest import FakeWorld, local_client
 from tests.web.helpers import PASSWORD, Browser, events, text_of
 
 
@@ -225,16 +224,16 @@ def test_signup_modes(tmp_path: Path) -> None:
     world = FakeWorld(Settings(home=tmp_path, signup="invite"), ScriptedEngine())
     admin = Browser(world.client)
     assert admin.signup("root@example.org").json()["user"]["role"] == "admin"
-    other = Browser(TestClient(world.app))
+    other = Browser(local_client(world.app))
     assert other.signup("u@example.org").status_code == 403
     code = admin.post("/web/admin/invites").json()["code"]
     r = other.signup("u@example.org", invite=code)
     assert r.status_code == 200 and r.json()["user"]["role"] == "user"
-    assert Browser(TestClient(world.app)).signup("v@example.org", invite=code).status_code == 403
+    assert Browser(local_client(world.app)).signup("v@example.org", invite=code).status_code == 403
     closed = FakeWorld(Settings(home=tmp_path / "c", signup="closed"), ScriptedEngine())
     root = Browser(closed.client)
     assert root.signup("root@example.org").status_code == 200  # the first account
-    assert Browser(TestClient(closed.app)).signup("x@example.org").status_code == 403
+    assert Browser(local_client(closed.app)).signup("x@example.org").status_code == 403
     made = root.post("/web/admin/users", json={"email": "x@example.org", "password": PASSWORD})
     assert made.status_code == 200 and made.json()["role"] == "user"
     assert root.signup("root@example.org").status_code in (403, 409)
@@ -245,7 +244,7 @@ def test_signup_validation(fake: FakeWorld) -> None:
     assert b.signup("not-an-email").json()["error"]["param"] == "email"
     assert b.signup("a@b.c", password="short").json()["error"]["param"] == "password"
     assert b.signup("A@B.C").status_code == 200
-    r = Browser(TestClient(fake.app)).signup("a@b.c")
+    r = Browser(local_client(fake.app)).signup("a@b.c")
     assert r.status_code == 409
 
 
@@ -267,3 +266,24 @@ def test_guest_chat_can_be_turned_off(tmp_path: Path) -> None:
     r = world.client.post("/web/guest/chat", json={"messages": [{"role": "user",
                                                                  "content": "x"}]})
     assert r.status_code == 403
+
+
+def test_first_message_of_only_spaces_at_the_start_gets_a_title(fake: FakeWorld,
+                                                                alice: Browser) -> None:
+    cid = alice.post("/web/conversations", json={}).json()["id"]
+    fake.engine.enqueue(["ok"])
+    send(alice, cid, content=" " * 60 + "hello there")
+    assert alice.get(f"/web/conversations/{cid}").json()["title"] == "hello there"
+
+
+def test_concurrent_signups_on_a_closed_server_make_one_account(tmp_path: Path) -> None:
+    world = FakeWorld(Settings(home=tmp_path / "race", signup="closed"), ScriptedEngine())
+
+    def one(i: int) -> int:
+        return int(Browser(local_client(world.app)).signup(f"racer{i}@example.org").status_code)
+
+    with ThreadPoolExecutor(6) as pool:
+        codes = sorted(pool.map(one, range(6)))
+    assert codes == [200] + [403] * 5
+    with world.app.state.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(User)) == 1

@@ -137,6 +137,12 @@ def install_error_handlers(app: FastAPI) -> None:
             err.message = "malformed JSON body: it could not be parsed (too deep or too large)"
         return render(err, request.url.path)
 
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # e.g. an id beyond 64 bits reaching the database driver
+        err = InvalidRequest("a number in the request is out of range")
+        return render(err, request.url.path)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)

@@ -1,4 +1,6 @@
-"""ASGI middleware that guards request bodies: size (HTTP 413) and read time (HTTP 408).
+"""ASGI middleware that guards request bodies: size (HTTP 413), read time (HTTP 408), and JSON
+strings with lone UTF-16 surrogates (``"\\ud800"``: valid JSON, but not text; HTTP 400 naming
+the field, for every route at once).
 
 The body is read completely (up to ``max_bytes``) before the app sees the request, within
 ``timeout`` seconds, then replayed to the app; a ``Content-Length`` over the limit is refused
@@ -9,11 +11,51 @@ instead of holding a connection and a task forever.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cove.api.errors import render
-from cove.errors import CoveError, PayloadTooLarge
+from cove.errors import CoveError, InvalidRequest, PayloadTooLarge
+
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def lone_surrogate_path(value: Any, path: str = "") -> str | None:
+    """The path (``messages[0].content``) of the first string in a parsed JSON value that holds
+    a lone surrogate, or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "body"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            where = f"{path}.{k}" if path else str(k)
+            found = lone_surrogate_path(k, where) or lone_surrogate_path(v, where)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = lone_surrogate_path(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _surrogate_error(body: bytes) -> InvalidRequest | None:
+    if not _ESCAPED_SURROGATE.search(body):  # cheap: pairs and lone ones are always escaped
+        return None
+    try:
+        where = lone_surrogate_path(json.loads(body))
+    except (ValueError, RecursionError):
+        return None  # not JSON: the route reports it
+    if where is None:
+        return None
+    return InvalidRequest("text is not valid Unicode (a lone UTF-16 surrogate)", param=where)
 
 
 class RequestTimeout(CoveError):
@@ -64,6 +106,10 @@ class BodyLimit:
             return
         if body is None:
             return  # the client went away
+        bad = _surrogate_error(body)
+        if bad is not None:
+            await render(bad, path)(scope, receive, send)
+            return
         sent = False
 
         async def replay() -> Message:

@@ -7,6 +7,7 @@ Every function takes an open :class:`~sqlalchemy.orm.Session`; the caller commit
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -65,6 +66,9 @@ def create_user(s: Session, email: str, password: str, role: str = "user") -> Us
     return user
 
 
+_SIGNUP_LOCK = threading.Lock()
+
+
 def sign_up(s: Session, mode: str, email: str, password: str, invite: str | None) -> User:
     """Self-service sign-up under the sign-up ``mode`` (open, invite, closed).
 
@@ -72,18 +76,22 @@ def sign_up(s: Session, mode: str, email: str, password: str, invite: str | None
         Forbidden: sign-up is closed, or an invite is needed and ``invite`` is missing or used.
         InvalidRequest, Conflict: as :func:`create_user`.
     """
-    first = not has_users(s)
-    used: Invite | None = None
-    if not first and mode == "closed":
-        raise Forbidden("sign-up is closed; ask an administrator for an account")
-    if not first and mode == "invite":
-        used = s.get(Invite, token_hash(invite or ""))
-        if used is None or used.used_at is not None:
-            raise Forbidden("sign-up needs a valid invite code", param="invite")
-    user = create_user(s, email, password)
-    if used is not None:
-        used.used_at = utcnow()
-    return user
+    # Deciding "first account" and the mode check must not race with another sign-up (the
+    # password hash is slow): serialise sign-ups and commit inside the critical section.
+    with _SIGNUP_LOCK:
+        first = not has_users(s)
+        used: Invite | None = None
+        if not first and mode == "closed":
+            raise Forbidden("sign-up is closed; ask an administrator for an account")
+        if not first and mode == "invite":
+            used = s.get(Invite, token_hash(invite or ""))
+            if used is None or used.used_at is not None:
+                raise Forbidden("sign-up needs a valid invite code", param="invite")
+        user = create_user(s, email, password)
+        if used is not None:
+            used.used_at = utcnow()
+        s.commit()
+        return user
 
 
 def authenticate(s: Session, email: str, password: str) -> User:

@@ -48,6 +48,7 @@ class ScriptedEngine:
         self.delay = delay
         self.n_slots = n_slots
         self.n_batch = n_batch
+        self.shared_kv = False
         self.scripts: list[list[bytes | Exception]] = []
         self.history: list[tuple[list[int], SamplingParams]] = []
         self.decodes: list[list[tuple[int, int, bool]]] = []  # (slot, n_tokens, want) per step

@@ -1,15 +1,20 @@
 """The llama.cpp engine: the only module that imports ``llama_cpp``.
 
 Drives llama.cpp's batch API through llama-cpp-python's low-level bindings: one model, one context
-with ``n_slots`` sequences (each with its own KV stream of ``n_ctx`` cells, ``kv_unified=false``, so
-a sequence's attention never depends on its neighbours), one ``llama_decode`` call per scheduler
+with ``n_slots`` sequences, one ``llama_decode`` call per scheduler
 step for every sequence that has work, and one sampler chain per sequence (penalties, grammar,
 top-k, top-p, min-p, temperature, seeded distribution — llama.cpp's samplers, in the order
 ``common/sampling.cpp`` uses).
 
+KV layout (``kv_unified``): with a unified cache all sequences share one pool of
+``n_ctx * n_slots`` cells, so a prefix held by any slot can be shared by another for free
+(``llama_memory_seq_cp`` only tags the cells) and the batch never has to be split; attention then
+runs over every sequence's cells (masked). Without it each slot has its own stream of ``n_ctx``
+cells: attention stays per sequence, but a prefix copy moves a whole stream, and a batch whose
+slots are not contiguous is split by llama.cpp into several micro-batches.
+
 Prefix reuse: each slot remembers the tokens whose KV cells it holds. A new prompt keeps the
-longest common prefix with its slot's cells; when another idle slot holds a longer prefix, that
-slot's whole KV stream is copied over (``llama_memory_seq_cp``) and trimmed.
+longest common prefix with its slot's cells, or takes a longer one from a donor slot.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class LlamaEngine:
         n_slots: how many sequences can be decoded together.
         n_threads: CPU threads for decoding and prompt processing.
         n_batch: most tokens in one ``llama_decode`` call.
+        kv_unified: one shared KV pool (cheap prefix sharing) instead of a stream per slot.
 
     Raises:
         EngineFailure: the file could not be loaded or the context could not be created.
@@ -67,6 +73,7 @@ class LlamaEngine:
         n_slots: int = 4,
         n_threads: int = 2,
         n_batch: int = 512,
+        kv_unified: bool = False,
     ) -> None:
         llama_cpp.llama_backend_init()
         set_verbose(False)  # llama.cpp's info lines would mix with the CLI's output
@@ -86,7 +93,7 @@ class LlamaEngine:
         cp.n_batch = n_batch
         cp.n_ubatch = n_batch
         cp.n_seq_max = n_slots
-        cp.kv_unified = False
+        cp.kv_unified = kv_unified
         cp.n_threads = n_threads
         cp.n_threads_batch = n_threads
         cp.no_perf = True
@@ -98,6 +105,7 @@ class LlamaEngine:
         self._memory = llama_cpp.llama_get_memory(self._ctx.ctx)
         self.n_batch = n_batch
         self.n_slots = n_slots
+        self.shared_kv = kv_unified
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._slots = [_Slot() for _ in range(n_slots)]
         self._n_vocab = model.n_vocab()
@@ -145,7 +153,7 @@ class LlamaEngine:
         return self._slots[slot].cached
 
     def start(self, slot: int, prompt: list[int], params: SamplingParams, donor: int | None) -> int:
-        """Prepare ``slot`` for ``prompt``: keep (or copy from idle slot ``donor``) the KV cells of
+        """Prepare ``slot`` for ``prompt``: keep (or take from slot ``donor``) the KV cells of
         the longest common prefix, drop the rest, and build the slot's sampler.
 
         Returns:
@@ -163,8 +171,12 @@ class LlamaEngine:
             via_donor = min(_common_prefix(d.cached, prompt), limit)
             if via_donor > keep:
                 llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
-                llama_cpp.llama_memory_seq_cp(self._memory, donor, slot, -1, -1)
-                s.cached = list(d.cached)
+                if self.shared_kv:  # tag the donor's prefix cells as ours too: no data moves
+                    llama_cpp.llama_memory_seq_cp(self._memory, donor, slot, 0, via_donor)
+                    s.cached = d.cached[:via_donor]
+                else:  # a stream per slot: copy the donor's whole stream, trimmed below
+                    llama_cpp.llama_memory_seq_cp(self._memory, donor, slot, -1, -1)
+                    s.cached = list(d.cached)
                 keep = via_donor
         if not llama_cpp.llama_memory_seq_rm(self._memory, slot, keep, -1):
             llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)

@@ -120,6 +120,15 @@ def _deliver(items: list[tuple[Job, object]]) -> None:
         job._events.put_nowait(item)
 
 
+def _shared(cached: list[int], prompt: list[int]) -> int:
+    """Length of the common prefix of two token lists."""
+    n = min(len(cached), len(prompt))
+    i = 0
+    while i < n and cached[i] == prompt[i]:
+        i += 1
+    return i
+
+
 class Scheduler:
     """Runs jobs on ``engine`` with continuous batching in a daemon worker thread.
 
@@ -232,25 +241,24 @@ class Scheduler:
                 self._end(seq, "length")
 
     def _choose_slot(self, prompt: list[int]) -> tuple[int, int | None]:
-        """Pick a free slot for ``prompt`` and maybe a donor slot to copy KV cells from."""
+        """Pick a free slot for ``prompt`` and maybe a donor slot to take KV cells from.
+
+        A free slot whose cells the prompt continues (it shares at least half of them) is used
+        as it is. Otherwise the least recently used free slot is taken, with the slot sharing the
+        longest prefix as donor: any slot when the engine shares cells cheaply, else an idle one
+        and only when that saves at least ``MIN_DONOR_GAIN`` tokens.
+        """
         free = [s for s in self._lru if s not in self._active]
-
-        def shared(slot: int) -> int:
-            cached = self.engine.cached(slot)
-            n = min(len(cached), len(prompt))
-            i = 0
-            while i < n and cached[i] == prompt[i]:
-                i += 1
-            return i
-
-        scores = {s: shared(s) for s in free}
-        best = max(free, key=lambda s: (scores[s], -free.index(s)))
-        cached_len = len(self.engine.cached(best))
-        if scores[best] and scores[best] * 2 >= cached_len:
+        shared = {s: _shared(self.engine.cached(s), prompt) for s in self._lru}
+        best = max(free, key=lambda s: (shared[s], -free.index(s)))
+        if shared[best] and shared[best] * 2 >= len(self.engine.cached(best)):
             return best, None  # the prompt continues what this slot holds
         target = free[0]  # least recently used
-        if scores[best] - scores[target] >= MIN_DONOR_GAIN:
-            return target, best
+        candidates = self._lru if self.engine.shared_kv else free
+        donor = max(candidates, key=lambda s: shared[s])
+        gain = 1 if self.engine.shared_kv else MIN_DONOR_GAIN
+        if donor != target and shared[donor] - shared[target] >= gain:
+            return target, donor
         return target, None
 
     def _step(self) -> None:

@@ -69,6 +69,7 @@ class Engine(Protocol):
     info: ModelInfo
     n_slots: int
     n_batch: int
+    shared_kv: bool  # True: any slot (even a running one) can lend its prefix cells cheaply
 
     def tokenize(self, text: str, *, add_bos: bool, special: bool) -> list[int]:
         """Text to token ids. ``special`` parses special-token texts like ``<|im_start|>``."""

@@ -93,6 +93,8 @@ def parse_ref(ref: str) -> ModelRef:
     for p in parts:
         if not _PART_RE.match(p.lower()):
             raise _bad(ref, f"{p!r} is not a valid name part (letters, digits, '.', '_', '-')")
+        if p.lower().endswith(".json"):  # would collide with a manifest file of the store
+            raise _bad(ref, f"{p!r}: a name part cannot end in '.json'")
     tag_l = (tag or DEFAULT_TAG).lower()
     if not _PART_RE.match(tag_l):
         raise _bad(ref, f"{tag!r} is not a valid tag")

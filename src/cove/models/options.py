@@ -21,7 +21,7 @@ class ModelOptions(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    num_ctx: int | None = Field(None, ge=64)
+    num_ctx: int | None = Field(None, ge=64, le=1 << 20)
     num_predict: int | None = Field(None, ge=-2)
     temperature: float | None = Field(None, ge=0.0, le=5.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)

@@ -187,8 +187,10 @@ def _list_files(base: str, repo_id: str) -> tuple[str, dict[str, _File]]:
         raise err from e
     except HfHubHTTPError as e:
         raise PullFailed(f"the hub refused to list {repo_id}: {e}") from e
-    except OSError as e:
-        raise PullFailed(f"cannot reach {base}: {e}") from e
+    except (OSError, Exception) as e:  # noqa: BLE001 - DNS/transport errors of the HTTP library
+        if isinstance(e, CoveError):
+            raise
+        raise PullFailed(f"cannot reach {base}: {type(e).__name__}: {e}") from e
     files: dict[str, _File] = {}
     for s in info.siblings or []:
         if s.lfs is not None and s.lfs.sha256:

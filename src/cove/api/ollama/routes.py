@@ -4,6 +4,7 @@ convert back. No logic of their own; errors render as ``{"error": "..."}``."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -157,6 +158,10 @@ async def _run_with_progress(request: Request, work: Callable[..., Any],
             await asyncio.to_thread(work, report, cancel)
         except CoveError as e:
             await queue.put({"error": e.message, "_err": e})
+        except Exception as e:  # noqa: BLE001 - a bug must still end the stream with an error
+            logging.getLogger(__name__).exception("model operation failed")
+            err = CoveError(f"the operation failed: {type(e).__name__}")
+            await queue.put({"error": err.message, "_err": err})
         finally:
             await queue.put(None)
 
