@@ -21,6 +21,7 @@ from cove.api.ollama.routes import router as ollama_router
 from cove.api.openai.routes import router as openai_router
 from cove.auth.deps import api_access
 from cove.config import Settings
+from cove.features.logic.routes import router as logic_router
 from cove.models.registry import ModelRegistry
 from cove.models.store import ModelStore
 from cove.pipeline import ChatPipeline, EmbedLoader, Loader, load_llama, load_llama_embedder
@@ -107,6 +108,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(openai_router, dependencies=[Depends(api_access)])
     app.include_router(ollama_router, dependencies=[Depends(api_access)])
+    app.include_router(logic_router, dependencies=[Depends(api_access)])
     app.include_router(account.router)
     app.include_router(chats.router)
     pages.mount(app)

@@ -54,20 +54,23 @@ def test_majority_answer_and_agreement(world: tuple[ChatPipeline, ScriptedEngine
         "expression": "6*7", "claimed": "42", "actual": "42", "ok": True}
 
 
-def test_tool_calls_are_executed_and_fed_back(world: tuple[ChatPipeline, ScriptedEngine]) -> None:
+@pytest.mark.parametrize("constrained", [False, True])
+def test_tool_calls_are_executed_and_fed_back(world: tuple[ChatPipeline, ScriptedEngine],
+                                              constrained: bool) -> None:
     pipeline, engine = world
     engine.enqueue(['{"name": "calculate", "arguments": {"expression": "17*23"}}'])
     engine.enqueue(['{"name": "convert_units", "arguments": '
                     '{"value": 2, "from_unit": "km", "to_unit": "m"}}'])
     engine.enqueue(["17 times 23 is 391.\nAnswer: 391"])
-    r = asyncio.run(solve(pipeline, "What is 17*23?", k=1, seed=1))
+    r = asyncio.run(solve(pipeline, "What is 17*23?", k=1, seed=1, constrained=constrained))
     s = r.samples[0]
     assert [(t.name, t.result) for t in s.tool_runs] == [("calculate", "391"),
                                                          ("convert_units", "2000")]
     assert r.answer == "391" and r.agreement == 1.0
     assert len(engine.history) == 3
     first, second, third = (prompt_of(engine, i) for i in range(3))
-    assert "calculate" in first and engine.history[0][1].grammar  # tools offered, constrained
+    assert "calculate" in first and "run_python" in first  # tools offered
+    assert bool(engine.history[0][1].grammar) == constrained
     # the tool result comes back to the model as a tool message after the call
     assert '<|im_start|>tool\n391<|im_end|>' in second
     assert '"expression": "17*23"' in second
@@ -79,7 +82,7 @@ def test_rounds_are_bounded(world: tuple[ChatPipeline, ScriptedEngine]) -> None:
     call = '{"name": "calculate", "arguments": {"expression": "1+1"}}'
     for _ in range(3):
         engine.enqueue([call])
-    r = asyncio.run(solve(pipeline, "1+1?", k=1, seed=1, max_rounds=2))
+    r = asyncio.run(solve(pipeline, "1+1?", k=1, seed=1, max_rounds=2, constrained=True))
     assert len(engine.history) == 3
     assert engine.history[2][1].grammar is None  # the last round has no tools: it must answer
     assert len(r.samples[0].tool_runs) == 2
@@ -98,6 +101,17 @@ def test_wrong_arithmetic_is_corrected(world: tuple[ChatPipeline, ScriptedEngine
     engine.enqueue(["12 * 15 = 170\nAnswer: 170"])
     r = asyncio.run(solve(pipeline, "12 boxes of 15?", k=1, seed=0, verify=False))
     assert r.answer == "170"
+
+
+def test_unconstrained_rounds_are_bounded(world: tuple[ChatPipeline, ScriptedEngine]) -> None:
+    pipeline, engine = world
+    call = '{"name": "calculate", "arguments": {"expression": "2+3"}}'
+    for _ in range(3):
+        engine.enqueue([call])
+    r = asyncio.run(solve(pipeline, "2+3?", k=1, seed=1, max_rounds=1))
+    assert len(engine.history) == 2 and len(r.samples[0].tool_runs) == 1
+    assert {p.grammar for _, p in engine.history} == {None}
+    assert r.samples[0].answer == "5"  # its last word was another call: the tool result counts
 
 
 def test_bad_options(world: tuple[ChatPipeline, ScriptedEngine]) -> None:
@@ -123,10 +137,11 @@ def test_run_tool_refusals_are_texts() -> None:
 
 
 def test_check_arithmetic_claims() -> None:
-    checks = check_arithmetic("First 3 + 4 × 2 = 11, then (11 - 1) / 4 = 2.5 and 1,200 * 3 "
-                              "= 3,500. The year 2024 = nothing.")
+    checks = check_arithmetic("First 3 + 4 × 2 = 11, $2 * $3 = $6, then (11 - 1) / 4 = 2.5 "
+                              "and 1,200 * 3 = 3,500. The year 2024 = nothing.")
     assert [(c.expression, c.claimed, c.actual, c.ok) for c in checks] == [
-        ("3 + 4 × 2", "11", "11", True), ("(11 - 1) / 4", "5/2", "5/2", True),
+        ("3 + 4 × 2", "11", "11", True), ("$2 * $3", "6", "6", True),
+        ("(11 - 1) / 4", "5/2", "5/2", True),
         ("1,200 * 3", "3500", "3600", False)]
     assert corrected("3500", checks) == "3600"
     assert corrected("11", checks) == "11" and corrected(None, checks) is None

@@ -16,6 +16,7 @@ from cove.cli.models import register as register_model_commands
 from cove.config import Settings, load_settings
 from cove.engine.types import SamplingParams
 from cove.errors import CoveError, InvalidRequest
+from cove.features.logic.cli import register as register_logic_command
 
 
 def _fail(err: CoveError) -> NoReturn:
@@ -162,6 +163,7 @@ def version() -> None:
 
 
 register_model_commands(cli)
+register_logic_command(cli)
 
 
 def main() -> None:

@@ -134,24 +134,28 @@ def check_options(k: int, temperature: float, max_rounds: int) -> None:
 
 async def _sample(pipeline: ChatPipeline, question: str, model: str | None, seed: int,
                   temperature: float, max_tokens: int, max_rounds: int, use_tools: bool,
-                  verify: bool) -> Sample:
-    messages = [ChatMessage("system", SYSTEM), ChatMessage("user", question)]
+                  verify: bool, constrained: bool) -> Sample:
     spec = parse_tools(TOOLS, "auto") if use_tools else None
+    system = SYSTEM if spec is None or constrained else f"{SYSTEM}\n\n{spec.describe()}"
+    messages = [ChatMessage("system", system), ChatMessage("user", question)]
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
     explicit = frozenset({"max_tokens", "temperature", "seed"})
     runs: list[ToolRun] = []
     for round_ in range(max_rounds + 1):
-        tools = spec if round_ < max_rounds else None
+        tools = spec if constrained and round_ < max_rounds else None
         stream = await pipeline.start_chat(ChatRequest(messages, params, model, explicit,
                                                        tools=tools))
         result = await stream.collect()
-        if not result.tool_calls:
+        calls = result.tool_calls
+        if spec is not None and not constrained and round_ < max_rounds:
+            calls = parse_calls(result.content, spec) or []
+        if not calls:
             break
-        messages.append(ChatMessage("assistant", result.content, tool_calls=[
+        messages.append(ChatMessage("assistant", "", tool_calls=[
             {"id": c.id, "type": "function",
              "function": {"name": c.name, "arguments": c.arguments}}
-            for c in result.tool_calls]))
-        for call in result.tool_calls:
+            for c in calls]))
+        for call in calls:
             output = await asyncio.to_thread(run_tool, call)
             runs.append(ToolRun(call.name, call.arguments, output))
             messages.append(ChatMessage("tool", output, tool_call_id=call.id))
@@ -167,12 +171,16 @@ async def _sample(pipeline: ChatPipeline, question: str, model: str | None, seed
 async def solve(pipeline: ChatPipeline, question: str, *, model: str | None = None, k: int = 5,
                 temperature: float = 0.7, seed: int | None = None, max_tokens: int = 384,
                 max_rounds: int = 3, use_tools: bool = True, verify: bool = True,
-                parallel: int | None = None) -> LogicResult:
+                constrained: bool = False, parallel: int | None = None) -> LogicResult:
     """Solve ``question`` by self-consistency: ``k`` samples (seeds ``seed``, ``seed + 1``,
     ...; a random base when None) at ``temperature``, each allowed up to ``max_rounds`` rounds
     of tool calls (``use_tools``) before it must answer, each answer corrected by the
-    arithmetic checks (``verify``); then a majority vote. At most ``parallel`` samples run at
-    once (default: the model's slots, ``settings.n_parallel``).
+    arithmetic checks (``verify``); then a majority vote. The tools are described in the
+    system prompt and calls are parsed from the reply (:func:`cove.tools.parse_calls`); with
+    ``constrained`` they go through the pipeline's tool calling instead (the chat template's
+    tools and a grammar that only admits valid calls or an answer: exact, but llama.cpp's
+    grammar sampling over free text is many times slower on CPU). At most ``parallel``
+    samples run at once (default: the model's slots, ``settings.n_parallel``).
 
     Raises:
         InvalidRequest: an empty question or options out of range (:func:`check_options`),
@@ -190,7 +198,7 @@ async def solve(pipeline: ChatPipeline, question: str, *, model: str | None = No
     async def one(i: int) -> Sample:
         async with limit:
             return await _sample(pipeline, question, model, base + i, temperature, max_tokens,
-                                 max_rounds, use_tools, verify)
+                                 max_rounds, use_tools, verify, constrained)
 
     tasks = [asyncio.ensure_future(one(i)) for i in range(k)]
     try:

@@ -16,8 +16,8 @@ from cove.features.logic.tools import calculate, normalise
 
 # an arithmetic expression (numbers joined by operators, with parentheses) = a number
 CLAIM = re.compile(
-    r"(?<![\w.])(\(*\s*-?\d[\d,]*(?:\.\d+)?\s*\)*(?:\s*[-+*/×x÷^]\s*\(*\s*-?\d[\d,]*(?:\.\d+)?"
-    r"\s*\)*)+)\s*=\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)(?![\d.]*\d)")
+    r"(?<![\w.])(\(*\s*\$?-?\d[\d,]*(?:\.\d+)?\s*\)*(?:\s*[-+*/×x÷^]\s*\(*\s*\$?-?\d[\d,]*"
+    r"(?:\.\d+)?\s*\)*)+)\s*=\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)(?![\d.]*\d)")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def check_arithmetic(text: str, limit: int = 50) -> list[Check]:
     Claims whose expression cannot be evaluated (or whose value is not rational) are skipped."""
     out = []
     for m in CLAIM.finditer(text):
-        expr = m.group(1).strip().replace(",", "")
+        expr = m.group(1).strip().replace(",", "").replace("$", "")
         expr = re.sub(r"[×x]", "*", expr).replace("÷", "/")
         claimed = normalise(m.group(2))
         try:
