@@ -67,6 +67,7 @@ def test_always_returns_within_its_time_limit(code: str) -> None:
 
 def test_calculate_is_exact() -> None:
     assert calculate("2/3 + 1/6") == "5/6"
+    assert calculate("0.1*3") == "3/10" and calculate("1.6*100") == "160"  # no floats
     assert calculate("solve(x^2 - 4, x)") == "[-2, 2]"
     assert calculate("sqrt(2)").startswith("sqrt(2) ~ 1.414213562")
     for bad in ["().__class__", "__import__('os')", "open('x')"]:

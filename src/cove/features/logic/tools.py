@@ -16,6 +16,7 @@ from sympy.parsing.sympy_parser import (
     convert_xor,
     implicit_multiplication_application,
     parse_expr,
+    rationalize,
     standard_transformations,
 )
 
@@ -25,14 +26,16 @@ SAFE = {name: getattr(sympy, name) for name in (
     "sqrt", "Rational", "pi", "E", "I", "sin", "cos", "tan", "log", "exp", "factorial",
     "binomial", "gcd", "lcm", "floor", "ceiling", "Abs", "Symbol", "Eq", "solve",
     "simplify", "expand", "factor", "diff", "integrate", "oo", "Integer", "Min", "Max")}
-TRANSFORMS = (*standard_transformations, implicit_multiplication_application, convert_xor)
+# rationalize: decimals become exact fractions ("0.1*3" -> 3/10), never binary floats
+TRANSFORMS = (*standard_transformations, rationalize, implicit_multiplication_application,
+              convert_xor)
 MAX_EXPRESSION = 500
 
 
 def calculate(expression: str) -> str:
-    """Evaluate ``expression`` exactly: ``"2/3 + 1/6"`` -> ``"5/6"``, ``"solve(x^2-4, x)"`` ->
-    ``"[-2, 2]"``, ``"x + x"`` -> ``"2*x"``. Decimal approximations are added for irrational
-    numbers (``"sqrt(2) ~ 1.41421356237310"``).
+    """Evaluate ``expression`` exactly: ``"2/3 + 1/6"`` -> ``"5/6"``, ``"0.1*3"`` ->
+    ``"3/10"``, ``"solve(x^2-4, x)"`` -> ``"[-2, 2]"``, ``"x + x"`` -> ``"2*x"``. Decimal
+    approximations are added for irrational numbers (``"sqrt(2) ~ 1.41421356237310"``).
 
     Raises:
         InvalidRequest: too long, dunder or attribute access, or not parseable.
