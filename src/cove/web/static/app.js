@@ -88,6 +88,7 @@
     const note = el.querySelector(".status");
     const notes = { stopped: "Answer stopped.", interrupted: "Answer interrupted (the server stopped); the part above was kept.",
                     error: "The answer failed part-way.", streaming: "" };
+    notes.logic = "Logic mode: computed in this tab, not saved in the conversation.";
     note.textContent = notes[m.status] || (m.finish_reason === "length" ? "Answer cut at the length limit." : "");
   }
 
@@ -207,8 +208,52 @@
     $("stop").hidden = !busy;
   }
 
+  // ---------- logic mode (POST /v1/logic/solve; the result is shown, not stored) ----------
+  function logicMarkdown(r) {
+    const code = (t) => "`" + String(t).replace(/`/g, "'").replace(/\n/g, " ") + "`";
+    const lines = ["**Answer: " + (r.answer === null ? "none" : r.answer) + "** (agreement " +
+                   r.votes + "/" + r.k + ")", ""];
+    r.samples.forEach((s, i) => {
+      lines.push("**Sample " + (i + 1) + "** (seed " + s.seed + "): " + (s.answer === null ? "no answer" : s.answer) +
+                 (s.corrected ? " (arithmetic corrected)" : ""), "");
+      s.tool_runs.forEach((t) => lines.push("- tool " + code(t.name + " " + t.arguments) + " → " + code(t.result)));
+      if (s.tool_runs.length) lines.push("");
+      lines.push(s.text.split("\n").map((l) => "> " + l).join("\n"), "");
+    });
+    return lines.join("\n");
+  }
+
+  async function submitLogic(text) {
+    const model = $("model").value || null;
+    state.messages.push({ role: "user", content: text });
+    const answer = { role: "assistant", content: "Solving in logic mode…", reasoning: "", status: "streaming", model };
+    state.messages.push(answer);
+    renderMessages();
+    setBusy(true);
+    state.abort = new AbortController();
+    try {
+      const r = await fetch("/v1/logic/solve", {
+        method: "POST", credentials: "same-origin", signal: state.abort.signal,
+        headers: { "Content-Type": "application/json", "Accept": "application/json" },
+        body: JSON.stringify({ question: text, model }) });
+      const data = await r.json().catch(() => ({}));
+      if (!r.ok) throw new Error((data.error && data.error.message) || ("HTTP " + r.status));
+      answer.model = data.model;
+      answer.content = logicMarkdown(data);
+      answer.status = "logic";
+    } catch (e) {
+      if (e.name === "AbortError") { answer.status = "stopped"; answer.content = ""; }
+      else { showError(e.message); state.messages.pop(); }
+    } finally {
+      setBusy(false);
+      state.abort = null;
+      renderMessages();
+    }
+  }
+
   async function submit(text, editIndex, isRegenerate) {
     if (state.busy) return;
+    if ($("logic").checked && !isRegenerate && editIndex === undefined) return submitLogic(text);
     showError("");
     const model = $("model").value || null;
     const guest = !state.user;
