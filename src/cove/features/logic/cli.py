@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 
-from cove.features.logic.service import MAX_K, LogicResult
+from cove.features.logic import MAX_K
+
+if TYPE_CHECKING:
+    from cove.features.logic.service import LogicResult
 
 
 def show(result: LogicResult, console: Console, verbose: bool) -> None:

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from cove.features.logic.service import MAX_K, solve
+from cove.features.logic import MAX_K
+from cove.features.logic.service import solve
 from cove.pipeline import ChatPipeline
 
 router = APIRouter(prefix="/v1/logic")

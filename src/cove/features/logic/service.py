@@ -15,6 +15,7 @@ from typing import Any
 
 from cove.engine.types import SamplingParams
 from cove.errors import InvalidRequest
+from cove.features.logic import MAX_K
 from cove.features.logic.sandbox import run_python
 from cove.features.logic.tools import calculate, extract_answer, majority
 from cove.features.logic.units import convert
@@ -45,7 +46,6 @@ TOOLS = [
     _fn("run_python", "Run a short Python program in a sandbox; what it prints is returned.",
         {"code": {"type": "string"}}),
 ]
-MAX_K = 16
 
 
 @dataclass
