@@ -112,7 +112,7 @@ async def show(body: ShowBody, pipeline: PipelineDep) -> dict[str, Any]:
 
 @router.get("/ps")
 async def ps(pipeline: PipelineDep) -> dict[str, Any]:
-    out = []
+    out: list[dict[str, Any]] = []
     for m in pipeline.models.loaded():
         expires = m.expires_wall()
         if m.forever:
