@@ -1,6 +1,6 @@
 """The one chat pipeline: validate -> render -> tokenize -> admit -> generate -> split reasoning.
 
-Every front end (OpenAI API, CLI, later the Ollama API and the web app) converts its request into
+Every front end (OpenAI API, Ollama API, web app, CLI) converts its request into
 a :class:`ChatRequest`, calls :meth:`ChatPipeline.start_chat` (which raises every client mistake
 *before* anything is streamed) and then iterates the returned :class:`ChatStream`.
 """
@@ -8,188 +8,38 @@ a :class:`ChatRequest`, calls :meth:`ChatPipeline.start_chat` (which raises ever
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
+from cove.chat import (
+    ROLES,
+    ChatDelta,
+    ChatDone,
+    ChatMessage,
+    ChatRequest,
+    ChatResult,
+    ChatStream,
+    check_text,
+)
 from cove.config import Settings
 from cove.engine.scheduler import Job, Scheduler
 from cove.engine.template import render_chat
 from cove.engine.types import (
     Engine,
-    Finished,
     ForcedContinuation,
     SamplingParams,
-    TextDelta,
-    Usage,
 )
 from cove.errors import ContextLengthExceeded, InvalidRequest
 from cove.models.manager import Embedder, EmbedLoader, Lease, Loader, ModelManager
 from cove.models.options import SAMPLING_TO_OPTION, to_sampling
 from cove.models.registry import ModelEntry, ModelRegistry
-from cove.reasoning import Kind, ThinkParser, strip_reasoning
-from cove.tools import ToolCall, ToolCalls, ToolSpec, tool_events
+from cove.reasoning import ThinkParser, strip_reasoning
 from cove.tools.messages import template_message, with_tool_prompt
 
-ROLES = {"system", "developer", "user", "assistant", "tool"}
-
-__all__ = ["ChatPipeline", "ChatRequest", "ChatStream", "EmbedLoader", "Loader", "load_llama"]
-
-
-@dataclass
-class ChatMessage:
-    """One message: ``role`` (system, developer, user, assistant, tool), ``content`` text, and
-    how many images it carried (images need a vision model)."""
-
-    role: str
-    content: str
-    images: int = 0
-    tool_calls: list[dict[str, Any]] | None = None  # OpenAI shape: {id, type, function}
-    tool_call_id: str | None = None
-
-
-@dataclass
-class ChatRequest:
-    """A chat turn to generate. ``model`` None means the default model.
-
-    ``explicit`` names the :class:`SamplingParams` fields the client set; the others take the
-    model's preset defaults (None: every field is explicit). ``tools`` (validated, see
-    :mod:`cove.tools`) lets the model answer with tool calls. ``num_ctx`` asks for a context
-    window (an idle model is reloaded with it). ``keep_alive`` is seconds to keep the model
-    loaded after this request (None: the default; < 0 forever; 0 unload at once).
-    ``think`` False asks the template not to reason (``enable_thinking=False``); True on a
-    model that cannot reason is an error. ``reasoning_budget`` caps reasoning in tokens: at the
-    cap the reasoning is closed (``</think>`` is injected) and the model goes on to answer
-    (a no-op for models that do not reason).
-    """
-
-    messages: list[ChatMessage]
-    params: SamplingParams = field(default_factory=SamplingParams)
-    model: str | None = None
-    explicit: frozenset[str] | None = None
-    num_ctx: int | None = None
-    keep_alive: float | None = None
-    think: bool | None = None
-    tools: ToolSpec | None = None
-    reasoning_budget: int | None = None
-
-
-@dataclass(frozen=True)
-class ChatDelta:
-    """A streamed piece: ``kind`` is ``"reasoning"`` or ``"content"``, never both."""
-
-    kind: Kind
-    text: str
-
-
-@dataclass(frozen=True)
-class ChatDone:
-    """End of a stream. ``finish_reason`` is OpenAI's: ``stop``, ``length`` or
-    ``tool_calls``."""
-
-    finish_reason: str
-    usage: Usage
-    reasoning_budget_exhausted: bool = False
-
-
-@dataclass
-class ChatResult:
-    """A whole answer (non-streaming)."""
-
-    model: str
-    content: str
-    reasoning: str
-    finish_reason: str
-    usage: Usage
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    reasoning_budget_exhausted: bool = False
-
-
-class ChatStream:
-    """An admitted generation. Iterate it for :class:`ChatDelta` then one :class:`ChatDone`;
-    :meth:`cancel` stops it and frees the engine."""
-
-    def __init__(self, model: str, job: Job, parser: ThinkParser | None,
-                 lease: Lease | None = None, keep_alive: float | None = None,
-                 tools: ToolSpec | None = None) -> None:
-        self.model = model
-        self.tools = tools
-        self.prompt_tokens = len(job.prompt)
-        self._job = job
-        self._parser = parser
-        self._lease = lease
-        self._keep_alive = keep_alive
-
-    def cancel(self) -> None:
-        """Stop the generation (idempotent) and release the model."""
-        self._job.cancel()
-        if self._lease is not None:
-            self._lease.release(self._keep_alive)
-
-    def __aiter__(self) -> AsyncIterator[ChatDelta | ChatDone]:
-        """:class:`ChatDelta` pieces then one :class:`ChatDone` (tool calls come as text: use
-        :meth:`items` for a request with tools)."""
-        return self._events()
-
-    def items(self) -> AsyncIterator[ChatDelta | ChatDone | ToolCalls]:
-        """Like iterating, but a tool call made by the model comes as one :class:`ToolCalls`
-        item (and ``finish_reason`` ``tool_calls``) instead of text."""
-        if self.tools is None:
-            return self._events()
-        return tool_events(self._events(), self.tools)
-
-    async def _events(self) -> AsyncIterator[ChatDelta | ChatDone]:
-        parser = self._parser
-        try:
-            async for event in self._job.events():
-                if isinstance(event, TextDelta):
-                    if parser is None:
-                        yield ChatDelta("content", event.text)
-                    else:
-                        for kind, text in parser.feed(event.text):
-                            yield ChatDelta(kind, text)
-                elif isinstance(event, Finished):
-                    if parser is not None:
-                        for kind, text in parser.flush():
-                            yield ChatDelta(kind, text)
-                    reason = "length" if event.reason == "length" else "stop"
-                    yield ChatDone(reason, event.usage, event.forced)
-        finally:
-            self.cancel()
-
-    async def collect(self) -> ChatResult:
-        """Run to the end and return the whole answer."""
-        parts: dict[str, list[str]] = {"reasoning": [], "content": []}
-        done: ChatDone | None = None
-        calls: list[ToolCall] = []
-        async for item in self.items():
-            if isinstance(item, ChatDelta):
-                parts[item.kind].append(item.text)
-            elif isinstance(item, ToolCalls):
-                calls = item.calls
-            else:
-                done = item
-        assert done is not None
-        return ChatResult(
-            self.model,
-            "".join(parts["content"]),
-            "".join(parts["reasoning"]),
-            done.finish_reason,
-            done.usage,
-            calls,
-            done.reasoning_budget_exhausted,
-        )
-
-
-def _check_text(text: str, param: str) -> None:
-    """Refuse text that cannot be encoded as UTF-8 (lone surrogates such as ``"\\ud800"``)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise InvalidRequest(
-            f"text is not valid Unicode (character {e.object[e.start]!r} at offset {e.start})",
-            param=param,
-        ) from e
+__all__ = [
+    "ROLES", "ChatDelta", "ChatDone", "ChatMessage", "ChatPipeline", "ChatRequest", "ChatResult",
+    "ChatStream", "EmbedLoader", "Loader", "load_llama",
+]
 
 
 def close_reasoning(engine: Engine, budget: int, in_reasoning: bool) -> ForcedContinuation:
@@ -368,7 +218,7 @@ class ChatPipeline:
         lease = await self.acquire(model, num_ctx=num_ctx)
         try:
             rt = lease.loaded
-            _check_text(prompt_text, "prompt")
+            check_text(prompt_text, "prompt")
             prompt = await asyncio.to_thread(
                 self._tokenize, rt.engine, prompt_text, rt.engine.info.add_bos, "prompt")
             params = self._with_defaults(entry, params, explicit)
@@ -450,7 +300,7 @@ class ChatPipeline:
                     "this model cannot read images (it is text-only); send text parts only",
                     param=f"messages[{i}].content",
                 )
-            _check_text(m.content, f"messages[{i}].content")
+            check_text(m.content, f"messages[{i}].content")
             role = "system" if m.role == "developer" else m.role
             content = m.content
             if role == "assistant" and thinking:

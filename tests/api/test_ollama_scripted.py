@@ -344,3 +344,12 @@ def test_failure_mid_stream_ends_with_error_line(world: World) -> None:
     assert set(out[-1]) == {"error"} and [o for o in out if "error" in o] == [out[-1]]
     world.engine.enqueue(["fine"])
     assert chat(world, stream=False).json()["message"]["content"] == "fine"
+
+
+def test_ps_lists_a_model_once_when_loaded_for_chat_and_embeddings(world: World) -> None:
+    assert chat(world, stream=False).status_code == 200
+    assert world.client.post("/api/embed", json={"model": "scripted",
+                                                 "input": "a"}).status_code == 200
+    models = world.client.get("/api/ps").json()["models"]
+    assert [m["name"] for m in models] == ["scripted:latest"]
+    assert models[0]["kind"] == "chat,embed"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +68,21 @@ def test_bad_references_are_clear_errors(cove: Any, args: tuple[str, ...]) -> No
     r = cove(*args)
     assert r.returncode == 1
     assert "Error: " in r.stderr and "Traceback" not in r.stderr
+
+
+def test_import_of_a_missing_file_says_so(cove: Any, tmp_path: Path) -> None:
+    r = cove("import", str(tmp_path / "nofile.gguf"))
+    assert r.returncode == 1 and "no such file" in r.stderr, r.stderr
+    r = cove("import", str(tmp_path))
+    assert r.returncode == 1 and "not a file" in r.stderr, r.stderr
+
+
+def test_list_pluralises_and_config_prints_values_as_written(cove: Any, tmp_path: Path) -> None:
+    from cove.cli.models import _ago, _until
+
+    assert _ago(time.time() - 61) == "1 minute ago"
+    assert _ago(time.time() - 150) == "2 minutes ago"
+    assert _until("2318-01-01T00:00:00Z") == "forever"
+    assert _until(datetime.fromtimestamp(time.time() + 241, UTC).isoformat()) == "in 4 minutes"
+    out = cove("config").stdout
+    assert "None" not in out and "False" not in out and "300.0" not in out

@@ -196,6 +196,7 @@ def test_phone_width_layout(browser: Any, site: Site) -> None:
     page.wait_for_timeout(300)
     box = page.locator("#sidebar").bounding_box()
     assert box is not None and box["x"] >= 0
+    page.keyboard.press("Escape")  # the open sidebar's backdrop covers the page
     page.click("#theme")
     assert page.evaluate("document.documentElement.dataset.theme") in ("dark", "light")
     context.close()

@@ -2,6 +2,13 @@
 strings with lone UTF-16 surrogates (``"\\ud800"``: valid JSON, but not text; HTTP 400 naming
 the field, for every route at once).
 
+Ollama and OpenAI-compatible servers take a JSON body whatever its ``Content-Type`` (``curl
+-d`` sends ``application/x-www-form-urlencoded``): on ``/api`` and ``/v1``, a request from a
+non-browser client (no ``Origin`` header) whose body parses as JSON is passed on as
+``application/json``. Browser requests (they always send ``Origin`` cross-site) are left alone,
+so a cross-site form or ``text/plain`` post still cannot reach the APIs without a CORS
+preflight; the ``/web`` routes are never touched (they keep their session CSRF checks).
+
 The body is read completely (up to ``max_bytes``) before the app sees the request, within
 ``timeout`` seconds, then replayed to the app; a ``Content-Length`` over the limit is refused
 before reading anything. A client that sends its body too slowly (or never finishes it) gets 408
@@ -56,6 +63,33 @@ def _surrogate_error(body: bytes) -> InvalidRequest | None:
     if where is None:
         return None
     return InvalidRequest("text is not valid Unicode (a lone UTF-16 surrogate)", param=where)
+
+
+API_PREFIXES = ("/api/", "/v1/")
+
+
+def json_content_type(scope: Scope, body: bytes) -> Scope:
+    """``scope`` with ``Content-Type: application/json`` when it is an ``/api`` or ``/v1``
+    request of a non-browser client (no ``Origin``) carrying JSON under another content type;
+    otherwise ``scope`` unchanged."""
+    if not str(scope.get("path", "")).startswith(API_PREFIXES) or not body.strip():
+        return scope
+    headers = list(scope.get("headers") or [])
+    names = {k.lower() for k, _ in headers}
+    if b"origin" in names:
+        return scope
+    ctype = dict((k.lower(), v) for k, v in headers).get(b"content-type", b"").lower()
+    media = ctype.split(b";")[0].strip()
+    if media == b"application/json" or media.endswith(b"+json") or media.startswith(
+            b"multipart/"):
+        return scope
+    try:
+        json.loads(body)
+    except (ValueError, RecursionError):
+        return scope
+    headers = [(k, v) for k, v in headers if k.lower() != b"content-type"]
+    headers.append((b"content-type", b"application/json"))
+    return {**scope, "headers": headers}
 
 
 class RequestTimeout(CoveError):
@@ -119,7 +153,7 @@ class BodyLimit:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send)
+        await self.app(json_content_type(scope, body), replay, send)
 
     async def _read(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []

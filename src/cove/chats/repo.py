@@ -52,6 +52,21 @@ def clean_title(title: str) -> str:
     return t
 
 
+def auto_title(text: str, limit: int) -> str:
+    """A conversation title from its first message: one line of at most ``limit`` characters,
+    cut at a word boundary with an ellipsis ("…") when longer; "New chat" for blank text. A
+    single word longer than ``limit`` is cut inside it."""
+    words = " ".join(text.split())
+    if not words:
+        return "New chat"
+    if len(words) <= limit:
+        return clean_title(words)
+    head = words[:limit - 1]
+    if words[limit - 1] != " " and " " in head:
+        head = head[:head.rindex(" ")]
+    return clean_title(head.rstrip(" ,;:.-") + "…")
+
+
 def list_conversations(s: Session, user_id: int, query: str | None = None) -> list[Conversation]:
     """``user_id``'s conversations, most recently updated first; ``query`` filters titles
     (case-insensitive substring)."""

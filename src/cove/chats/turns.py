@@ -178,8 +178,7 @@ async def start_turn(
                 first = s.execute(select(Message.id).where(
                     Message.conversation_id == conv.id, Message.role == "user")).first()
                 if conv.title == "New chat" and first and first[0] == user_msg.id:
-                    words = " ".join(req.content.split())[:TITLE_CHARS]
-                    conv.title = repo.clean_title(words) if words else "New chat"
+                    conv.title = repo.auto_title(req.content, TITLE_CHARS)
             conv.model = stream.model
             answer = repo.add_message(s, conv, "assistant", "", model=stream.model,
                                       status="streaming", prompt_tokens=stream.prompt_tokens)

@@ -107,6 +107,27 @@ def serve(host: str | None, port: int | None) -> None:
     )
 
 
+def env_value(value: object) -> str:
+    """A setting's value as one would write it in the environment: ``(unset)`` for None,
+    ``true``/``false``, ``300`` rather than ``300.0``, lists comma-separated, enums by value."""
+    import enum
+    import json
+
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, (list, tuple, set)):
+        return ",".join(env_value(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
 @cli.command()
 def config() -> None:
     """Show every setting: its environment variable, current value and description."""
@@ -117,7 +138,7 @@ def config() -> None:
     settings = _settings()
     table = Table("VARIABLE", "VALUE", "DESCRIPTION", box=None)
     for name, field in Settings.model_fields.items():
-        table.add_row(f"COVE_{name.upper()}", str(getattr(settings, name)),
+        table.add_row(f"COVE_{name.upper()}", env_value(getattr(settings, name)),
                       field.description or "")
     Console().print(table)
 

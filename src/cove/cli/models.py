@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -26,7 +26,7 @@ def _registry(settings: Settings) -> ModelRegistry:
     return ModelRegistry(ModelStore(settings.home / "models"))
 
 
-def _fail(err: CoveError | str) -> None:
+def _fail(err: CoveError | str) -> NoReturn:
     msg = err.message if isinstance(err, CoveError) else err
     Console(stderr=True).print(f"Error: {msg}", style="red", markup=False)
     sys.exit(1)
@@ -39,26 +39,94 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+def _plural(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
 def _ago(ts: float | None) -> str:
     if ts is None:
         return ""
     s = max(0, time.time() - ts)
-    for unit, scale in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+    for unit, scale in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if s >= scale:
-            return f"{int(s // scale)} {unit} ago"
+            return _plural(int(s // scale), unit) + " ago"
     return "just now"
 
 
-def _server(settings: Settings, path: str) -> Any | None:
-    """GET ``path`` from the local server's API, or None when no server answers."""
+def _until(expires_at: str) -> str:
+    """An Ollama ``expires_at`` (RFC 3339, UTC) as the user reads it: "forever" (Ollama's far
+    future, year >= 2300), "in 4 minutes", or local time when it cannot be parsed relatively."""
+    from datetime import datetime
+
+    if not expires_at:
+        return ""
+    try:
+        when = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
+    except ValueError:
+        return expires_at
+    if when.year >= 2300:
+        return "forever"
+    s = when.timestamp() - time.time()
+    if s <= 0:
+        return "now"
+    for unit, scale in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if s >= scale:
+            return "in " + _plural(round(s / scale), unit)
+    return "in " + _plural(max(1, int(s)), "second")
+
+
+class ServerAnswer:
+    """What asking the running server gave: ``data`` (the JSON body on 200), or ``down`` (nothing
+    listens there), or ``problem`` (a sentence saying why it could not be asked)."""
+
+    def __init__(self, data: Any = None, down: bool = False, problem: str = "") -> None:
+        self.data, self.down, self.problem = data, down, problem
+
+
+def _server(address: tuple[str, int, str | None], path: str) -> ServerAnswer:
+    """GET ``path`` from the server at ``(host, port, api_key)`` (the key sent as Bearer)."""
     import httpx
 
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    host, port, key = address
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    where = f"{host}:{port}"
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        r = httpx.get(f"http://{host}:{settings.port}{path}", timeout=2)
-        return r.json() if r.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        return None
+        r = httpx.get(f"http://{'[' + host + ']' if ':' in host else host}:{port}{path}",
+                      headers=headers, timeout=5)
+    except httpx.ConnectError:
+        return ServerAnswer(down=True, problem=f"no Cove server is running on {where}")
+    except httpx.HTTPError as e:
+        return ServerAnswer(problem=f"the server on {where} did not answer ({e})")
+    if r.status_code in (401, 403):
+        hint = ("the API key was refused" if key else
+                "it needs an API key (accounts exist): pass --api-key or set COVE_API_KEY; "
+                "create a key in the web app's Settings")
+        return ServerAnswer(problem=f"the server on {where} refused the request: {hint}")
+    try:
+        data = r.json()
+    except ValueError:
+        data = None
+    if r.status_code != 200 or not isinstance(data, dict):
+        return ServerAnswer(problem=f"the server on {where} answered HTTP {r.status_code}; "
+                            "is it a Cove server?")
+    return ServerAnswer(data=data)
+
+
+def _server_options(f: Any) -> Any:
+    """--host, --port and --api-key of the commands that ask the running server."""
+    f = click.option("--api-key", envvar="COVE_API_KEY", default=None,
+                     help="API key for a server with accounts (default: COVE_API_KEY).")(f)
+    f = click.option("--port", type=click.IntRange(1, 65535), default=None,
+                     help="Server port (default: COVE_PORT, else 11435).")(f)
+    f = click.option("--host", default=None,
+                     help="Server address (default: COVE_HOST, else 127.0.0.1).")(f)
+    return f
+
+
+def _address(settings: Settings, host: str | None, port: int | None,
+             api_key: str | None) -> tuple[str, int, str | None]:
+    return (host or settings.host, port or settings.port, api_key or None)
 
 
 @click.command("list")
@@ -101,38 +169,47 @@ def show(model: str) -> None:
         ("from", entry.parent or entry.source.get("repo", "") or ""),
         ("license", str(meta.get("license") or "")),
     ]
-    table = Table(box=None, show_header=False)
+    # soft_wrap: long values (digest, template lines) are never cut or hard-wrapped, so a
+    # piped `cove show` keeps them whole
     for k, v in rows:
         if v:
-            table.add_row(k, v)
-    console.print(table)
+            console.print(f"  {k:<16}{v}", markup=False, soft_wrap=True)
     if entry.system:
         console.print("\nSystem prompt:", style="bold")
-        console.print(entry.system, markup=False)
+        console.print(entry.system, markup=False, soft_wrap=True)
     if entry.options:
         console.print("\nParameters:", style="bold")
         for k, v in entry.options.items():
-            console.print(f"  {k} {v}", markup=False)
+            console.print(f"  {k} {v}", markup=False, soft_wrap=True)
     if meta.get("chat_template"):
         console.print("\nTemplate:", style="bold")
-        console.print(meta["chat_template"], markup=False)
+        console.print(meta["chat_template"], markup=False, soft_wrap=True)
 
 
 @click.command()
 @click.argument("model")
-@click.option("--force", "-f", is_flag=True, help="Remove even if a running server has it loaded.")
-def rm(model: str, force: bool) -> None:
-    """Remove a model (refuses while a running server has it loaded, unless --force)."""
+@click.option("--force", "-f", is_flag=True,
+              help="Remove even if a running server has it loaded or cannot be asked.")
+@_server_options
+def rm(model: str, force: bool, host: str | None, port: int | None,
+       api_key: str | None) -> None:
+    """Remove a model (refuses while a running server has it loaded, or when a server runs
+    but cannot be asked, unless --force)."""
     from cove.models.manage import remove_model
 
     settings = load_settings()
     registry = _registry(settings)
     try:
         entry = registry.resolve(model)
-        loaded = _server(settings, "/api/ps") or {"models": []}
-        if not force and any(m.get("name") == entry.name for m in loaded.get("models", [])):
-            _fail(f"{entry.name} is loaded by the running server; stop using it first or "
-                  "pass --force")
+        if not force:
+            answer = _server(_address(settings, host, port, api_key), "/api/ps")
+            if not answer.down and answer.data is None:
+                _fail(f"cannot tell whether {entry.name} is in use: {answer.problem}. "
+                      "Pass --force to remove it anyway")
+            loaded = (answer.data or {}).get("models", [])
+            if any(m.get("name") == entry.name for m in loaded):
+                _fail(f"{entry.name} is loaded by the running server; stop using it first or "
+                      "pass --force")
         remove_model(registry, entry.name)
     except CoveError as err:
         _fail(err)
@@ -154,19 +231,20 @@ def cp(source: str, destination: str) -> None:
 
 
 @click.command()
-def ps() -> None:
+@_server_options
+def ps(host: str | None, port: int | None, api_key: str | None) -> None:
     """Models loaded by the running server, their memory and when they unload."""
-    settings = load_settings()
-    data = _server(settings, "/api/ps")
-    if data is None:
-        click.echo(f"no Cove server is running on {settings.host}:{settings.port}")
+    answer = _server(_address(load_settings(), host, port, api_key), "/api/ps")
+    if answer.down:
+        click.echo(answer.problem)
         return
+    if answer.data is None:
+        _fail(answer.problem)
     table = Table("NAME", "KIND", "SIZE", "CONTEXT", "UNTIL", box=None)
-    for m in data.get("models", []):
-        until = "forever" if str(m.get("expires_at", "")).startswith("2318") else m.get(
-            "expires_at", "")
+    for m in answer.data.get("models", []):
+        until = "in use" if m.get("busy") else _until(str(m.get("expires_at", "")))
         table.add_row(m["name"], m.get("kind", "chat"), _size(int(m.get("size", 0))),
-                      str(m.get("context_length", "")), "in use" if m.get("busy") else until)
+                      str(m.get("context_length", "")), until)
     Console().print(table)
 
 

@@ -49,13 +49,18 @@ def import_gguf(registry: ModelRegistry, file: Path, name: str | None = None, *,
     file is never modified or removed.
 
     Raises:
-        InvalidModelName: bad name. InvalidRequest: not a readable GGUF file.
+        InvalidModelName: bad name. InvalidRequest: no such file, a directory, or not a
+        readable GGUF file.
     """
     store = _store(registry)
     ref = parse_ref(name or default_name(file))
     if registry.builtin(str(ref)) is not None:
         raise InvalidRequest(f"{ref} is a built-in model name; choose another", param="name")
     file = file.expanduser()
+    if not file.exists():
+        raise InvalidRequest(f"no such file: {file}", param="file")
+    if not file.is_file():
+        raise InvalidRequest(f"not a file: {file}", param="file")
     metadata = read_metadata(file)
     layer = store.add_blob(file, link=link)
     store.write(ref, Manifest(str(ref), model=layer, metadata=metadata,

@@ -36,6 +36,13 @@ async def index() -> FileResponse:
                                                          "Cache-Control": "no-cache"})
 
 
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    """The icon browsers ask for by default (an SVG; the page also links it)."""
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml",
+                        headers={"Cache-Control": "max-age=86400"})
+
+
 def mount(app: FastAPI) -> None:
     """Serve the app at ``/`` and its files at ``/static``."""
     app.include_router(router)

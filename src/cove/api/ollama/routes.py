@@ -112,7 +112,7 @@ async def show(body: ShowBody, pipeline: PipelineDep) -> dict[str, Any]:
 
 @router.get("/ps")
 async def ps(pipeline: PipelineDep) -> dict[str, Any]:
-    out = []
+    out: list[dict[str, Any]] = []
     for m in pipeline.models.loaded():
         expires = m.expires_wall()
         if m.forever:
@@ -120,6 +120,17 @@ async def ps(pipeline: PipelineDep) -> dict[str, Any]:
         else:
             expires_at = convert.now_iso(expires if expires is not None
                                          else time.time() + pipeline.settings.keep_alive)
+        same = next((o for o in out if o["name"] == m.entry.name), None)
+        if same is not None:
+            # one entry per model, as Ollama clients expect: a model loaded for chat and for
+            # embeddings is listed once, its kinds joined ("chat,embedding"), sizes added
+            same["kind"] = ",".join(sorted({*same["kind"].split(","), m.kind}))
+            same["size"] += m.size
+            same["busy"] = same["busy"] or m.busy
+            same["expires_at"] = max(same["expires_at"], expires_at)
+            if m.kind == "chat":
+                same["context_length"] = m.n_ctx
+            continue
         out.append({
             "name": m.entry.name, "model": m.entry.name, "size": m.size,
             "digest": m.entry.sha256().removeprefix("sha256:"),

@@ -65,6 +65,25 @@
     try { document.execCommand("copy"); done(); } finally { t.remove(); }
   }
 
+  // Icons are inline SVG (no emoji or symbol glyphs: offline systems may lack the fonts).
+  const ICONS = {
+    rename: ["M4 20h4L19 9l-4-4L4 16z", "M14 6l4 4"],
+    delete: ["M4 7h16", "M9 7V4h6v3", "M6 7l1 13h10l1-13", "M10 11v6", "M14 11v6"],
+  };
+  function iconButton(icon, label, cls, onClick) {
+    const b = button("", cls, onClick);
+    const NS = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(NS, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24"); svg.setAttribute("class", "icon");
+    svg.setAttribute("aria-hidden", "true");
+    for (const d of ICONS[icon]) {
+      const path = document.createElementNS(NS, "path"); path.setAttribute("d", d); svg.appendChild(path);
+    }
+    b.appendChild(svg);
+    b.setAttribute("aria-label", label); b.title = label;
+    return b;
+  }
+
   function button(label, cls, onClick) {
     const b = document.createElement("button");
     b.type = "button"; b.textContent = label; if (cls) b.className = cls;
@@ -120,7 +139,10 @@
     actions.className = "actions";
     actions.appendChild(button("Copy", "copy", (e) => copyText(state.messages[index].content, e.target)));
     if (m.role === "user") actions.appendChild(button("Edit", "edit", () => startEdit(el, index)));
-    else actions.appendChild(button("Regenerate", "regenerate", () => regenerate()));
+    else if (index === state.messages.length - 1) {
+      // regenerating replaces the last answer only, so only the last answer offers it
+      actions.appendChild(button("Regenerate", "regenerate", () => regenerate()));
+    }
     el.appendChild(actions);
     if (m.role === "assistant") renderAssistantBody(el, m);
     else body.textContent = m.content;
@@ -131,6 +153,17 @@
     const box = $("messages");
     box.textContent = "";
     state.messages.forEach((m, i) => box.appendChild(messageElement(m, i)));
+    if (!state.messages.length) {
+      const empty = document.createElement("div");
+      empty.className = "empty";
+      const head = document.createElement("strong");
+      head.textContent = state.user ? "New conversation" : "Chat with Cove";
+      const hint = document.createElement("span");
+      hint.textContent = "Type a message below and press Enter. Everything runs on this machine"
+        + (state.user ? "; your conversations are listed in the sidebar." : ".");
+      empty.append(head, hint);
+      box.appendChild(empty);
+    }
     box.scrollTop = box.scrollHeight;
   }
 
@@ -167,18 +200,16 @@
       title.className = "title"; title.textContent = c.title;
       title.addEventListener("click", () => openConversation(c.id));
       li.append(title,
-        button("✎", "rename", async () => {
+        iconButton("rename", "Rename", "rename", async () => {
           const t = prompt("New title", c.title);
           if (t && t.trim()) { await api("PATCH", "/web/conversations/" + c.id, { title: t }); loadConversations(); }
         }),
-        button("🗑", "delete", async () => {
+        iconButton("delete", "Delete", "delete", async () => {
           if (!confirm("Delete this conversation for good?")) return;
           await api("DELETE", "/web/conversations/" + c.id);
           if (state.conversationId === c.id) newChat();
           loadConversations();
         }));
-      li.querySelector(".rename").setAttribute("aria-label", "Rename");
-      li.querySelector(".delete").setAttribute("aria-label", "Delete");
       list.appendChild(li);
     }
   }
@@ -190,10 +221,13 @@
     if (c.model && state.models.some((m) => m.name === c.model)) $("model").value = c.model;
     renderMessages();
     loadConversations();
-    document.body.classList.remove("show-sidebar");
+    closeSidebar();
   }
 
+  function closeSidebar() { document.body.classList.remove("show-sidebar"); }
+
   function newChat() {
+    closeSidebar();
     state.conversationId = null;
     state.messages = [];
     renderMessages();
@@ -341,11 +375,15 @@
     $("sidebar").classList.toggle("guest", !s.user);
     $("auth-invite-row").hidden = s.signup !== "invite" || s.first_account;
     $("signup").hidden = s.signup === "closed" && !s.first_account;
+    // the primary button is the action the note asks for: create the first account, else sign in
+    $("login").hidden = !!s.first_account;
+    $("signup").classList.toggle("primary", !!s.first_account);
+    $("login").classList.toggle("primary", !s.first_account);
     $("auth-note").textContent = s.first_account
       ? "Create the first account: it becomes the administrator."
       : (s.guest ? "Sign in to keep your conversations, or close this to chat as a guest." : "Sign in to chat.");
     $("auth-close").hidden = !s.guest && !s.user;
-    if (!s.user && !s.guest) $("auth-dialog").showModal();
+    if (!s.user && !s.guest) openAuth();
     return s;
   }
 
@@ -365,7 +403,16 @@
     }
   }
 
+  function openAuth() {
+    closeSidebar();
+    $("auth-error").hidden = true;
+    if (!$("auth-dialog").open) $("auth-dialog").showModal();
+  }
+
   async function openSettings() {
+    closeSidebar();
+    $("new-key").textContent = ""; $("new-key").hidden = true;  // a key is shown once only
+    $("invite-code").textContent = "";
     $("settings-who").textContent = "Signed in as " + state.user.email + " (" + state.user.role + ")";
     $("settings-error").hidden = true;
     await loadKeys();
@@ -395,7 +442,8 @@
       if (u.id !== state.user.id) {
         li.append(
           button(u.role === "admin" ? "Make user" : "Make admin", "", () => adminChange(u.id, { role: u.role === "admin" ? "user" : "admin" })),
-          button(u.disabled ? "Enable" : "Disable", "", () => adminChange(u.id, { disabled: !u.disabled })));
+          button(u.disabled ? "Enable" : "Disable", "", () => adminChange(u.id, { disabled: !u.disabled })),
+          button("Delete", "danger delete-user", () => adminDelete(u)));
       }
       ul.appendChild(li);
     }
@@ -403,6 +451,12 @@
 
   async function adminChange(id, change) {
     try { await api("PATCH", "/web/admin/users/" + id, change); } catch (e) { settingsError(e); }
+    loadUsers();
+  }
+
+  async function adminDelete(u) {
+    if (!confirm("Delete the account " + u.email + " and all its conversations for good?")) return;
+    try { await api("DELETE", "/web/admin/users/" + u.id); } catch (e) { settingsError(e); }
     loadUsers();
   }
 
@@ -446,17 +500,21 @@
     let searchTimer;
     $("search").addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(loadConversations, 200); });
     $("toggle-sidebar").addEventListener("click", () => document.body.classList.toggle("show-sidebar"));
+    $("close-sidebar").addEventListener("click", closeSidebar);
+    $("backdrop").addEventListener("click", closeSidebar);
+    document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeSidebar(); });
     $("model").addEventListener("change", () => localStorage.setItem("cove.model", $("model").value));
     $("theme").addEventListener("click", () => {
       const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
       localStorage.setItem("cove.theme", next); applyTheme(next);
     });
-    $("open-auth").addEventListener("click", () => $("auth-dialog").showModal());
+    $("open-auth").addEventListener("click", openAuth);
     $("auth-close").addEventListener("click", () => $("auth-dialog").close());
     $("login").addEventListener("click", () => authenticate("login"));
     $("signup").addEventListener("click", () => authenticate("signup"));
     $("open-settings").addEventListener("click", () => openSettings().catch(settingsError));
     $("settings-close").addEventListener("click", () => $("settings-dialog").close());
+    $("settings-dialog").addEventListener("close", () => { $("new-key").textContent = ""; $("new-key").hidden = true; });
     $("create-key").addEventListener("click", async () => {
       const k = await api("POST", "/web/keys", { name: $("key-name").value });
       $("new-key").textContent = "New key (copy it now, it is not shown again): " + k.key;

@@ -1,0 +1,53 @@
+"""A JSON body is accepted on /api and /v1 whatever its Content-Type (as `curl -d` sends it),
+from non-browser clients only; the web routes keep their CSRF protection."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import FakeWorld
+from tests.web.helpers import Browser
+
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def test_curl_style_bodies_are_read_as_json(fake: FakeWorld) -> None:
+    fake.engine.enqueue(["Hi"])
+    r = fake.client.post("/api/generate", headers=FORM, content=json.dumps(
+        {"model": "scripted", "prompt": "hello", "stream": False}))
+    assert r.status_code == 200, r.text
+    assert r.json()["response"] == "Hi"
+    fake.engine.enqueue(["Yo"])
+    r = fake.client.post("/v1/chat/completions", headers={"content-type": "text/plain"},
+                         content=json.dumps({"model": "scripted", "messages": [
+                             {"role": "user", "content": "hey"}]}))
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"] == "Yo"
+
+
+def test_a_body_that_is_not_json_is_a_clear_error(fake: FakeWorld) -> None:
+    r = fake.client.post("/api/generate", headers=FORM, content="model=scripted&prompt=hi")
+    assert r.status_code == 400 and "error" in r.json()
+    r = fake.client.post("/v1/chat/completions", headers=FORM, content="a=b")
+    assert r.status_code == 400 and r.json()["error"]["message"]
+
+
+def test_browser_cross_site_posts_are_not_upgraded(fake: FakeWorld) -> None:
+    body = json.dumps({"model": "scripted", "prompt": "hello", "stream": False})
+    for origin in ("http://evil.example", "http://localhost:3000"):
+        r = fake.client.post("/api/generate", content=body,
+                             headers={**FORM, "origin": origin})
+        assert r.status_code != 200
+    assert fake.engine.history == []  # nothing was generated
+
+
+def test_web_routes_keep_requiring_the_csrf_token(fake: FakeWorld) -> None:
+    alice = Browser(fake.client)
+    assert alice.signup("alice@example.org").status_code == 200
+    body = json.dumps({"title": "x"})
+    r = fake.client.post("/web/conversations", content=body, headers=FORM)
+    assert r.status_code == 403
+    r = fake.client.post("/web/conversations", content=body,
+                         headers={"content-type": "application/json"})
+    assert r.status_code == 403
+    assert alice.post("/web/conversations", json={"title": "x"}).status_code == 200

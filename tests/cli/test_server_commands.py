@@ -1,0 +1,86 @@
+"""``cove ps`` and ``cove rm`` against a running server on a non-default port, with and
+without accounts (then an API key is needed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cove.app import create_app
+from cove.config import Settings
+from cove.engine.fake import ScriptedEngine
+from cove.models.registry import ModelEntry, ModelRegistry
+from tests.conftest import free_port, local_client
+from tests.gguf_files import make_gguf
+from tests.web.browser import ThreadServer
+from tests.web.helpers import Browser
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[Any, int]]:
+    """A scripted server on a free port (never the default one) with ``scripted:latest``."""
+    registry = ModelRegistry()
+    registry.add(ModelEntry("scripted:latest", Path("/nonexistent/s.gguf"), "scripted"))
+    engine = ScriptedEngine(name="scripted:latest")
+    app = create_app(Settings(home=tmp_path / "server"), registry=registry,
+                     loader=lambda entry, s: engine)
+    port = free_port()
+    with ThreadServer(app, port):
+        yield app, port
+
+
+def cove(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "COVE_HOME": str(tmp_path / "home"), "COVE_PORT": "9", **env}
+    if "COVE_API_KEY" not in env:
+        full.pop("COVE_API_KEY", None)
+    return subprocess.run([sys.executable, "-m", "cove", *args], env=full,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_ps_and_rm_find_the_server_on_its_port_and_use_an_api_key(
+        server: tuple[Any, int], tmp_path: Path) -> None:
+    app, port = server
+    p = str(port)
+    assert cove(tmp_path, "import", str(make_gguf(tmp_path / "s.gguf")), "scripted").returncode == 0
+    client = local_client(app, base_url=f"http://127.0.0.1:{port}")
+    assert client.post("/api/generate", json={"model": "scripted", "prompt": "hi",
+                                              "stream": False}).status_code == 200
+
+    r = cove(tmp_path, "ps", "--port", p)
+    assert r.returncode == 0 and "scripted:latest" in r.stdout, r.stderr
+    assert "in 5 minutes" in r.stdout or "in 4 minutes" in r.stdout
+    assert "no Cove server" in cove(tmp_path, "ps").stdout  # COVE_PORT=9: nothing there
+    r = cove(tmp_path, "ps", COVE_PORT=p)
+    assert "scripted:latest" in r.stdout
+
+    r = cove(tmp_path, "rm", "scripted", "--port", p)
+    assert r.returncode == 1 and "loaded" in r.stderr
+
+    # an account exists: the API needs a key now
+    alice = Browser(local_client(app))
+    assert alice.signup("alice@example.org").status_code == 200
+    r = cove(tmp_path, "ps", "--port", p)
+    assert r.returncode == 1
+    assert "API key" in r.stderr and "no Cove server" not in r.stderr + r.stdout
+    r = cove(tmp_path, "rm", "scripted", "--port", p)
+    assert r.returncode == 1 and "--force" in r.stderr and "API key" in r.stderr
+    assert "scripted:latest" in cove(tmp_path, "list").stdout
+
+    key = alice.post("/web/keys", json={"name": "cli"}).json()["key"]
+    r = cove(tmp_path, "ps", "--port", p, "--api-key", key)
+    assert r.returncode == 0 and "scripted:latest" in r.stdout, r.stderr
+    r = cove(tmp_path, "ps", "--port", p, COVE_API_KEY=key)
+    assert r.returncode == 0 and "scripted:latest" in r.stdout, r.stderr
+    r = cove(tmp_path, "ps", "--port", p, "--api-key", "wrong")
+    assert r.returncode == 1 and "refused" in r.stderr
+    r = cove(tmp_path, "rm", "scripted", "--host", "127.0.0.1", "--port", p, COVE_API_KEY=key)
+    assert r.returncode == 1 and "is loaded" in r.stderr
+
+    r = cove(tmp_path, "rm", "scripted", "--port", p, "--force")
+    assert r.returncode == 0 and "deleted 'scripted:latest'" in r.stdout
