@@ -4,11 +4,11 @@ setup:
 	@bash scripts/bootstrap.sh
 
 test: setup
-	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff check src tests bench scripts
 	.venv/bin/pytest -q
 
 lint: setup
-	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff check src tests bench scripts
 	.venv/bin/mypy
 
 run: setup
