@@ -27,7 +27,7 @@ import llama_cpp
 from llama_cpp import _internals
 from llama_cpp._logger import set_verbose
 
-from cove.engine.types import ModelInfo, SamplingParams
+from cove.engine.types import ModelInfo, SamplingParams, common_prefix
 from cove.errors import EngineFailure, InvalidRequest
 
 PENALTY_LAST_N = 64
@@ -38,14 +38,6 @@ class _Slot:
     cached: list[int] = field(default_factory=list)  # tokens whose KV cells this slot holds
     sampler: _internals.LlamaSampler | None = None
     logits_index: int = -1  # batch row of this slot's logits after the last decode
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class LlamaEngine:
@@ -165,10 +157,10 @@ class LlamaEngine:
         """
         s = self._slots[slot]
         limit = len(prompt) - 1
-        keep = min(_common_prefix(s.cached, prompt), limit)
+        keep = min(common_prefix(s.cached, prompt), limit)
         if donor is not None and donor != slot:
             d = self._slots[donor]
-            via_donor = min(_common_prefix(d.cached, prompt), limit)
+            via_donor = min(common_prefix(d.cached, prompt), limit)
             if via_donor > keep:
                 llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
                 if self.shared_kv:  # tag the donor's prefix cells as ours too: no data moves

@@ -36,6 +36,7 @@ from cove.engine.types import (
     SamplingParams,
     TextDelta,
     Usage,
+    common_prefix,
 )
 from cove.errors import CoveError, EngineFailure, Overloaded
 
@@ -118,15 +119,6 @@ class _Outbox:
 def _deliver(items: list[tuple[Job, object]]) -> None:
     for job, item in items:
         job._events.put_nowait(item)
-
-
-def _shared(cached: list[int], prompt: list[int]) -> int:
-    """Length of the common prefix of two token lists."""
-    n = min(len(cached), len(prompt))
-    i = 0
-    while i < n and cached[i] == prompt[i]:
-        i += 1
-    return i
 
 
 class Scheduler:
@@ -249,7 +241,7 @@ class Scheduler:
         and only when that saves at least ``MIN_DONOR_GAIN`` tokens.
         """
         free = [s for s in self._lru if s not in self._active]
-        shared = {s: _shared(self.engine.cached(s), prompt) for s in self._lru}
+        shared = {s: common_prefix(self.engine.cached(s), prompt) for s in self._lru}
         best = max(free, key=lambda s: (shared[s], -free.index(s)))
         if shared[best] and shared[best] * 2 >= len(self.engine.cached(best)):
             return best, None  # the prompt continues what this slot holds

@@ -161,3 +161,12 @@ class ForcedContinuation:
 
 
 GenerationEvent = TextDelta | Finished
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix of two token lists."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i

@@ -7,22 +7,14 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from cove.api.openai.schemas import Int
 from cove.features.logic import MAX_K
 from cove.features.logic.service import solve
 from cove.pipeline import ChatPipeline
 
 router = APIRouter(prefix="/v1/logic")
-
-
-def _no_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("expected a number, not a boolean")
-    return value
-
-
-Int = Annotated[int, BeforeValidator(_no_bool)]
 
 
 class SolveRequest(BaseModel):
