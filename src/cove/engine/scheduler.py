@@ -235,16 +235,20 @@ class Scheduler:
     def _choose_slot(self, prompt: list[int]) -> tuple[int, int | None]:
         """Pick a free slot for ``prompt`` and maybe a donor slot to take KV cells from.
 
-        A free slot whose cells the prompt continues (it shares at least half of them) is used
-        as it is. Otherwise the least recently used free slot is taken, with the slot sharing the
-        longest prefix as donor: any slot when the engine shares cells cheaply, else an idle one
-        and only when that saves at least ``MIN_DONOR_GAIN`` tokens.
+        A free slot whose cells the prompt continues (it shares at least half of them), or which
+        holds the whole prompt already, is used as it is. Otherwise the least recently used free
+        slot is taken, with the slot sharing the longest prefix as donor: any slot when the
+        engine shares cells cheaply, else an idle one and only when that saves at least
+        ``MIN_DONOR_GAIN`` tokens.
         """
         free = [s for s in self._lru if s not in self._active]
         shared = {s: common_prefix(self.engine.cached(s), prompt) for s in self._lru}
         best = max(free, key=lambda s: (shared[s], -free.index(s)))
-        if shared[best] and shared[best] * 2 >= len(self.engine.cached(best)):
-            return best, None  # the prompt continues what this slot holds
+        if shared[best] and (
+            shared[best] * 2 >= len(self.engine.cached(best))  # continues this slot's text
+            or shared[best] >= len(prompt) - 1  # or repeats a prompt this slot holds whole
+        ):
+            return best, None
         target = free[0]  # least recently used
         candidates = self._lru if self.engine.shared_kv else free
         donor = max(candidates, key=lambda s: shared[s])
