@@ -25,25 +25,35 @@ def free_port() -> int:
 
 
 @contextmanager
-def cove_server(env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run `cove serve` on a free loopback port; yield its base URL."""
+def process_server(cmd: list[str], health: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run a server command with ``--port <free port>`` added; wait until ``health`` answers
+    200 on loopback; yield its base URL; stop it afterwards."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cove", "serve", "--port", str(port)],
-        env={**os.environ, "COVE_LOG_LEVEL": "warning", **(env or {})},
-    )
+    proc = subprocess.Popen([*cmd, "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
+        for _ in range(600):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}")
             try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                if httpx.get(base + health, timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
         yield base
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def cove_server(env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run `cove serve` on a free loopback port; yield its base URL."""
+    return process_server([sys.executable, "-m", "cove", "serve"], "/health",
+                          {"COVE_LOG_LEVEL": "warning", **(env or {})})
 
 
 def machine() -> str:

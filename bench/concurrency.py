@@ -14,48 +14,19 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, cove_server, free_port, machine, write_section  # noqa: E402
+from bench.common import ROOT, cove_server, machine, process_server, write_section  # noqa: E402
 from bench.load import LoadResult, run_load, stream_chat  # noqa: E402
 from bench.raw_batch import raw_batched_tokens_per_s  # noqa: E402
 from cove.models.registry import bundled_model_path  # noqa: E402
 
 THREADS = os.cpu_count() or 2
 N_CTX_SEQ = 1024
-
-
-@contextmanager
-def process_server(cmd: list[str], health: str) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen([*cmd, "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}")
-            try:
-                if httpx.get(base + health, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def llama_cpp_python_server(model: Path) -> Iterator[str]:
