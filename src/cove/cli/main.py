@@ -5,35 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import NoReturn
 
 import click
-from pydantic import ValidationError
 from rich.console import Console
 
 from cove import __version__
+from cove.cli.common import fail, open_registry, read_settings
 from cove.cli.models import register as register_model_commands
-from cove.config import Settings, load_settings
+from cove.config import Settings
 from cove.engine.types import SamplingParams
 from cove.errors import CoveError, InvalidRequest
 from cove.features.logic.cli import register as register_logic_command
-
-
-def _fail(err: CoveError) -> NoReturn:
-    Console(stderr=True).print(f"Error: {err.message}", style="red", markup=False)
-    sys.exit(1)
-
-
-def _settings(**overrides: object) -> Settings:
-    """Settings from the environment; an invalid value is a clear error, not a traceback."""
-    try:
-        return load_settings(**overrides)
-    except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            name = "COVE_" + "_".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
-        _fail(InvalidRequest("invalid setting: " + "; ".join(lines)))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,29 +38,27 @@ def run(
 ) -> None:
     """Answer PROMPT, or chat interactively when no prompt is given."""
     from cove.cli.chat import interactive, run_once, stdin_prompt
-    from cove.models.registry import ModelRegistry
-    from cove.models.store import ModelStore
     from cove.pipeline import ChatPipeline
 
-    settings = _settings()
+    settings = read_settings()
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
     console = Console(highlight=False)
     if prompt is None:
         prompt = stdin_prompt()
         if prompt is not None and not prompt.strip():
-            _fail(InvalidRequest("the prompt on standard input is empty"))
+            fail(InvalidRequest("the prompt on standard input is empty"))
     elif not prompt.strip():
-        _fail(InvalidRequest("the prompt is empty"))
+        fail(InvalidRequest("the prompt is empty"))
 
     with asyncio.Runner() as runner:
-        pipeline = ChatPipeline(settings, ModelRegistry(ModelStore(settings.home / "models")))
+        pipeline = ChatPipeline(settings, open_registry(settings))
         try:
             if prompt is not None:
                 run_once(runner, pipeline, prompt, params, model, system, console)
             else:
                 interactive(runner, pipeline, params, model, system, console)
         except CoveError as e:
-            _fail(e)
+            fail(e)
         except KeyboardInterrupt:
             sys.exit(130)
         finally:
@@ -99,7 +79,7 @@ def serve(host: str | None, port: int | None) -> None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = _settings(**overrides)
+    settings = read_settings(**overrides)
     app = create_app(settings)
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
@@ -133,9 +113,8 @@ def config() -> None:
     """Show every setting: its environment variable, current value and description."""
     from rich.table import Table
 
-    from cove.config import Settings
 
-    settings = _settings()
+    settings = read_settings()
     table = Table("VARIABLE", "VALUE", "DESCRIPTION", box=None)
     for name, field in Settings.model_fields.items():
         table.add_row(f"COVE_{name.upper()}", env_value(getattr(settings, name)),
@@ -151,7 +130,7 @@ def privacy_cmd(as_json: bool) -> None:
 
     from cove.inventory import inventory
 
-    inv = inventory(load_settings())
+    inv = inventory(read_settings())
     if as_json:
         click.echo(json.dumps(inv, indent=2))
         return

@@ -9,27 +9,16 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from cove.config import Settings, load_settings
+from cove.cli.common import fail, open_registry, read_settings
+from cove.config import Settings
 from cove.errors import CoveError
 from cove.models.names import parse_ref
-from cove.models.registry import ModelRegistry
-from cove.models.store import ModelStore
-
-
-def _registry(settings: Settings) -> ModelRegistry:
-    return ModelRegistry(ModelStore(settings.home / "models"))
-
-
-def _fail(err: CoveError | str) -> NoReturn:
-    msg = err.message if isinstance(err, CoveError) else err
-    Console(stderr=True).print(f"Error: {msg}", style="red", markup=False)
-    sys.exit(1)
 
 
 def _size(n: int) -> str:
@@ -133,9 +122,9 @@ def _address(settings: Settings, host: str | None, port: int | None,
 def list_models() -> None:
     """List installed models."""
     try:
-        entries = _registry(load_settings()).list()
+        entries = open_registry(read_settings()).list()
     except CoveError as err:
-        _fail(err)
+        fail(err)
     table = Table(box=None)
     table.add_column("NAME", no_wrap=True, min_width=max([4, *(len(e.name) for e in entries)]))
     for col in ("ID", "SIZE", "MODIFIED", "DESCRIPTION"):
@@ -145,7 +134,7 @@ def list_models() -> None:
             ident = (e.digest or "").removeprefix("sha256:")[:12] or "(bundled)"
             table.add_row(e.name, ident, _size(e.size), _ago(e.modified), e.description)
     except CoveError as err:
-        _fail(err)
+        fail(err)
     Console().print(table)
 
 
@@ -154,9 +143,9 @@ def list_models() -> None:
 def show(model: str) -> None:
     """Show a model's metadata, capabilities, template, parameters and license."""
     try:
-        entry = _registry(load_settings()).resolve(model)
+        entry = open_registry(read_settings()).resolve(model)
     except CoveError as err:
-        _fail(err)
+        fail(err)
     meta = entry.meta()
     console = Console(highlight=False)
     rows = [
@@ -197,22 +186,22 @@ def rm(model: str, force: bool, host: str | None, port: int | None,
     but cannot be asked, unless --force)."""
     from cove.models.manage import remove_model
 
-    settings = load_settings()
-    registry = _registry(settings)
+    settings = read_settings()
+    registry = open_registry(settings)
     try:
         entry = registry.resolve(model)
         if not force:
             answer = _server(_address(settings, host, port, api_key), "/api/ps")
             if not answer.down and answer.data is None:
-                _fail(f"cannot tell whether {entry.name} is in use: {answer.problem}. "
+                fail(f"cannot tell whether {entry.name} is in use: {answer.problem}. "
                       "Pass --force to remove it anyway")
             loaded = (answer.data or {}).get("models", [])
             if any(m.get("name") == entry.name for m in loaded):
-                _fail(f"{entry.name} is loaded by the running server; stop using it first or "
+                fail(f"{entry.name} is loaded by the running server; stop using it first or "
                       "pass --force")
         remove_model(registry, entry.name)
     except CoveError as err:
-        _fail(err)
+        fail(err)
     click.echo(f"deleted '{entry.name}'")
 
 
@@ -224,9 +213,9 @@ def cp(source: str, destination: str) -> None:
     from cove.models.manage import copy_model
 
     try:
-        entry = copy_model(_registry(load_settings()), source, destination)
+        entry = copy_model(open_registry(read_settings()), source, destination)
     except CoveError as err:
-        _fail(err)
+        fail(err)
     click.echo(f"copied '{source}' to '{entry.name}'")
 
 
@@ -234,12 +223,12 @@ def cp(source: str, destination: str) -> None:
 @_server_options
 def ps(host: str | None, port: int | None, api_key: str | None) -> None:
     """Models loaded by the running server, their memory and when they unload."""
-    answer = _server(_address(load_settings(), host, port, api_key), "/api/ps")
+    answer = _server(_address(read_settings(), host, port, api_key), "/api/ps")
     if answer.down:
         click.echo(answer.problem)
         return
     if answer.data is None:
-        _fail(answer.problem)
+        fail(answer.problem)
     table = Table("NAME", "KIND", "SIZE", "CONTEXT", "UNTIL", box=None)
     for m in answer.data.get("models", []):
         until = "in use" if m.get("busy") else _until(str(m.get("expires_at", "")))
@@ -257,9 +246,9 @@ def create(name: str, file: Path) -> None:
     from cove.models.manage import create_preset, read_preset_file
 
     try:
-        entry = create_preset(_registry(load_settings()), name, read_preset_file(file))
+        entry = create_preset(open_registry(read_settings()), name, read_preset_file(file))
     except CoveError as err:
-        _fail(err)
+        fail(err)
     click.echo(f"created '{entry.name}' from '{entry.parent}'")
 
 
@@ -274,7 +263,7 @@ def import_(file: Path | None, name: str | None, ollama_dir: str | None,
     """Import FILE (a .gguf) as NAME, or an Ollama store with --ollama [DIR]."""
     from cove.models.manage import import_gguf, import_ollama
 
-    registry = _registry(load_settings())
+    registry = open_registry(read_settings())
     try:
         if ollama_dir is not None:
             root = Path(ollama_dir) if ollama_dir else (file if file else None)
@@ -285,11 +274,11 @@ def import_(file: Path | None, name: str | None, ollama_dir: str | None,
                 click.echo(f"{model}: {outcome}")
             return
         if file is None:
-            _fail("give a .gguf file to import, or --ollama [DIR]")
+            fail("give a .gguf file to import, or --ollama [DIR]")
             return
         entry = import_gguf(registry, file, name, link=not copy_files)
     except CoveError as err:
-        _fail(err)
+        fail(err)
     click.echo(f"imported '{entry.name}' ({_size(entry.size)})")
 
 
@@ -326,12 +315,12 @@ def pull(model: str) -> None:
     try:
         parse_ref(model)
         with bars:
-            entry = do_pull(_registry(load_settings()), model, report)
+            entry = do_pull(open_registry(read_settings()), model, report)
     except KeyboardInterrupt:
         console.print("pull interrupted; run it again to resume", markup=False)
         sys.exit(130)
     except CoveError as err:
-        _fail(err)
+        fail(err)
     click.echo(f"pulled '{entry.name}' ({_size(entry.size)})")
 
 

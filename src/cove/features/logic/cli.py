@@ -53,22 +53,19 @@ def register(cli: click.Group) -> None:
               max_tokens: int, tools: bool, constrained: bool, verbose: bool,
               as_json: bool) -> None:
         """Solve QUESTION in logic mode: K samples with tools, majority vote."""
-        from cove.cli.main import _fail, _settings
+        from cove.cli.common import fail, open_registry, read_settings
         from cove.errors import CoveError
         from cove.features.logic.service import solve
-        from cove.models.registry import ModelRegistry
-        from cove.models.store import ModelStore
         from cove.pipeline import ChatPipeline
 
-        settings = _settings()
-        pipeline = ChatPipeline(settings, ModelRegistry(ModelStore(settings.home / "models")))
+        pipeline = ChatPipeline(s := read_settings(), open_registry(s))
         try:
             result = asyncio.run(solve(pipeline, question, model=model, k=k,
                                        temperature=temperature, seed=seed,
                                        max_tokens=max_tokens, use_tools=tools,
                                        constrained=constrained))
         except CoveError as e:
-            _fail(e)
+            fail(e)
         except KeyboardInterrupt:
             sys.exit(130)
         finally:

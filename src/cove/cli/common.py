@@ -1,0 +1,40 @@
+"""Helpers every ``cove`` command shares: failing with a clear message, reading settings, and
+the registry of installed models."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from cove.config import Settings, load_settings
+from cove.errors import CoveError, InvalidRequest
+from cove.models.registry import ModelRegistry
+from cove.models.store import ModelStore
+
+
+def fail(err: CoveError | str) -> NoReturn:
+    """Print ``Error: <message>`` in red on stderr and exit with status 1."""
+    msg = err.message if isinstance(err, CoveError) else err
+    Console(stderr=True).print(f"Error: {msg}", style="red", markup=False)
+    sys.exit(1)
+
+
+def read_settings(**overrides: object) -> Settings:
+    """Settings from the environment; an invalid value is a clear error naming the variable,
+    not a traceback."""
+    try:
+        return load_settings(**overrides)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            name = "COVE_" + "_".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        fail(InvalidRequest("invalid setting: " + "; ".join(lines)))
+
+
+def open_registry(s: Settings) -> ModelRegistry:
+    """Installed models: the bundled one and the store in ``COVE_HOME``."""
+    return ModelRegistry(ModelStore(s.home / "models"))
