@@ -10,10 +10,11 @@ import pytest
 
 from cove.engine.llama import LlamaEngine
 from cove.engine.scheduler import Scheduler
-from cove.engine.types import Finished, SamplingParams, TextDelta
+from cove.engine.types import Finished, SamplingParams
 from cove.models.registry import bundled_model_path
 from cove.pipeline import close_reasoning
 from tests.engine.test_llama_batching import prompt
+from tests.jobs import collect
 
 pytestmark = pytest.mark.real_model
 
@@ -30,16 +31,8 @@ def test_budget_closes_reasoning_and_generation_continues(engine: LlamaEngine) -
     force = close_reasoning(engine, 8, in_reasoning=True)
 
     async def run() -> tuple[str, Finished]:
-        text, done = "", None
-        job = sched.submit(prompt(engine, "Tell me a long story about a dog."),
-                           SamplingParams(temperature=0, max_tokens=40), force)
-        async for ev in job.events():
-            if isinstance(ev, TextDelta):
-                text += ev.text
-            elif isinstance(ev, Finished):
-                done = ev
-        assert done is not None
-        return text, done
+        return await collect(sched.submit(prompt(engine, "Tell me a long story about a dog."),
+                                          SamplingParams(temperature=0, max_tokens=40), force))
 
     try:
         text, done = asyncio.run(run())

@@ -8,22 +8,10 @@ import asyncio
 import pytest
 
 from cove.engine.fake import ScriptedEngine
-from cove.engine.scheduler import Job, Scheduler
-from cove.engine.types import Finished, SamplingParams, TextDelta
+from cove.engine.scheduler import Scheduler
+from cove.engine.types import Finished, SamplingParams
 from cove.errors import CoveError, Overloaded
-
-
-async def collect(job: Job) -> tuple[str, Finished]:
-    text = ""
-    done = None
-    async for ev in job.events():
-        if isinstance(ev, TextDelta):
-            text += ev.text
-        else:
-            assert isinstance(ev, Finished)
-            done = ev
-    assert done is not None
-    return text, done
+from tests.jobs import collect
 
 
 def run(coro):  # type: ignore[no-untyped-def]

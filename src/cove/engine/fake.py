@@ -1,8 +1,9 @@
 """A scripted engine for deterministic tests of everything above the model.
 
 Enqueue what the model will "say" as a list of byte pieces (one per token); read back the
-prompts it was given in ``history`` and the batches it decoded in ``decodes``. Scripts are taken
-in the order requests start.
+prompts it was given in ``history``, the batches it decoded in ``decodes`` and the KV copies in
+``copies``. Scripts are taken in the order requests start. KV cells are modelled as lists of
+tokens per slot, like the llama.cpp engine's prefix reuse (with a stream per slot).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class ScriptedEngine:
         self.scripts: list[list[bytes | Exception]] = []
         self.history: list[tuple[list[int], SamplingParams]] = []
         self.decodes: list[list[tuple[int, int, bool]]] = []  # (slot, n_tokens, want) per step
+        self.copies: list[tuple[int, int]] = []  # (src, dst) of every copy and move
         self.closed = False
         self._running: dict[int, list[bytes | Exception]] = {}
         self._cached: dict[int, list[int]] = {}
@@ -75,11 +77,26 @@ class ScriptedEngine:
     def cached(self, slot: int) -> list[int]:
         return self._cached.get(slot, [])
 
-    def start(self, slot: int, prompt: list[int], params: SamplingParams, donor: int | None) -> int:
+    def copy(self, src: int, dst: int, n: int | None = None) -> None:
+        if src == dst:
+            raise ValueError("copy needs two different slots")
+        self.copies.append((src, dst))
+        held = self.cached(src)
+        self._cached[dst] = list(held if n is None else held[:n])
+
+    def move(self, src: int, dst: int) -> None:
+        self.copy(src, dst)
+        self._running[dst] = self._running.pop(src, [])
+
+    def start(self, slot: int, prompt: list[int], params: SamplingParams) -> int:
         self.history.append((list(prompt), params))
         self._running[slot] = self.scripts.pop(0) if self.scripts else []
-        self._cached[slot] = []
-        return 0
+        held = self._cached.setdefault(slot, [])
+        keep = 0
+        while keep < min(len(held), len(prompt) - 1) and held[keep] == prompt[keep]:
+            keep += 1
+        del held[keep:]
+        return keep
 
     def decode(self, feeds: list[tuple[int, list[int], bool]]) -> None:
         if self.delay:

@@ -14,7 +14,9 @@ cells: attention stays per sequence, but a prefix copy moves a whole stream, and
 slots are not contiguous is split by llama.cpp into several micro-batches.
 
 Prefix reuse: each slot remembers the tokens whose KV cells it holds. A new prompt keeps the
-longest common prefix with its slot's cells, or takes a longer one from a donor slot.
+longest common prefix with its slot's cells; the scheduler may first ``copy`` a longer one from
+another slot, and ``move`` a running request to another slot (to keep running slots
+contiguous).
 """
 
 from __future__ import annotations
@@ -144,9 +146,37 @@ class LlamaEngine:
         """Tokens whose KV cells ``slot`` holds (for choosing a slot by shared prefix)."""
         return self._slots[slot].cached
 
-    def start(self, slot: int, prompt: list[int], params: SamplingParams, donor: int | None) -> int:
-        """Prepare ``slot`` for ``prompt``: keep (or take from slot ``donor``) the KV cells of
-        the longest common prefix, drop the rest, and build the slot's sampler.
+    def copy(self, src: int, dst: int, n: int | None = None) -> None:
+        """Make idle slot ``dst`` hold the KV cells of the first ``n`` tokens that ``src``
+        holds (all when None); ``src`` may be running. With a shared pool the cells are only
+        tagged as ``dst``'s too; with a stream per slot llama.cpp copies ``src``'s whole stream
+        (at the next decode) and the tail past ``n`` is dropped.
+        """
+        if src == dst:
+            raise ValueError("copy needs two different slots")
+        s, d = self._slots[src], self._slots[dst]
+        n = len(s.cached) if n is None else min(n, len(s.cached))
+        llama_cpp.llama_memory_seq_rm(self._memory, dst, -1, -1)
+        if self.shared_kv:
+            llama_cpp.llama_memory_seq_cp(self._memory, src, dst, 0, n)
+        else:
+            llama_cpp.llama_memory_seq_cp(self._memory, src, dst, -1, -1)
+            if n < len(s.cached):
+                llama_cpp.llama_memory_seq_rm(self._memory, dst, n, -1)
+        d.cached = s.cached[:n]
+
+    def move(self, src: int, dst: int) -> None:
+        """The running request of ``src`` continues in idle slot ``dst``: its cells are copied
+        and its sampler (with its penalty and grammar state) goes along. ``src`` becomes idle
+        and keeps its cells."""
+        self.copy(src, dst)
+        s, d = self._slots[src], self._slots[dst]
+        d.sampler, s.sampler = s.sampler, None
+        d.logits_index, s.logits_index = s.logits_index, -1
+
+    def start(self, slot: int, prompt: list[int], params: SamplingParams) -> int:
+        """Prepare ``slot`` for ``prompt``: keep the KV cells of the longest common prefix
+        with what the slot holds, drop the rest, and build the slot's sampler.
 
         Returns:
             how many prompt tokens are already in the KV cells (at most ``len(prompt) - 1``, so
@@ -156,20 +186,7 @@ class LlamaEngine:
             InvalidRequest: the grammar does not parse.
         """
         s = self._slots[slot]
-        limit = len(prompt) - 1
-        keep = min(common_prefix(s.cached, prompt), limit)
-        if donor is not None and donor != slot:
-            d = self._slots[donor]
-            via_donor = min(common_prefix(d.cached, prompt), limit)
-            if via_donor > keep:
-                llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
-                if self.shared_kv:  # tag the donor's prefix cells as ours too: no data moves
-                    llama_cpp.llama_memory_seq_cp(self._memory, donor, slot, 0, via_donor)
-                    s.cached = d.cached[:via_donor]
-                else:  # a stream per slot: copy the donor's whole stream, trimmed below
-                    llama_cpp.llama_memory_seq_cp(self._memory, donor, slot, -1, -1)
-                    s.cached = list(d.cached)
-                keep = via_donor
+        keep = min(common_prefix(s.cached, prompt), len(prompt) - 1)
         if not llama_cpp.llama_memory_seq_rm(self._memory, slot, keep, -1):
             llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
             keep = 0

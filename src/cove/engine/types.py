@@ -60,16 +60,20 @@ class Engine(Protocol):
     """A loaded model that decodes several sequences ("slots") together.
 
     The scheduler is the only caller of everything but ``tokenize`` (which any thread may call),
-    and calls it from one thread. A request's life in slot ``s``: ``start`` (keeps the KV cells
-    of the longest common prefix, builds the sampler), ``decode`` steps that feed the rest of the
-    prompt and then each sampled token, ``sample`` after each step whose feed asked for logits,
-    and ``release`` at the end.
+    and calls it from one thread. A request's life in slot ``s``: maybe ``copy`` (cells of a
+    longer shared prefix from another slot), ``start`` (keeps the KV cells of the longest
+    common prefix, builds the sampler), ``decode`` steps that feed the rest of the prompt and
+    then each sampled token, ``sample`` after each step whose feed asked for logits, maybe
+    ``move`` (the request continues in another slot), and ``release`` at the end.
     """
 
     info: ModelInfo
     n_slots: int
     n_batch: int
-    shared_kv: bool  # True: any slot (even a running one) can lend its prefix cells cheaply
+    # True: one KV pool; a copy only tags cells (free) and any set of slots decodes in one
+    # pass. False: a KV stream per slot; a copy moves a whole stream, and a batch whose slots
+    # are not contiguous is split into several passes.
+    shared_kv: bool
 
     def tokenize(self, text: str, *, add_bos: bool, special: bool) -> list[int]:
         """Text to token ids. ``special`` parses special-token texts like ``<|im_start|>``."""
@@ -87,9 +91,19 @@ class Engine(Protocol):
         """Tokens whose KV cells the slot holds."""
         ...
 
-    def start(self, slot: int, prompt: list[int], params: SamplingParams, donor: int | None) -> int:
+    def copy(self, src: int, dst: int, n: int | None = None) -> None:
+        """Make idle slot ``dst`` hold the KV cells of the first ``n`` tokens ``src`` holds
+        (all when None); what ``dst`` held is dropped."""
+        ...
+
+    def move(self, src: int, dst: int) -> None:
+        """The running request of ``src`` continues in idle slot ``dst`` (cells and sampler
+        state); ``src`` becomes idle and keeps a copy of the cells."""
+        ...
+
+    def start(self, slot: int, prompt: list[int], params: SamplingParams) -> int:
         """Prepare the slot for ``prompt``; return how many prompt tokens need no decoding
-        (at most ``len(prompt) - 1``). ``donor`` is an idle slot whose cells may be copied."""
+        (the common prefix with the slot's cells, at most ``len(prompt) - 1``)."""
         ...
 
     def decode(self, feeds: list[tuple[int, list[int], bool]]) -> None:
