@@ -107,8 +107,9 @@ class Settings(BaseSettings):
     kv_unified: bool = Field(
         False,
         description="One KV-cache pool shared by all slots: prefixes shared for free and batches "
-        "never split (more throughput with a shared system prompt), but a sequence's numerics "
-        "then depend on its neighbours. Default: a stream per slot (batch-invariant output).",
+        "never split, but a sequence's numerics then depend on its neighbours. Default: a "
+        "stream per slot (batch-invariant greedy output up to 256 cells of context), with "
+        "running slots kept contiguous and shared prefixes copied between streams.",
     )
     max_queue: int = Field(
         16,

@@ -44,18 +44,11 @@ async def answer(sched: Scheduler, tokens: list[int], params: SamplingParams) ->
     return text, n
 
 
-def test_batch_of_8_equals_each_alone(engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
-    params = SamplingParams(temperature=0, max_tokens=24)
-    prompts = [prompt(engine, q) for q in QUESTIONS]
+def solo_and_batched(engine: LlamaEngine, prompts: list[list[int]], params: SamplingParams,
+                     ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """Each prompt's answer run alone, one after another, then all at once (no cached cells
+    at the start of either run)."""
     sched = Scheduler(engine)
-    moves: list[tuple[int, int]] = []
-    move = engine.move
-
-    def counted_move(src: int, dst: int) -> None:
-        moves.append((src, dst))
-        move(src, dst)
-
-    monkeypatch.setattr(engine, "move", counted_move)
 
     async def alone() -> list[tuple[str, int]]:
         return [await answer(sched, p, params) for p in prompts]
@@ -64,7 +57,7 @@ def test_batch_of_8_equals_each_alone(engine: LlamaEngine, monkeypatch: pytest.M
         return list(await asyncio.gather(*(answer(sched, p, params) for p in prompts)))
 
     try:
-        for i in range(engine.n_slots):  # no cached prefixes: every prompt fully prefilled
+        for i in range(engine.n_slots):
             engine.forget(i)
         solo = asyncio.run(alone())
         for i in range(engine.n_slots):
@@ -72,6 +65,20 @@ def test_batch_of_8_equals_each_alone(engine: LlamaEngine, monkeypatch: pytest.M
         batched = asyncio.run(together())
     finally:
         sched.close()
+    return solo, batched
+
+
+def test_batch_of_8_equals_each_alone(engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    moves: list[tuple[int, int]] = []
+    move = engine.move
+
+    def counted_move(src: int, dst: int) -> None:
+        moves.append((src, dst))
+        move(src, dst)
+
+    monkeypatch.setattr(engine, "move", counted_move)
+    solo, batched = solo_and_batched(engine, [prompt(engine, q) for q in QUESTIONS],
+                                     SamplingParams(temperature=0, max_tokens=24))
     assert all(t for t, _ in solo)
     assert batched == solo
     # answers end at different lengths, so running requests were moved to close gaps
