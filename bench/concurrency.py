@@ -1,11 +1,12 @@
 """Concurrent streams: Cove vs llama-cpp-python's server, llama.cpp's llama-server (optional) and
 a raw batched llama_decode loop; and time to first token of turn 10 vs turn 1.
 
-Every side is started by this script in the same run, one at a time (never two loaded at once),
-on the bundled model with the same thread count. Each level sends N streamed chat requests at
-once (64-token answers, temperature 0.8, new prompts every round) and measures aggregate
-completion tokens/s over the round and p50/p95 time to first token; each level runs
-``--rounds`` times and the median round is kept. Results and a plot go to docs/.
+Every side is started by this script in the same run, on the bundled model with the same
+thread count; all stay loaded (idle ones use no CPU) so that their rounds can be interleaved.
+Each level sends N streamed chat requests at once (64-token answers, temperature 0.8, new
+prompts every round) and measures aggregate completion tokens/s over the round and p50/p95
+time to first token; each level runs ``--rounds`` times per side, the sides taking turns
+round by round, and the median round is kept. Results and a plot go to docs/.
 
 Usage: .venv/bin/python bench/concurrency.py [--levels 1 4 8 16] [--rounds 3]
        [--llama-server PATH]
@@ -17,7 +18,8 @@ import argparse
 import datetime as dt
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -48,20 +50,41 @@ def llama_server(binary: str, model: Path, parallel: int) -> Iterator[str]:
     )
 
 
-def levels_run(base: str, levels: list[int], rounds: int) -> dict[int, LoadResult]:
-    """Each level ``rounds`` times (new prompts every round); the median round by tokens/s."""
-    run_load(base, "smollm2:135m", 1, max_tokens=8, round_id=99)  # warm-up (loads the model)
-    out = {}
+def median_by_rate(runs: list[LoadResult]) -> LoadResult:
+    """The median round by tokens/s."""
+    return sorted(runs, key=lambda x: x.tokens_per_s)[len(runs) // 2]
+
+
+def interleaved(bases: dict[str, str], raw: Callable[[int], float], levels: list[int],
+                rounds: int) -> tuple[dict[str, dict[int, LoadResult]], dict[int, float]]:
+    """Every level ``rounds`` times on every system and the raw loop, interleaved round by
+    round (the order rotating each round), so that slow drift of the machine's speed (other
+    tenants of the host) falls on all sides alike. All systems see the same new prompts in
+    a round. Returns the median round per system and level, and the raw loop's median."""
+    for base in bases.values():
+        run_load(base, "smollm2:135m", 1, max_tokens=8, round_id=99)  # warm-up (loads)
+    runs: dict[str, dict[int, list[LoadResult]]] = {k: {n: [] for n in levels} for k in bases}
+    raw_runs: dict[int, list[float]] = {n: [] for n in levels}
+    names = [*bases, "raw"]
     round_id = 0
     for n in levels:
-        runs = []
-        for _ in range(rounds):
-            runs.append(run_load(base, "smollm2:135m", n, round_id=round_id))
+        for r in range(rounds):
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                if name == "raw":
+                    raw_runs[n].append(raw(n))
+                else:
+                    runs[name][n].append(run_load(bases[name], "smollm2:135m", n,
+                                                  round_id=round_id))
             round_id += 1
-        out[n] = r = sorted(runs, key=lambda x: x.tokens_per_s)[len(runs) // 2]
-        print(f"  {n:2d} streams: {r.tokens_per_s:6.1f} tok/s, TTFT p50 {r.ttft_p50 * 1000:.0f} ms"
-              f" p95 {r.ttft_p95 * 1000:.0f} ms, errors {r.errors}", flush=True)
-    return out
+        for name in bases:
+            res = median_by_rate(runs[name][n])
+            print(f"  {name:24s} {n:2d} streams: {res.tokens_per_s:6.1f} tok/s, TTFT p50 "
+                  f"{res.ttft_p50 * 1000:.0f} ms p95 {res.ttft_p95 * 1000:.0f} ms, errors "
+                  f"{res.errors}", flush=True)
+        print(f"  {'raw batched llama_decode':24s} {n:2d} sequences: "
+              f"{sorted(raw_runs[n])[rounds // 2]:6.1f} tok/s", flush=True)
+    return ({k: {n: median_by_rate(v[n]) for n in levels} for k, v in runs.items()},
+            {n: sorted(v)[rounds // 2] for n, v in raw_runs.items()})
 
 
 def turn_ttft(base: str, turns: int = 10, conversations: int = 3) -> list[float]:
@@ -112,29 +135,22 @@ def main() -> None:
     args = ap.parse_args()
     model = bundled_model_path()
     slots = max(args.levels)
-    results: dict[str, dict[int, LoadResult]] = {}
-
-    for label, unified in (("Cove", "false"), ("Cove, unified KV", "true")):
-        print(label, flush=True)
-        env = {"COVE_N_PARALLEL": str(slots), "COVE_N_CTX": str(N_CTX_SEQ),
-               "COVE_KV_UNIFIED": unified}
-        with cove_server(env) as base:
-            results[label] = levels_run(base, args.levels, args.rounds)
-            if label == "Cove":
-                cove_turns = turn_ttft(base)
-    print("llama-cpp-python server", flush=True)
-    with llama_cpp_python_server(model) as base:
-        results["llama-cpp-python server"] = levels_run(base, args.levels, args.rounds)
-        peer_turns = turn_ttft(base)
-    if args.llama_server:
-        print("llama-server", flush=True)
-        with llama_server(args.llama_server, model, slots) as base:
-            results["llama-server"] = levels_run(base, args.levels, args.rounds)
-    print("raw batched llama_decode", flush=True)
-    raw = {n: sorted(raw_batched_tokens_per_s(str(model), n, 64, THREADS)
-                     for _ in range(args.rounds))[args.rounds // 2] for n in args.levels}
-    for n, v in raw.items():
-        print(f"  {n:2d} sequences: {v:6.1f} tok/s", flush=True)
+    with ExitStack() as stack:
+        bases = {}
+        for label, unified in (("Cove", "false"), ("Cove, unified KV", "true")):
+            env = {"COVE_N_PARALLEL": str(slots), "COVE_N_CTX": str(N_CTX_SEQ),
+                   "COVE_KV_UNIFIED": unified}
+            bases[label] = stack.enter_context(cove_server(env))
+        bases["llama-cpp-python server"] = stack.enter_context(llama_cpp_python_server(model))
+        if args.llama_server:
+            bases["llama-server"] = stack.enter_context(
+                llama_server(args.llama_server, model, slots))
+        results, raw = interleaved(
+            bases, lambda n: raw_batched_tokens_per_s(str(model), n, 64, THREADS),
+            args.levels, args.rounds)
+        print("turns", flush=True)
+        cove_turns = turn_ttft(bases["Cove"])
+        peer_turns = turn_ttft(bases["llama-cpp-python server"])
 
     peer = results["llama-cpp-python server"]
     ls = results.get("llama-server")
@@ -167,10 +183,12 @@ def main() -> None:
         "Concurrent streams: Cove vs peers",
         f"""Measured {dt.date.today().isoformat()} on {machine()}; model SmolLM2-135M-Instruct Q4_1
 (bundled), {THREADS} threads everywhere, 64-token answers at temperature 0.8, all streams started
-at once by one asyncio client; aggregate = completion tokens of the round ÷ its wall time; each
-level ran {args.rounds} rounds, every round with new prompts (new conversations sharing the chat
-template's opening, as users of one service share a system prompt), and the median round is
-shown (`bench/concurrency.py`).
+at once by one asyncio client; aggregate = completion tokens of the round ÷ its wall time. Each
+level ran {args.rounds} rounds on every side, the sides taking turns round by round (all servers
+loaded at once, idle ones using no CPU), so drift in this shared machine's speed falls on all
+alike; every round has new prompts (new conversations sharing the chat template's opening, as
+users of one service share a system prompt); the median round is shown
+(`bench/concurrency.py`).
 Cove ran with `COVE_N_PARALLEL={slots}`, `COVE_N_CTX={N_CTX_SEQ}`, once with the default KV layout
 (a stream per slot) and once with `COVE_KV_UNIFIED=true`. The llama-cpp-python server reports
 errors for the requests it interrupts (it serves one at a time); only completed streams count.

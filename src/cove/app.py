@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.telemetry import TelemetryConfig
 
 from cove import __version__
 from cove.api.errors import install_error_handlers
@@ -62,6 +63,10 @@ def origin_regex(extra: str) -> str:
     return "^(" + "|".join(parts) + ")$"
 
 
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False,
+                                 "operation_spans": False, "auto_configure": False}
+
+
 def create_app(
     settings: Settings,
     *,
@@ -101,7 +106,9 @@ def create_app(
         pipeline.close()
         db.close()
 
-    app = FastAPI(title="Cove", version=__version__, lifespan=lifespan)
+    # FastAPI's OpenTelemetry hooks off whatever the environment says: no request data is ever
+    # traced or exported (FASTAPI_OTEL_AUTO_CONFIGURE and OTEL_* variables are ignored)
+    app = FastAPI(title="Cove", version=__version__, lifespan=lifespan, telemetry=NO_TELEMETRY)
     app.state.settings = settings
     app.state.pipeline = pipeline
     app.state.db = db

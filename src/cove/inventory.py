@@ -23,7 +23,8 @@ STORED_PER_USER = {
 NOT_STORED = [
     "guest conversations (they live only in the browser tab)",
     "prompt and answer text in logs (unless COVE_LOG_CONTENT is on)",
-    "IP addresses, user agents or analytics of any kind; Cove has no telemetry",
+    "IP addresses, user agents or analytics of any kind; Cove has no telemetry, and FastAPI's "
+    "OpenTelemetry tracing and export are switched off (whatever OTEL_* variables say)",
 ]
 
 

@@ -1,4 +1,5 @@
-"""The egress guard refuses non-loopback connections and logs them; loopback works."""
+"""The egress guard refuses non-loopback connections and logs them; loopback works; FastAPI's
+telemetry stays off."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import threading
 import httpx
 import pytest
 
+from cove.config import Settings
+from cove.engine.fake import ScriptedEngine
 from cove.privacy import EgressRefused, egress_allowed, install_egress_guard, refusals
+from tests.conftest import FakeWorld
 
 
 @pytest.fixture(autouse=True)
@@ -87,3 +91,30 @@ def test_cli_process_installs_the_guard() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "REFUSED egress refused" in out.stdout, out.stdout + out.stderr
+
+
+def test_fastapi_telemetry_stays_off_whatever_the_environment(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FastAPI 0.142+ can trace requests and export them over OTLP when the environment asks;
+    # Cove turns that off, so a collector on this very machine receives nothing either
+    collector = socket.socket()
+    collector.bind(("127.0.0.1", 0))
+    collector.listen(8)
+    collector.setblocking(False)
+    monkeypatch.setenv("FASTAPI_OTEL_AUTO_CONFIGURE", "true")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT",
+                       f"http://127.0.0.1:{collector.getsockname()[1]}")
+    world = FakeWorld(settings, ScriptedEngine(name="scripted:latest"))
+    world.engine.enqueue(["Hi"])
+    try:
+        with world.client:
+            assert world.client.get("/health").status_code == 200
+            r = world.client.post("/v1/chat/completions", json={
+                "model": "scripted", "messages": [{"role": "user", "content": "hello"}]})
+            assert r.status_code == 200
+            assert world.client.post("/v1/chat/completions", json={}).status_code == 400
+        with pytest.raises(BlockingIOError):
+            collector.accept()
+    finally:
+        collector.close()
