@@ -95,6 +95,12 @@ async def _stream_chat_async(client: httpx.AsyncClient, base: str, body: dict[st
     return reader.result()
 
 
+def round_messages(round_id: int, i: int) -> list[dict[str, str]]:
+    """The chat of request ``i`` of round ``round_id``."""
+    topic = TOPICS[i % len(TOPICS)]
+    return [{"role": "user", "content": f"Write story number {100 * round_id + i} about {topic}."}]
+
+
 def run_load(base: str, model: str, streams: int, max_tokens: int = 64,
              temperature: float = 0.8, round_id: int = 0) -> LoadResult:
     """Start ``streams`` requests at once; aggregate tokens/s over the whole round.
@@ -109,10 +115,7 @@ def run_load(base: str, model: str, streams: int, max_tokens: int = 64,
     """
 
     def body(i: int) -> dict[str, object]:
-        topic = TOPICS[i % len(TOPICS)]
-        msgs = [{"role": "user", "content": f"Write story number {100 * round_id + i} about "
-                 f"{topic}."}]
-        return _body(model, msgs, max_tokens, temperature, i)
+        return _body(model, round_messages(round_id, i), max_tokens, temperature, i)
 
     async def go() -> tuple[list[StreamResult], int, float]:
         limits = httpx.Limits(max_connections=streams + 1, max_keepalive_connections=0)
