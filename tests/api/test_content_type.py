@@ -51,3 +51,25 @@ def test_web_routes_keep_requiring_the_csrf_token(fake: FakeWorld) -> None:
                          headers={"content-type": "application/json"})
     assert r.status_code == 403
     assert alice.post("/web/conversations", json={"title": "x"}).status_code == 200
+
+
+def test_malformed_json_sent_the_curl_way_says_what_is_wrong(fake: FakeWorld) -> None:
+    """`curl -d '{"model": "x", messages: []}'` (form content type, unquoted key) is reported as
+    malformed JSON with the decoder's reason and position, not as "must be a JSON object"."""
+    bad = '{"model": "scripted", messages: []}'
+    r = fake.client.post("/v1/chat/completions", headers=FORM, content=bad)
+    assert r.status_code == 400
+    msg = r.json()["error"]["message"]
+    assert msg.startswith("malformed JSON body: Expecting property name"), msg
+    assert "at character 22" in msg
+    r = fake.client.post("/api/chat", headers=FORM, content=bad)
+    assert r.status_code == 400 and r.json()["error"].startswith("malformed JSON body: "), r.text
+
+
+def test_an_empty_body_is_named_as_such(fake: FakeWorld) -> None:
+    for path in ("/v1/chat/completions", "/api/generate"):
+        r = fake.client.post(path, headers={"content-type": "application/json"}, content=b"")
+        assert r.status_code == 400
+        body = r.json()["error"]
+        msg = body["message"] if isinstance(body, dict) else body
+        assert msg == "the request body is empty: send a JSON object", msg

@@ -97,6 +97,16 @@ def _loc_to_param(loc: tuple[Any, ...]) -> str:
     return out
 
 
+def _json_problem(err: Any) -> str:
+    """``malformed JSON body: Expecting value at character 7`` from a ``json_invalid`` error
+    (its ``ctx.error`` is the decoder's reason, ``loc[1]`` the character offset)."""
+    ctx = err.get("ctx") or {}
+    reason = str(ctx.get("error") or err.get("msg") or "it could not be parsed")
+    loc = tuple(err.get("loc", ()))
+    where = f" at character {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
+    return f"malformed JSON body: {reason}{where}"
+
+
 def validation_to_error(exc: RequestValidationError) -> CoveError:
     """Turn FastAPI/pydantic validation errors into one 400 naming the first field at fault."""
     errors = exc.errors()
@@ -106,9 +116,11 @@ def validation_to_error(exc: RequestValidationError) -> CoveError:
         first = next(e for e in errors if e.get("type") == "json_invalid")
     else:  # of a union's alternatives, the deepest error is the most specific one
         first = max(errors, key=lambda e: len(e.get("loc", ())))
-    if first.get("type") == "json_invalid":
-        return InvalidRequest(f"malformed JSON body: {first.get('msg', '')}".rstrip(": "))
     loc = tuple(first.get("loc", ()))
+    if first.get("type") == "json_invalid":
+        return InvalidRequest(_json_problem(first))
+    if loc == ("body",) and first.get("type") == "missing":
+        return InvalidRequest("the request body is empty: send a JSON object")
     param = _loc_to_param(loc)
     if loc == ("body",) or not param:
         return InvalidRequest(f"request body must be a JSON object: {first.get('msg')}")

@@ -4,10 +4,11 @@ the field, for every route at once).
 
 Ollama and OpenAI-compatible servers take a JSON body whatever its ``Content-Type`` (``curl
 -d`` sends ``application/x-www-form-urlencoded``): on ``/api`` and ``/v1``, a request from a
-non-browser client (no ``Origin`` header) whose body parses as JSON is passed on as
-``application/json``. Browser requests (they always send ``Origin`` cross-site) are left alone,
-so a cross-site form or ``text/plain`` post still cannot reach the APIs without a CORS
-preflight; the ``/web`` routes are never touched (they keep their session CSRF checks).
+non-browser client (no ``Origin`` header) is passed on as ``application/json``, so a body
+that does not parse is reported as malformed JSON. Browser requests (they always send
+``Origin`` cross-site) are left alone, so a cross-site form or ``text/plain`` post still
+cannot reach the APIs without a CORS preflight; the ``/web`` routes are never touched (they
+keep their session CSRF checks).
 
 The body is read completely (up to ``max_bytes``) before the app sees the request, within
 ``timeout`` seconds, then replayed to the app; a ``Content-Length`` over the limit is refused
@@ -70,7 +71,7 @@ API_PREFIXES = ("/api/", "/v1/")
 
 def json_content_type(scope: Scope, body: bytes) -> Scope:
     """``scope`` with ``Content-Type: application/json`` when it is an ``/api`` or ``/v1``
-    request of a non-browser client (no ``Origin``) carrying JSON under another content type;
+    request of a non-browser client (no ``Origin``) with a body under another content type;
     otherwise ``scope`` unchanged."""
     if not str(scope.get("path", "")).startswith(API_PREFIXES) or not body.strip():
         return scope
@@ -83,10 +84,8 @@ def json_content_type(scope: Scope, body: bytes) -> Scope:
     if media == b"application/json" or media.endswith(b"+json") or media.startswith(
             b"multipart/"):
         return scope
-    try:
-        json.loads(body)
-    except (ValueError, RecursionError):
-        return scope
+    # Even a body that does not parse: these routes only take JSON, so the client is told
+    # what is wrong with its JSON rather than that the body "must be an object".
     headers = [(k, v) for k, v in headers if k.lower() != b"content-type"]
     headers.append((b"content-type", b"application/json"))
     return {**scope, "headers": headers}
