@@ -172,7 +172,11 @@ def test_v1_open_on_loopback_until_an_account_exists(fake: FakeWorld, path: str)
     b.signup("owner@example.org")
     r = call()
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
-    assert call({"Authorization": "Bearer cove-wrong"}).status_code == 401
+    assert r.json()["error"]["message"].startswith("this server needs an API key")
+    wrong = call({"Authorization": "Bearer cove-wrong"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
+    # a key that was sent but is wrong is named as such, not as a missing key
+    assert wrong.json()["error"]["message"].startswith("the API key is not valid")
     key = b.post("/web/keys", json={"name": "cli"}).json()["key"]
     assert call({"Authorization": f"Bearer {key}"}).status_code == 200
 

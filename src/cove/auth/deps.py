@@ -151,8 +151,14 @@ def api_access(request: Request) -> None:
             if request.method in UNSAFE_METHODS:
                 check_origin(request)
             return
+    if key is not None:  # a key was sent: say it is the key that is wrong
+        raise Unauthorized(
+            "the API key is not valid (revoked, mistyped, or from another Cove): create one in "
+            "the web app under Settings -> API keys",
+            code="invalid_api_key",
+        )
     raise Unauthorized(
         "this server needs an API key: send 'Authorization: Bearer <key>' (create keys in the "
-        "web app under Settings)",
+        "web app under Settings -> API keys)",
         code="invalid_api_key",
     )
