@@ -144,6 +144,7 @@ class InvalidModelName(ModelNotFound):
 
     def __init__(self, name: str, why: str) -> None:
         super().__init__(name)
+        self.why = why
         self.message = f"The model {name!r} does not exist: {why}."
 
 

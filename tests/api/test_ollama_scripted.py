@@ -330,6 +330,16 @@ def test_error_shapes(world: World, method: str, path: str, body: Any, status: i
     assert_error(world.client.request(method, path, json=body), status)
 
 
+@pytest.mark.parametrize("path,body", [
+    ("/api/create", {"model": "../x", "from": "scripted", "stream": False}),
+    ("/api/copy", {"source": "scripted", "destination": "a:b:c"}),
+])
+def test_a_bad_new_name_is_a_400_saying_it_is_invalid(world: World, path: str,
+                                                     body: dict[str, Any]) -> None:
+    resp = world.client.post(path, json=body)
+    assert_error(resp, 400, "is not a valid model name")
+
+
 def test_malformed_json_and_big_body(world: World) -> None:
     resp = world.client.post("/api/chat", content=b"{oops",
                              headers={"content-type": "application/json"})

@@ -70,6 +70,19 @@ def test_bad_references_are_clear_errors(cove: Any, args: tuple[str, ...]) -> No
     assert "Error: " in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_bad_new_name_is_called_invalid_not_missing(cove: Any, tmp_path: Path) -> None:
+    """`cove create Bad/../x` used to say "The model 'Bad/../x' does not exist": a name being
+    created cannot be missing; the error says the name is not valid, and why."""
+    preset = tmp_path / "p.yaml"
+    preset.write_text("from: smollm2:135m\n")
+    for args in (("create", "Bad/../x", "-f", str(preset)), ("cp", "smollm2", "a:b:c"),
+                 ("import", str(make_gguf(tmp_path / "t.gguf")), "../x")):
+        r = cove(*args)
+        assert r.returncode == 1, r.stderr
+        assert "is not a valid model name" in r.stderr and "does not exist" not in r.stderr, (
+            args, r.stderr)
+
+
 def test_import_of_a_missing_file_says_so(cove: Any, tmp_path: Path) -> None:
     r = cove("import", str(tmp_path / "nofile.gguf"))
     assert r.returncode == 1 and "no such file" in r.stderr, r.stderr

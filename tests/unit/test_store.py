@@ -193,7 +193,7 @@ def test_nothing_escapes_the_store(registry: ModelRegistry, tmp_path: Path) -> N
     victim.write_text("keep")
     src = make_gguf(tmp_path / "a.gguf")
     for bad in ("../victim", "../../victim", str(victim), "hf.co/../../victim"):
-        with pytest.raises(InvalidModelName):
+        with pytest.raises(InvalidRequest, match="is not a valid model name"):
             manage.import_gguf(registry, src, bad)
         with pytest.raises(InvalidModelName):
             manage.remove_model(registry, bad)

@@ -16,7 +16,7 @@ from typing import Any
 
 from cove.errors import CoveError, InvalidRequest, ModelNotFound
 from cove.models.gguf_meta import read_metadata
-from cove.models.names import parse_ref
+from cove.models.names import parse_new_ref, parse_ref
 from cove.models.options import validate_options
 from cove.models.registry import ModelEntry, ModelRegistry
 from cove.models.store import Layer, Manifest, ModelStore, norm_digest
@@ -49,11 +49,10 @@ def import_gguf(registry: ModelRegistry, file: Path, name: str | None = None, *,
     file is never modified or removed.
 
     Raises:
-        InvalidModelName: bad name. InvalidRequest: no such file, a directory, or not a
-        readable GGUF file.
+        InvalidRequest: bad name, no such file, a directory, or not a readable GGUF file.
     """
     store = _store(registry)
-    ref = parse_ref(name or default_name(file))
+    ref = parse_new_ref(name or default_name(file), param="name")
     if registry.builtin(str(ref)) is not None:
         raise InvalidRequest(f"{ref} is a built-in model name; choose another", param="name")
     file = file.expanduser()
@@ -74,12 +73,12 @@ def copy_model(registry: ModelRegistry, source: str, destination: str) -> ModelE
     An existing ``destination`` in the store is replaced (as Ollama does).
 
     Raises:
-        ModelNotFound: no ``source``. InvalidModelName: bad names.
-        InvalidRequest: ``destination`` is a built-in name.
+        ModelNotFound: no ``source`` (or a bad source name). InvalidRequest: ``destination``
+        is not a valid name or is a built-in name.
     """
     store = _store(registry)
     src = registry.resolve(source)
-    dst = parse_ref(destination)
+    dst = parse_new_ref(destination, param="destination")
     if registry.builtin(str(dst)) is not None:
         raise InvalidRequest(f"{dst} is a built-in model name", param="destination")
     manifest = _manifest_of(registry, src)
@@ -178,11 +177,11 @@ def create_preset(registry: ModelRegistry, name: str, spec: PresetSpec) -> Model
     working. Its options are the base's options updated with the preset's.
 
     Raises:
-        ModelNotFound: no such base. InvalidModelName: bad names.
-        InvalidRequest: ``name`` is built in.
+        ModelNotFound: no such base (or a bad base name). InvalidRequest: ``name`` is not a
+        valid name or is built in.
     """
     store = _store(registry)
-    ref = parse_ref(name)
+    ref = parse_new_ref(name)
     if registry.builtin(str(ref)) is not None:
         raise InvalidRequest(f"{ref} is a built-in model name", param="model")
     base = registry.resolve(spec.base)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cove.errors import InvalidModelName
+from cove.errors import InvalidModelName, InvalidRequest
 
 _PART = r"[a-z0-9][a-z0-9._-]{0,79}"
 _PART_RE = re.compile(rf"^{_PART}$")
@@ -113,3 +113,17 @@ def _parse_hf(ref: str, parts: list[str], tag: str) -> ModelRef:
         raise _bad(ref, f"{tag!r} is not a valid quantization tag")
     quant = DEFAULT_QUANT if tag_l == DEFAULT_TAG else tag
     return ModelRef(f"hf.co/{owner.lower()}/{repo.lower()}", tag_l, f"{owner}/{repo}", quant)
+
+
+def parse_new_ref(ref: str, param: str = "model") -> ModelRef:
+    """:func:`parse_ref` for a name about to be given to a model (``cove create``/``cp``/
+    ``import``, ``/api/create``, ``/api/copy``): a bad name cannot "not exist", so it is a 400
+    saying the name is not valid, naming ``param``.
+
+    Raises:
+        InvalidRequest: the reasons of :func:`parse_ref`.
+    """
+    try:
+        return parse_ref(ref)
+    except InvalidModelName as e:
+        raise InvalidRequest(f"{ref!r} is not a valid model name: {e.why}", param=param) from e

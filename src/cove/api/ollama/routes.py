@@ -30,7 +30,7 @@ from cove.api.ollama.schemas import (
 from cove.api.openai.routes import PipelineDep
 from cove.errors import CoveError, InvalidRequest
 from cove.models import manage
-from cove.models.names import parse_ref
+from cove.models.names import parse_new_ref, parse_ref
 from cove.models.pull import Progress, pull
 from cove.pipeline import ChatPipeline, ChatRequest, ChatStream
 
@@ -226,7 +226,7 @@ async def create(body: CreateBody, request: Request, pipeline: PipelineDep) -> R
                              "'parameters'", param="from")
     spec = manage.preset_from_dict({"from": body.from_, "system": body.system,
                                     "parameters": body.parameters})
-    parse_ref(name)  # a bad name or base is a 4xx before any stream starts
+    parse_new_ref(name)  # a bad name or base is a 4xx before any stream starts
     pipeline.resolve(spec.base)
 
     def work(report: Callable[[Progress], None], cancel: threading.Event) -> None:
