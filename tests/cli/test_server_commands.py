@@ -84,3 +84,27 @@ def test_ps_and_rm_find_the_server_on_its_port_and_use_an_api_key(
 
     r = cove(tmp_path, "rm", "scripted", "--port", p, "--force")
     assert r.returncode == 0 and "deleted 'scripted:latest'" in r.stdout
+
+
+def test_rm_of_a_model_the_server_has_loaded_unloads_and_removes_it(tmp_path: Path) -> None:
+    """As `ollama rm`: a loaded (idle) model is removed through the server, which unloads it
+    first; it used to refuse with "stop using it first", with no command to do that, and
+    `--force` left the server holding a model nobody could address any more."""
+    engine = ScriptedEngine(name="tiny:latest")
+    app = create_app(Settings(home=tmp_path / "home"), loader=lambda entry, s: engine)
+    port = free_port()
+    with ThreadServer(app, port):
+        p = str(port)
+        assert cove(tmp_path, "import", str(make_gguf(tmp_path / "t.gguf")), "tiny").returncode == 0
+        client = local_client(app, base_url=f"http://127.0.0.1:{port}")
+        engine.enqueue(["hi"])
+        assert client.post("/api/generate", json={"model": "tiny", "prompt": "hi", "stream": False,
+                                                  "keep_alive": -1}).status_code == 200
+        assert "tiny:latest" in cove(tmp_path, "ps", "--port", p).stdout
+
+        r = cove(tmp_path, "rm", "tiny", "--port", p)
+        assert r.returncode == 0 and "deleted 'tiny:latest'" in r.stdout, r.stderr
+        assert client.get("/api/ps").json()["models"] == []
+        assert "tiny:latest" not in cove(tmp_path, "list").stdout
+        r = cove(tmp_path, "rm", "smollm2:135m", "--port", p)  # says why, not "is loaded"
+        assert r.returncode == 1 and "ships with Cove" in r.stderr, r.stderr

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from cove.cli.common import fail, open_registry, read_settings
 from cove.config import Settings
-from cove.errors import CoveError
+from cove.errors import CoveError, ModelNotFound
 from cove.models.names import parse_ref
 
 
@@ -72,8 +72,10 @@ class ServerAnswer:
         self.data, self.down, self.problem = data, down, problem
 
 
-def _server(address: tuple[str, int, str | None], path: str) -> ServerAnswer:
-    """GET ``path`` from the server at ``(host, port, api_key)`` (the key sent as Bearer)."""
+def _server(address: tuple[str, int, str | None], path: str, method: str = "GET",
+            body: dict[str, Any] | None = None) -> ServerAnswer:
+    """``method path`` (with JSON ``body``) on the server at ``(host, port, api_key)`` (the key
+    sent as Bearer). A 200 with an empty body gives ``data == {}``."""
     import httpx
 
     host, port, key = address
@@ -81,8 +83,9 @@ def _server(address: tuple[str, int, str | None], path: str) -> ServerAnswer:
     where = f"{host}:{port}"
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        r = httpx.get(f"http://{'[' + host + ']' if ':' in host else host}:{port}{path}",
-                      headers=headers, timeout=5)
+        r = httpx.request(method,
+                          f"http://{'[' + host + ']' if ':' in host else host}:{port}{path}",
+                          headers=headers, json=body, timeout=30 if body else 5)
     except httpx.ConnectError:
         return ServerAnswer(down=True, problem=f"no Cove server is running on {where}")
     except httpx.HTTPError as e:
@@ -93,12 +96,13 @@ def _server(address: tuple[str, int, str | None], path: str) -> ServerAnswer:
                 "create a key in the web app's Settings")
         return ServerAnswer(problem=f"the server on {where} refused the request: {hint}")
     try:
-        data = r.json()
+        data = r.json() if r.content else {}
     except ValueError:
         data = None
     if r.status_code != 200 or not isinstance(data, dict):
-        return ServerAnswer(problem=f"the server on {where} answered HTTP {r.status_code}; "
-                            "is it a Cove server?")
+        said = data.get("error") if isinstance(data, dict) else None
+        return ServerAnswer(problem=f"the server on {where} answered HTTP {r.status_code}"
+                            + (f": {said}" if isinstance(said, str) else "; is it a Cove server?"))
     return ServerAnswer(data=data)
 
 
@@ -182,24 +186,37 @@ def show(model: str) -> None:
 @_server_options
 def rm(model: str, force: bool, host: str | None, port: int | None,
        api_key: str | None) -> None:
-    """Remove a model (refuses while a running server has it loaded, or when a server runs
-    but cannot be asked, unless --force)."""
+    """Remove a model. One the running server has loaded is removed through the server, which
+    unloads it first (refused while it answers a request); when a server runs but cannot be
+    asked, refuses unless --force."""
     from cove.models.manage import remove_model
 
     settings = read_settings()
     registry = open_registry(settings)
     try:
         entry = registry.resolve(model)
+        if registry.builtin(entry.name) is not None:
+            remove_model(registry, entry.name)  # raises: the bundled model stays
+        by_server = False
         if not force:
-            answer = _server(_address(settings, host, port, api_key), "/api/ps")
+            address = _address(settings, host, port, api_key)
+            answer = _server(address, "/api/ps")
             if not answer.down and answer.data is None:
                 fail(f"cannot tell whether {entry.name} is in use: {answer.problem}. "
                       "Pass --force to remove it anyway")
             loaded = (answer.data or {}).get("models", [])
             if any(m.get("name") == entry.name for m in loaded):
-                fail(f"{entry.name} is loaded by the running server; stop using it first or "
-                      "pass --force")
-        remove_model(registry, entry.name)
+                # as `ollama rm`: the server unloads it, then removes it (409 while busy)
+                done = _server(address, "/api/delete", "DELETE", {"model": entry.name})
+                if done.data is None:
+                    fail(f"{entry.name} is loaded by the running server, which did not remove "
+                          f"it: {done.problem}. Try again when it is idle, or pass --force")
+                by_server = True
+        try:
+            remove_model(registry, entry.name)
+        except ModelNotFound:
+            if not by_server:  # else the server has removed it from this same store
+                raise
     except CoveError as err:
         fail(err)
     click.echo(f"deleted '{entry.name}'")
