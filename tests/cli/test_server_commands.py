@@ -108,3 +108,16 @@ def test_rm_of_a_model_the_server_has_loaded_unloads_and_removes_it(tmp_path: Pa
         assert "tiny:latest" not in cove(tmp_path, "list").stdout
         r = cove(tmp_path, "rm", "smollm2:135m", "--port", p)  # says why, not "is loaded"
         assert r.returncode == 1 and "ships with Cove" in r.stderr, r.stderr
+
+
+def test_serve_on_a_port_in_use_says_so_without_a_traceback(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        r = cove(tmp_path, "serve", "--port", port)
+    assert r.returncode == 1, r.stderr
+    assert f"127.0.0.1:{port} is already in use" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "home" / "cove.db").exists()  # checked before anything is set up

@@ -80,11 +80,30 @@ def serve(host: str | None, port: int | None) -> None:
     if port is not None:
         overrides["port"] = port
     settings = read_settings(**overrides)
+    _check_port_free(settings.host, settings.port)
     app = create_app(settings)
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
         timeout_graceful_shutdown=5,
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with a clear message when ``host:port`` is taken (before the database is opened
+    and the app built), rather than uvicorn's "[Errno 98] error while attempting to bind"
+    log line after start-up. Other bind errors are left to uvicorn to report."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                fail(f"{host}:{port} is already in use (is Cove already running? `cove ps` "
+                     "asks it); choose another port with --port or COVE_PORT")
 
 
 def env_value(value: object) -> str:
