@@ -340,6 +340,12 @@ def test_a_bad_new_name_is_a_400_saying_it_is_invalid(world: World, path: str,
     assert_error(resp, 400, "is not a valid model name")
 
 
+def test_create_refuses_an_unknown_parameter_name(world: World) -> None:
+    resp = world.client.post("/api/create", json={"model": "p", "from": "scripted",
+                                                  "parameters": {"temprature": 0.1}})
+    assert_error(resp, 400, "unknown parameter 'temprature'")
+
+
 def test_malformed_json_and_big_body(world: World) -> None:
     resp = world.client.post("/api/chat", content=b"{oops",
                              headers={"content-type": "application/json"})

@@ -106,6 +106,21 @@ def test_presets_from_yaml_and_toml(registry: ModelRegistry, tmp_path: Path) -> 
             manage.create_preset(registry, "bad", manage.read_preset_file(y))
 
 
+def test_a_typo_in_a_preset_is_an_error_not_silently_ignored(registry: ModelRegistry,
+                                                             tmp_path: Path) -> None:
+    """`temprature: 0.1` or `sytem:` used to create a preset that quietly did nothing."""
+    y = tmp_path / "p.yaml"
+    for text, what in (("from: smollm2\nparameters: {temprature: 0.1}\n",
+                        "unknown parameter 'temprature'"),
+                       ("from: smollm2\nsytem: Be brief.\n", "unknown key 'sytem'")):
+        y.write_text(text)
+        with pytest.raises(InvalidRequest, match=what):
+            manage.read_preset_file(y)
+    # Ollama's own options that Cove does not use are accepted (and ignored), as in requests
+    y.write_text("from: smollm2\nparameters: {num_gpu: 0, mirostat: 1, temperature: 0.3}\n")
+    assert manage.read_preset_file(y).options == {"temperature": 0.3}
+
+
 def _fake_ollama_store(root: Path, gguf: Path) -> None:
     """Lay out an Ollama store like ~/.ollama/models (manifests/<host>/<ns>/<model>/<tag>)."""
     blobs = root / "blobs"

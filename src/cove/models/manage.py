@@ -17,7 +17,7 @@ from typing import Any
 from cove.errors import CoveError, InvalidRequest, ModelNotFound
 from cove.models.gguf_meta import read_metadata
 from cove.models.names import parse_new_ref, parse_ref
-from cove.models.options import validate_options
+from cove.models.options import check_option_names, validate_options
 from cove.models.registry import ModelEntry, ModelRegistry
 from cove.models.store import Layer, Manifest, ModelStore, norm_digest
 
@@ -133,7 +133,8 @@ def read_preset_file(path: Path) -> PresetSpec:
         parameters: {temperature: 0.2, num_ctx: 2048, stop: ["###"]}
 
     Raises:
-        InvalidRequest: unreadable file, bad syntax, missing ``from``, bad parameters.
+        InvalidRequest: unreadable file, bad syntax, an unknown key, missing ``from``, bad
+            parameters.
     """
     try:
         text = path.expanduser().read_text("utf-8")
@@ -152,6 +153,10 @@ def read_preset_file(path: Path) -> PresetSpec:
         raise InvalidRequest(f"preset file {path.name} is not valid: {e}", param="file") from e
     if not isinstance(data, dict):
         raise InvalidRequest("a preset file must be a mapping with 'from'", param="file")
+    for key in data:
+        if key not in ("from", "system", "parameters"):
+            raise InvalidRequest(f"preset file {path.name}: unknown key {key!r} (a preset has "
+                                 "'from', 'system' and 'parameters')", param=str(key))
     return preset_from_dict(data)
 
 
@@ -159,7 +164,8 @@ def preset_from_dict(data: dict[str, Any]) -> PresetSpec:
     """A :class:`PresetSpec` from ``{"from", "system", "parameters"}``.
 
     Raises:
-        InvalidRequest: missing or non-string ``from``/``system``, bad parameters.
+        InvalidRequest: missing or non-string ``from``/``system``, bad parameters (an
+            unknown name, see :func:`~cove.models.options.check_option_names`, or value).
     """
     base = data.get("from")
     if not isinstance(base, str) or not base:
@@ -167,6 +173,7 @@ def preset_from_dict(data: dict[str, Any]) -> PresetSpec:
     system = data.get("system")
     if system is not None and not isinstance(system, str):
         raise InvalidRequest("'system' must be a string", param="system")
+    check_option_names(data.get("parameters"))
     return PresetSpec(base, system, validate_options(data.get("parameters"), "parameters"))
 
 

@@ -45,6 +45,32 @@ _SAMPLING = {
 SAMPLING_TO_OPTION = {v: k for k, v in _SAMPLING.items()}
 
 
+# Ollama's other option names (api.Options and api.Runner, current and retired): accepted in
+# presets and ignored, like unknown names in a request; any other name in a preset is a typo.
+OLLAMA_ONLY = frozenset({
+    "num_batch", "num_gpu", "main_gpu", "use_mmap", "use_mlock", "num_thread", "numa",
+    "low_vram", "f16_kv", "logits_all", "vocab_only", "num_keep", "typical_p", "repeat_last_n",
+    "tfs_z", "mirostat", "mirostat_tau", "mirostat_eta", "penalize_newline",
+})
+
+
+def check_option_names(raw: Any, param: str = "parameters") -> None:
+    """Refuse option names neither Cove nor Ollama knows (``temprature``), as ``ollama create``
+    does for a Modelfile's ``PARAMETER``; used for presets, where a typo would otherwise be
+    stored and silently do nothing.
+
+    Raises:
+        InvalidRequest: an unknown name (``param`` names it).
+    """
+    if not isinstance(raw, dict):
+        return
+    known = set(ModelOptions.model_fields)
+    for name in raw:
+        if name not in known and name not in OLLAMA_ONLY:
+            raise InvalidRequest(f"unknown parameter {name!r}; Cove's are: "
+                                 + ", ".join(sorted(known)), param=f"{param}.{name}")
+
+
 def validate_options(raw: Any, param: str = "options") -> dict[str, Any]:
     """Check ``raw`` (a dict of options) and return only the known options that are set.
 
