@@ -54,7 +54,10 @@ def check_schema(schema: Any, param: str = "response_format.json_schema.schema")
 
 
 def _unsupported(what: str, path: str, param: str) -> InvalidRequest:
-    where = f" at {path}" if path else ""
+    # the full request path (``response_format.json_schema.schema.minimum``): a bare
+    # ``at minimum`` for a top-level keyword read as English ("at minimum")
+    full = f"{param}.{path}" if param and path else path or param
+    where = f" at {full}" if full else ""
     return InvalidRequest(f"JSON schema feature not supported for constrained output: "
                           f"{what}{where}", param=param, code="unsupported_schema_feature")
 

@@ -35,7 +35,8 @@ def test_supported_schema_passes_and_converts() -> None:
 @pytest.mark.parametrize(
     "schema,named",
     [
-        ({"type": "integer", "minimum": 0}, "'minimum' at minimum"),
+        ({"type": "integer", "minimum": 0},
+         "keyword 'minimum' at response_format.json_schema.schema.minimum"),
         ({"properties": {"age": {"type": "integer", "maximum": 9}}}, "properties.age.maximum"),
         ({"not": {"type": "string"}}, "'not'"),
         ({"type": "array", "uniqueItems": True}, "uniqueItems"),
