@@ -143,3 +143,40 @@ def test_reasoning_is_dimmed_and_apart(tmp_path: Path) -> None:
     assert plain.index("Let me think.") < plain.index("The answer.")
     assert "Thinking" in plain
     assert "\n\nThe answer." in plain or "\n\n" in plain.split("Let me think.")[1]
+
+
+def test_triple_quotes_enter_one_message_of_several_lines(tmp_path: Path) -> None:
+    """As in `ollama run`: a pasted block between \"\"\" lines is one message, not one message
+    per line (each line used to get its own answer, the fences too)."""
+    from cove.cli.chat import interactive, multiline
+    from cove.config import Settings
+
+    lines = iter(["line two", "end\"\"\""])
+    assert multiline('"""line one', lambda: next(lines)) == "line one\nline two\nend"
+    assert multiline('"""just one"""', lambda: "") == "just one"
+    assert multiline("no fence", lambda: "") == "no fence"
+
+    engine = ScriptedEngine(name="scripted:latest")
+    engine.enqueue(["Two lines, got it."])
+    registry = ModelRegistry()
+    registry.add(ModelEntry("scripted:latest", tmp_path / "x.gguf"))
+    pipeline = ChatPipeline(Settings(home=tmp_path), registry, lambda e, s: engine)
+    console = Console(record=True, width=80)
+    typed = iter(['"""', "first line", 'second line"""', "/bye"])
+    prompts: list[str] = []
+
+    def fake_input(prompt: str = "", **_: object) -> str:
+        prompts.append(prompt)
+        return next(typed)
+
+    console.input = fake_input  # type: ignore[method-assign]
+    try:
+        with asyncio.Runner() as runner:
+            interactive(runner, pipeline, SamplingParams(max_tokens=8), "scripted", None, console)
+    finally:
+        pipeline.close()
+    assert len(engine.history) == 1  # one answer for the whole block
+    prompt_text = bytes(engine.history[0][0]).decode()  # the fake tokenizes bytes
+    assert "first line\nsecond line" in prompt_text and '"""' not in prompt_text
+    assert prompts == [">>> ", "... ", "... ", ">>> "]
+    assert "Two lines, got it." in console.export_text()

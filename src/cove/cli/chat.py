@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 
 from rich.console import Console
 
@@ -16,7 +17,33 @@ HELP = """Commands:
   /bye, /exit, /quit   leave (Ctrl-D works too)
   /clear               forget the conversation so far
   /help                this help
+Use \"\"\" to begin and end a message of several lines (as in Ollama).
 Ctrl-C stops an answer that is being written."""
+
+FENCE = '"""'
+
+
+def multiline(first: str, read_line: Callable[[], str]) -> str:
+    """The message a line starting with ``\"\"\"`` begins, as Ollama reads it: the text after
+    the opening fence and the following lines (``read_line``) up to a line that ends with the
+    closing fence, joined with newlines; ``\"\"\"one line\"\"\"`` is just that line. A line that
+    does not start with the fence is returned as it is.
+
+    Raises:
+        EOFError, KeyboardInterrupt: from ``read_line`` (the message is abandoned).
+    """
+    if not first.startswith(FENCE):
+        return first
+    rest = first[len(FENCE):]
+    if len(rest) >= len(FENCE) and rest.endswith(FENCE):
+        return rest[:-len(FENCE)].strip()
+    lines = [rest] if rest else []
+    while True:
+        line = read_line()
+        if line.rstrip().endswith(FENCE):
+            lines.append(line.rstrip()[:-len(FENCE)])
+            return "\n".join(lines).strip()
+        lines.append(line)
 
 
 async def stream_answer(
@@ -80,6 +107,7 @@ def interactive(
     while True:
         try:
             text = console.input(">>> ").strip()
+            text = multiline(text, lambda: console.input("... "))
         except EOFError:
             console.print()
             return
