@@ -182,6 +182,20 @@ def test_guest_chat_stays_in_the_tab(page: Any, site: Site) -> None:
     assert page.locator(".msg").count() == 0
 
 
+def test_signing_in_says_the_guest_chat_is_not_carried_over(page: Any, site: Site) -> None:
+    """A new user read "Sign in to keep conversations" as keeping this one; signing in starts
+    a new conversation, and the banner and the sign-in dialog now say so."""
+    assert "so does signing in" in page.locator("#guest-banner").inner_text()
+    page.click("#open-auth")
+    assert not page.locator("#auth-carry").is_visible()  # nothing on screen to lose
+    page.click("#auth-close")
+    site.engines["scripted:latest"].enqueue(["Hi."])
+    send(page, "guest question")
+    page.click("#open-auth")
+    assert "not carried over" in page.locator("#auth-carry").inner_text()
+    assert page.locator("#auth-carry").is_visible()
+
+
 def test_phone_width_layout(browser: Any, site: Site) -> None:
     context = browser.new_context(base_url=site.base_url, viewport={"width": 390, "height": 844},
                                   is_mobile=True, has_touch=True)

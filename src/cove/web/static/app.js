@@ -406,6 +406,8 @@
   function openAuth() {
     closeSidebar();
     $("auth-error").hidden = true;
+    // signing in starts a new conversation: say so while a guest chat is on screen
+    $("auth-carry").hidden = !!state.user || !state.messages.length;
     if (!$("auth-dialog").open) $("auth-dialog").showModal();
   }
 
