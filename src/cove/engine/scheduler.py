@@ -168,11 +168,13 @@ class Scheduler:
             Overloaded: every slot is busy and ``max_queue`` jobs already wait.
         """
         with self._cv:
-            busy = len(self._active) >= self.engine.n_slots
-            if busy and len(self._waiting) >= self.max_queue:
+            # count the waiting jobs too: a burst submitted while the worker is busy decoding
+            # is admitted only at the next step, and must not all be taken meanwhile
+            if len(self._active) + len(self._waiting) >= self.engine.n_slots + self.max_queue:
                 raise Overloaded(
-                    f"the server is busy: all {len(self._active)} generation slots are in use "
-                    f"and {len(self._waiting)} requests are waiting; retry shortly"
+                    f"the server is busy: {len(self._active)} of {self.engine.n_slots} "
+                    f"generation slots are in use and {len(self._waiting)} requests are "
+                    "waiting; retry shortly"
                 )
             job = Job(prompt, params, self._cv, force)
             self._waiting.append(job)
@@ -195,15 +197,18 @@ class Scheduler:
                     self._cv.wait()
                 if self._closing:
                     break
-                self._drop_cancelled()
-                self._admit()
-                self._compact()
+                try:
+                    self._drop_cancelled()
+                    self._admit()
+                    self._compact()
+                except Exception:  # never let the worker die: every job would hang
+                    log.exception("scheduler admission failed")
+                    self._fail_active()
             try:
                 self._step()
             except Exception:  # never let the worker die
                 log.exception("scheduler step failed")
-                for seq in list(self._active.values()):
-                    self._end(seq, EngineFailure("generation failed"))
+                self._fail_active()
             self._outbox.flush()
         with self._cv:
             for seq in list(self._active.values()):
@@ -211,6 +216,16 @@ class Scheduler:
             while self._waiting:
                 self._finish_unstarted(self._waiting.popleft())
         self._outbox.flush()
+
+    def _fail_active(self) -> None:
+        """End every running job with an error after an unexpected engine exception; their
+        slots' cells are dropped, since the engine may have changed them half-way."""
+        for seq in list(self._active.values()):
+            self._end(seq, EngineFailure("generation failed"))
+            try:
+                self.engine.forget(seq.slot)
+            except Exception:
+                log.exception("forget failed")
 
     def _drop_cancelled(self) -> None:
         for job in [j for j in self._waiting if j.cancelled.is_set()]:
@@ -235,11 +250,15 @@ class Scheduler:
             try:
                 self._prepare(slot, source, job.prompt)
                 n_past = eng.start(slot, job.prompt, job.params)
-            except CoveError as e:
+                text = TextStream(job.params, len(job.prompt), eng.info.n_ctx)
+            except Exception as e:
+                if not isinstance(e, CoveError):
+                    log.exception("starting a generation failed")
+                    e = EngineFailure(f"generation failed: {type(e).__name__}: {e}")
+                    eng.forget(slot)
                 self._outbox.put(job, e)
                 self._outbox.put(job, _SENTINEL)
                 continue
-            text = TextStream(job.params, len(job.prompt), eng.info.n_ctx)
             seq = _Seq(job, slot, job.prompt[n_past:], text, cached=n_past)
             self._active[slot] = seq
             self._lru.remove(slot)
