@@ -141,3 +141,46 @@ def test_cancelling_the_request_others_wait_for_loses_nothing(
     assert results[1][1].usage.cached_tokens > 100  # copied the cancelled one's prefill
     assert (again[0], again[1].reason) == solo[2]
     assert again[1].usage.cached_tokens > 100
+
+
+def test_a_follow_up_finds_its_conversation_after_a_move(
+        engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chat moved to another slot while answering continues from that slot's cells."""
+    moves: list[tuple[int, int]] = []
+    move = engine.move
+
+    def counted(src: int, dst: int) -> None:
+        moves.append((src, dst))
+        move(src, dst)
+
+    monkeypatch.setattr(engine, "move", counted)
+    params = SamplingParams(temperature=0, max_tokens=12)
+    history = [{"role": "user", "content": "Describe a cat."}]
+
+    def chat(turns: list[dict[str, str]]) -> list[int]:
+        text = render_chat(engine.info.chat_template, turns)
+        return engine.tokenize(text, add_bos=engine.info.add_bos, special=True)
+
+    others = [(prompt(engine, "Tell me about the sea."), SamplingParams(temperature=0,
+                                                                       max_tokens=24)),
+              (prompt(engine, "Say yes."), SamplingParams(temperature=0, max_tokens=2)),
+              (prompt(engine, "Say no."), SamplingParams(temperature=0, max_tokens=2))]
+    sched = fresh(engine)
+
+    async def go() -> tuple[int, Finished]:
+        jobs = [sched.submit(p, pa) for p, pa in others]
+        first = chat(history)
+        mine = sched.submit(first, params)  # slot 3, moved into slot 1 when "yes" ends
+        answer, _ = await collect(mine)
+        await asyncio.gather(*(collect(j) for j in jobs))
+        turns = [*history, {"role": "assistant", "content": answer},
+                 {"role": "user", "content": "And a dog?"}]
+        return len(first), (await collect(sched.submit(chat(turns), params)))[1]
+
+    try:
+        n_first, done = asyncio.run(go())
+        assert sched.pending == 0
+    finally:
+        sched.close()
+    assert (3, 1) in moves
+    assert done.usage.cached_tokens >= n_first + 8  # the question and (most of) the answer
