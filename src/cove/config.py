@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -174,6 +174,17 @@ class Settings(BaseSettings):
         "", description="Extra browser origins allowed by CORS, comma-separated (e.g. "
         "https://app.example.com, or * for any); local origins are always allowed."
     )
+
+    @field_validator("n_parallel")
+    @classmethod
+    def _fits_a_batch(cls, v: int, info: ValidationInfo) -> int:
+        # every running sequence feeds a token in the same batch; llama.cpp aborts the whole
+        # process when a context has more sequences than a batch has rows
+        n_batch = info.data.get("n_batch")
+        if n_batch is not None and v > n_batch:
+            raise ValueError(f"at most COVE_N_BATCH ({n_batch}) sequences can be decoded "
+                             "together; lower COVE_N_PARALLEL or raise COVE_N_BATCH")
+        return v
 
     @field_validator("keep_alive", mode="before")
     @classmethod

@@ -184,3 +184,29 @@ def test_a_follow_up_finds_its_conversation_after_a_move(
         sched.close()
     assert (3, 1) in moves
     assert done.usage.cached_tokens >= n_first + 8  # the question and (most of) the answer
+
+
+def test_more_slots_than_a_batch_holds_is_refused_not_a_crash() -> None:
+    """llama.cpp asserts (aborting the process) when a context has more sequences than a batch
+    has rows; the engine refuses such a configuration with an error instead."""
+    from cove.errors import EngineFailure
+
+    with pytest.raises(EngineFailure, match="9 slots"):
+        LlamaEngine(bundled_model_path(), "smollm2:135m", n_ctx=256, n_slots=9, n_batch=8)
+    eng = LlamaEngine(bundled_model_path(), "smollm2:135m", n_ctx=256, n_slots=8, n_batch=8,
+                      n_threads=2)
+    try:
+        sched = Scheduler(eng)
+
+        async def go() -> list[tuple[str, Finished]]:
+            jobs = [sched.submit(prompt(eng, f"Count to {i + 2}."),
+                                 SamplingParams(temperature=0, max_tokens=3)) for i in range(8)]
+            return list(await asyncio.gather(*(collect(j) for j in jobs)))
+
+        try:
+            results = asyncio.run(go())
+        finally:
+            sched.close()
+        assert all(d.usage.completion_tokens == 3 for _, d in results)
+    finally:
+        eng.close()

@@ -69,6 +69,9 @@ class LlamaEngine:
         n_batch: int = 512,
         kv_unified: bool = False,
     ) -> None:
+        if n_slots > n_batch:  # llama.cpp would abort the process when reserving the graph
+            raise EngineFailure(f"{n_slots} slots cannot be decoded together in batches of "
+                                f"{n_batch} tokens; use at most {n_batch} slots")
         llama_cpp.llama_backend_init()
         set_verbose(False)  # llama.cpp's info lines would mix with the CLI's output
         try:
