@@ -112,11 +112,20 @@ class LlamaEngine:
             bos_token=self._text(model.token_bos()),
             eos_token=self._text(model.token_eos()),
             add_bos=bool(model.add_bos_token()),
-            max_token_bytes=max(len(self.piece(t, special=True)) for t in range(self._n_vocab)),
+            max_token_bytes=self._longest_token(),
             metadata=md,
         )
 
     # -- vocabulary ----------------------------------------------------------------------------
+
+    def _longest_token(self) -> int:
+        """Bytes of the longest token text (special tokens included); one buffer for all."""
+        buf = ctypes.create_string_buffer(256)
+        to_piece, vocab, longest = llama_cpp.llama_token_to_piece, self._model.vocab, 0
+        for t in range(self._n_vocab):
+            n = to_piece(vocab, t, buf, 256, 0, True)
+            longest = max(longest, n if n >= 0 else -n)
+        return longest
 
     def _text(self, token: int) -> str:
         if token < 0:
