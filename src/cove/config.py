@@ -111,6 +111,13 @@ class Settings(BaseSettings):
         "stream per slot (batch-invariant greedy output up to 256 cells of context), with "
         "running slots kept contiguous and shared prefixes copied between streams.",
     )
+    prompt_cache_mb: int = Field(
+        1024,
+        ge=0,
+        description="Host memory (MiB) for the KV cells of conversations that lost their slot "
+        "(like llama-server's --cache-ram): a later turn restores them in milliseconds instead "
+        "of recomputing the history. 0 = off (cells are only parked in idle slots).",
+    )
     max_queue: int = Field(
         16,
         ge=0,
