@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -111,6 +111,13 @@ class Settings(BaseSettings):
         "stream per slot (batch-invariant greedy output up to 256 cells of context), with "
         "running slots kept contiguous and shared prefixes copied between streams.",
     )
+    prompt_cache_mb: int = Field(
+        1024,
+        ge=0,
+        description="Host memory (MiB) for the KV cells of conversations that lost their slot "
+        "(like llama-server's --cache-ram): a later turn restores them in milliseconds instead "
+        "of recomputing the history. 0 = off (cells are only parked in idle slots).",
+    )
     max_queue: int = Field(
         16,
         ge=0,
@@ -174,6 +181,17 @@ class Settings(BaseSettings):
         "", description="Extra browser origins allowed by CORS, comma-separated (e.g. "
         "https://app.example.com, or * for any); local origins are always allowed."
     )
+
+    @field_validator("n_parallel")
+    @classmethod
+    def _fits_a_batch(cls, v: int, info: ValidationInfo) -> int:
+        # every running sequence feeds a token in the same batch; llama.cpp aborts the whole
+        # process when a context has more sequences than a batch has rows
+        n_batch = info.data.get("n_batch")
+        if n_batch is not None and v > n_batch:
+            raise ValueError(f"at most COVE_N_BATCH ({n_batch}) sequences can be decoded "
+                             "together; lower COVE_N_PARALLEL or raise COVE_N_BATCH")
+        return v
 
     @field_validator("keep_alive", mode="before")
     @classmethod

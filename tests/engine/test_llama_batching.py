@@ -141,3 +141,53 @@ def test_new_conversation_copies_a_shared_system_prompt(engine: LlamaEngine) -> 
     finally:
         sched.close()
     assert cached > 100  # the long shared system prompt was not computed again
+
+
+def test_conversation_restored_from_the_host_cache_answers_as_if_never_evicted() -> None:
+    eng = LlamaEngine(bundled_model_path(), "smollm2:135m", n_ctx=1024, n_slots=2, n_threads=2)
+    params = SamplingParams(temperature=0, max_tokens=16)
+    story = [{"role": "system", "content": "You tell long stories about a fox. " * 10},
+             {"role": "user", "content": "Begin the story."}]
+
+    def tokens(chat: list[dict[str, str]]) -> list[int]:
+        return eng.tokenize(render_chat(eng.info.chat_template, chat), add_bos=eng.info.add_bos,
+                            special=True)
+
+    async def ask(sched: Scheduler, chat: list[dict[str, str]]) -> tuple[str, int]:
+        text, cached = "", -1
+        async for ev in sched.submit(tokens(chat), params).events():
+            if isinstance(ev, TextDelta):
+                text += ev.text
+            elif isinstance(ev, Finished):
+                cached = ev.usage.cached_tokens
+        return text, cached
+
+    async def conversation(sched: Scheduler, others: bool) -> tuple[str, int]:
+        first, _ = await ask(sched, story)
+        if others:  # two other users take both slots: the story's cells must leave them
+            await asyncio.gather(*(ask(sched, [{"role": "user", "content": f"{q} " * 40}])
+                                   for q in ("Rain falls.", "Birds sing.")))
+        follow = [*story, {"role": "assistant", "content": first},
+                  {"role": "user", "content": "Go on."}]
+        return await ask(sched, follow)
+
+    n_story = len(tokens(story))
+    try:
+        cached_sched = Scheduler(eng, prompt_cache_bytes=64 << 20)
+        try:
+            resumed, cached = asyncio.run(conversation(cached_sched, others=True))
+            saved = len(cached_sched.cache) + 1  # the story was restored (taken out) once
+        finally:
+            cached_sched.close()
+        for i in range(eng.n_slots):
+            eng.forget(i)
+        fresh_sched = Scheduler(eng, prompt_cache_bytes=0)
+        try:
+            reference, _ = asyncio.run(conversation(fresh_sched, others=False))
+        finally:
+            fresh_sched.close()
+    finally:
+        eng.close()
+    assert saved >= 1
+    assert cached > n_story  # the history came back from host memory
+    assert resumed == reference  # and the answer is the one it would have been anyway

@@ -31,3 +31,21 @@ def test_keep_alive_beyond_a_century_is_forever() -> None:
     assert parse_duration("1e12") == -1
     assert parse_duration(10**30) == -1
     assert parse_duration("5m") == 300
+
+
+
+def test_more_slots_than_batch_rows_is_a_clear_settings_error(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """llama.cpp aborts the whole process when a context has more sequences than a batch has
+    rows (COVE_N_PARALLEL=16 with COVE_N_BATCH=8 crashed the server at the first request)."""
+    import pytest
+
+    from cove.cli.common import read_settings
+
+    monkeypatch.setenv("COVE_N_PARALLEL", "9")
+    monkeypatch.setenv("COVE_N_BATCH", "8")
+    with pytest.raises(SystemExit):
+        read_settings()
+    err = capsys.readouterr().err
+    assert "COVE_N_PARALLEL" in err and "COVE_N_BATCH (8)" in err
+    monkeypatch.setenv("COVE_N_BATCH", "9")
+    assert read_settings().n_parallel == 9

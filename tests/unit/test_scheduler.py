@@ -147,3 +147,115 @@ def test_max_tokens_and_stop_per_request() -> None:
         sched.close()
     assert (t1, d1.reason, d1.usage.completion_tokens) == ("ab", "length", 2)
     assert (t2, d2.reason) == ("ab", "stop")
+
+
+def test_a_burst_never_queues_more_than_max_queue() -> None:
+    """Requests submitted together while the worker is inside a decode step are admitted only
+    at the next step: until then they count as waiting, so a burst cannot overrun the queue."""
+    eng = ScriptedEngine(n_slots=2, delay=0.05)
+    eng.enqueue(["a"] * 100)
+    sched = Scheduler(eng, max_queue=1)
+
+    async def go() -> int:
+        running = sched.submit([1], SamplingParams())
+        while not eng.decodes:
+            await asyncio.sleep(0.01)
+        jobs = [running]
+        try:
+            for i in range(6):
+                jobs.append(sched.submit([2 + i], SamplingParams()))
+        except Overloaded:
+            pass
+        accepted = len(jobs) - 1
+        for job in jobs:
+            job.cancel()
+            await collect(job)
+        return accepted
+
+    try:
+        accepted = run(go())
+        assert sched.pending == 0
+    finally:
+        sched.close()
+    assert accepted == 2  # one more slot, one queue place
+
+
+def test_max_queue_0_refuses_a_burst_beyond_the_slots() -> None:
+    eng = ScriptedEngine(n_slots=2, delay=0.01)
+    sched = Scheduler(eng, max_queue=0)
+
+    async def go() -> None:
+        first = sched.submit([1], SamplingParams())
+        second = sched.submit([2], SamplingParams())
+        with pytest.raises(Overloaded):
+            sched.submit([3], SamplingParams())
+        await asyncio.gather(collect(first), collect(second))
+
+    try:
+        run(go())
+        assert sched.pending == 0
+    finally:
+        sched.close()
+
+
+class _FailsOnce(ScriptedEngine):
+    """Raises an unexpected (non-Cove) error from one engine call, once."""
+
+    def __init__(self, method: str, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.failing = method
+
+    def _maybe_fail(self, method: str) -> None:
+        if self.failing == method:
+            self.failing = ""
+            raise RuntimeError(f"{method} broke")
+
+    def start(self, slot: int, prompt: list[int], params: SamplingParams) -> int:
+        self._maybe_fail("start")
+        return super().start(slot, prompt, params)
+
+    def copy(self, src: int, dst: int, n: int | None = None) -> None:
+        self._maybe_fail("copy")
+        super().copy(src, dst, n)
+
+    def move(self, src: int, dst: int) -> None:
+        self._maybe_fail("move")
+        super().move(src, dst)
+
+
+@pytest.mark.parametrize("method", ["start", "copy", "move"])
+def test_an_unexpected_engine_error_while_admitting_fails_jobs_not_the_worker(
+        method: str) -> None:
+    """An exception from start, copy or move (admission and compaction, outside the decode
+    step) used to kill the worker thread: every job then waited forever."""
+    eng = _FailsOnce(method, n_slots=3, delay=0.002)
+    sched = Scheduler(eng)
+    shared = list(range(100, 140))
+
+    async def outcome(job_prompt: list[int], n: int) -> str:
+        eng.enqueue(["x"] * n)
+        try:
+            text, _ = await asyncio.wait_for(collect(sched.submit(job_prompt, SamplingParams())),
+                                             5)
+        except CoveError as e:
+            return f"error {e.status}"
+        return text
+
+    async def go() -> list[str]:
+        # three together: the shared prefix is copied; the middle one ends first, so the
+        # last one is moved into its slot
+        first = asyncio.create_task(outcome([*shared, 1], 20))
+        await asyncio.sleep(0.01)
+        rest = [asyncio.create_task(outcome([*shared, 2], 2)),
+                asyncio.create_task(outcome([*shared, 3], 20))]
+        results = await asyncio.gather(first, *rest)
+        results.append(await outcome([9, 9, 9], 3))  # the scheduler still serves
+        return results
+
+    try:
+        results = run(go())
+        assert sched.pending == 0
+    finally:
+        sched.close()
+    assert any(r.startswith("error 5") for r in results[:3])
+    assert results[3].startswith("xxx")  # (a failed start leaves its script for the next)

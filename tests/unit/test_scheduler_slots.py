@@ -88,3 +88,58 @@ def test_a_conversation_cache_is_parked_rather_than_overwritten() -> None:
     finally:
         sched.close()
     assert follow_up.usage.cached_tokens == len(conversation)
+
+
+def test_more_conversations_than_slots_resume_from_the_host_cache() -> None:
+    eng = ScriptedEngine(n_slots=2, delay=0.001)
+    sched = Scheduler(eng, prompt_cache_bytes=1 << 20)
+    chats = {c: [c] * 30 for c in (1, 2, 3, 4)}  # four conversations, two slots
+
+    async def turn(c: int) -> int:
+        eng.enqueue(["a", "b"])
+        _, done = await collect(sched.submit(chats[c], SamplingParams()))
+        return done.usage.cached_tokens
+
+    async def go() -> list[tuple[int, int]]:
+        seen = []  # (tokens of the previous turn's prompt, cached tokens of this turn)
+        for c in chats:
+            await turn(c)
+        for _ in range(2):
+            for c in chats:
+                before = len(chats[c])
+                chats[c] = [*chats[c], 9, 9]  # the next turn continues the conversation
+                seen.append((before, await turn(c)))
+        return seen
+
+    try:
+        seen = asyncio.run(go())
+    finally:
+        sched.close()
+    assert len(seen) == 8
+    assert all(cached >= before for before, cached in seen)  # never the whole history again
+    assert eng.saves and eng.restores
+    assert len(sched.cache) <= 4
+
+
+def test_without_a_host_cache_those_conversations_are_recomputed() -> None:
+    # the same traffic with the cache off: what the test above guards against
+    eng = ScriptedEngine(n_slots=2, delay=0.001)
+    sched = Scheduler(eng, prompt_cache_bytes=0)
+    prompts = {c: [c] * 30 for c in (1, 2, 3, 4)}
+
+    async def go() -> list[int]:
+        cached = []
+        for c in prompts:
+            eng.enqueue(["a"])
+            await collect(sched.submit(prompts[c], SamplingParams()))
+        for c in prompts:
+            eng.enqueue(["a"])
+            _, done = await collect(sched.submit([*prompts[c], 9], SamplingParams()))
+            cached.append(done.usage.cached_tokens)
+        return cached
+
+    try:
+        cached = asyncio.run(go())
+    finally:
+        sched.close()
+    assert min(cached) == 0 and not eng.restores

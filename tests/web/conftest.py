@@ -1,4 +1,6 @@
-"""Web fixtures: two signed-up users (A is the first account, hence admin) on the scripted app."""
+"""Web fixtures: two signed-up users (A is the first account, hence admin) on the scripted app,
+whose store is SQLite and, where PostgreSQL 15 is installed, also a fresh PostgreSQL database
+(every test using ``fake`` runs on both)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,31 @@ from cove.app import create_app
 from cove.config import Settings
 from cove.engine.fake import ScriptedEngine
 from cove.models.registry import ModelEntry, ModelRegistry
+from tests import pg
 from tests.api.test_openai_scripted import R1_TEMPLATE
 from tests.conftest import FakeWorld, free_port, local_client
 from tests.web.browser import ThreadServer, chromium
 from tests.web.helpers import Browser
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server's URL (its database ``cove``), for the whole session."""
+    if not pg.available():
+        pytest.skip("PostgreSQL server not installed")
+    with pg.postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """The scripted app's settings, its store on SQLite or on a new PostgreSQL database."""
+    home = tmp_path / "home"
+    if request.param == "sqlite":
+        yield Settings(home=home, max_queue=4, max_body_bytes=256 * 1024)
+        return
+    with pg.fresh_database(request.getfixturevalue("pg_url")) as url:
+        yield Settings(home=home, max_queue=4, max_body_bytes=256 * 1024, database_url=url)
 
 
 @pytest.fixture

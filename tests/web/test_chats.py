@@ -195,13 +195,15 @@ def test_delete_account_is_a_hard_delete_and_reclaims_space(
                    for i in range(40)])
     bob.post("/web/keys", json={"name": "k"})
     path = fake.app.state.settings.home / "cove.db"
+    on_file = db(fake).engine.url.get_backend_name() == "sqlite"  # PostgreSQL: rows only
     db(fake).reclaim_space()
-    big = path.stat().st_size
-    assert big > 3_000_000
+    big = path.stat().st_size if on_file else 0
+    assert big > 3_000_000 or not on_file
     assert bob.delete("/web/account", json={"password": "wrong one"}).status_code == 401
     r = bob.delete("/web/account", json={"password": PASSWORD})
     assert r.status_code == 200
-    assert path.stat().st_size < big / 4
+    if on_file:
+        assert path.stat().st_size < big / 4
     assert count(fake, Message) == 0 and count(fake, Conversation) == 0
     assert count(fake, User) == 1
     assert bob.get("/web/session").json()["user"] is None
@@ -258,7 +260,7 @@ def test_guest_chat_streams_and_stores_nothing(fake: FakeWorld) -> None:
     assert text_of(evs) == "guest answer" and evs[-1]["type"] == "done"
     assert count(fake, Message) == 0 and count(fake, Conversation) == 0
     db_bytes = b"".join(p.read_bytes() for p in (fake.app.state.settings.home).glob("cove.db*"))
-    assert b"guest secret words" not in db_bytes
+    assert b"guest secret words" not in db_bytes  # (nothing on disk at all with PostgreSQL)
 
 
 def test_guest_chat_can_be_turned_off(tmp_path: Path) -> None:

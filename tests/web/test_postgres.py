@@ -3,7 +3,6 @@ accounts, a streamed turn saved, export, isolation, hard delete."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,6 @@ from tests.conftest import FakeWorld, local_client
 from tests.web.helpers import Browser, events, text_of
 
 pytestmark = pytest.mark.skipif(not pg.available(), reason="PostgreSQL server not installed")
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with pg.postgres_server() as url:
-        yield url
 
 
 def test_store_on_postgresql(pg_url: str, tmp_path: Path) -> None:

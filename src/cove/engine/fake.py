@@ -8,6 +8,7 @@ tokens per slot, like the llama.cpp engine's prefix reuse (with a stream per slo
 
 from __future__ import annotations
 
+import json
 import time
 
 from cove.engine.types import ModelInfo, SamplingParams
@@ -54,6 +55,8 @@ class ScriptedEngine:
         self.history: list[tuple[list[int], SamplingParams]] = []
         self.decodes: list[list[tuple[int, int, bool]]] = []  # (slot, n_tokens, want) per step
         self.copies: list[tuple[int, int]] = []  # (src, dst) of every copy and move
+        self.saves: list[int] = []  # slots whose state was saved to the host cache
+        self.restores: list[int] = []  # slots a saved state was restored into
         self.closed = False
         self._running: dict[int, list[bytes | Exception]] = {}
         self._cached: dict[int, list[int]] = {}
@@ -87,6 +90,16 @@ class ScriptedEngine:
     def move(self, src: int, dst: int) -> None:
         self.copy(src, dst)
         self._running[dst] = self._running.pop(src, [])
+
+    def save(self, slot: int) -> bytearray:
+        self.saves.append(slot)
+        return bytearray(json.dumps(self.cached(slot)).encode())
+
+    def restore(self, slot: int, state: bytearray, tokens: list[int]) -> None:
+        self.restores.append(slot)
+        held = json.loads(state)
+        assert held == tokens, "restored a state under other tokens"
+        self._cached[slot] = held
 
     def start(self, slot: int, prompt: list[int], params: SamplingParams) -> int:
         self.history.append((list(prompt), params))

@@ -69,6 +69,9 @@ class LlamaEngine:
         n_batch: int = 512,
         kv_unified: bool = False,
     ) -> None:
+        if n_slots > n_batch:  # llama.cpp would abort the process when reserving the graph
+            raise EngineFailure(f"{n_slots} slots cannot be decoded together in batches of "
+                                f"{n_batch} tokens; use at most {n_batch} slots")
         llama_cpp.llama_backend_init()
         set_verbose(False)  # llama.cpp's info lines would mix with the CLI's output
         try:
@@ -112,11 +115,20 @@ class LlamaEngine:
             bos_token=self._text(model.token_bos()),
             eos_token=self._text(model.token_eos()),
             add_bos=bool(model.add_bos_token()),
-            max_token_bytes=max(len(self.piece(t, special=True)) for t in range(self._n_vocab)),
+            max_token_bytes=self._longest_token(),
             metadata=md,
         )
 
     # -- vocabulary ----------------------------------------------------------------------------
+
+    def _longest_token(self) -> int:
+        """Bytes of the longest token text (special tokens included); one buffer for all."""
+        buf = ctypes.create_string_buffer(256)
+        to_piece, vocab, longest = llama_cpp.llama_token_to_piece, self._model.vocab, 0
+        for t in range(self._n_vocab):
+            n = to_piece(vocab, t, buf, 256, 0, True)
+            longest = max(longest, n if n >= 0 else -n)
+        return longest
 
     def _text(self, token: int) -> str:
         if token < 0:
@@ -173,6 +185,33 @@ class LlamaEngine:
         s, d = self._slots[src], self._slots[dst]
         d.sampler, s.sampler = s.sampler, None
         d.logits_index, s.logits_index = s.logits_index, -1
+
+    def save(self, slot: int) -> bytearray:
+        """The KV cells of ``slot`` as llama.cpp's sequence state
+        (``llama_state_seq_get_data``), for :meth:`restore` into any slot of this engine.
+
+        Raises:
+            EngineFailure: llama.cpp could not write the state.
+        """
+        size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, slot)
+        state = bytearray(size)
+        buf = (ctypes.c_uint8 * size).from_buffer(state)
+        if llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, slot) != size:
+            raise EngineFailure("could not save the sequence state")
+        return state
+
+    def restore(self, slot: int, state: bytearray, tokens: list[int]) -> None:
+        """Make idle ``slot`` hold the cells :meth:`save` returned for ``tokens``.
+
+        Raises:
+            EngineFailure: llama.cpp refused the state (the slot is left empty).
+        """
+        llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+        buf = (ctypes.c_uint8 * len(state)).from_buffer(state)
+        if not llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buf, len(state), slot):
+            self.forget(slot)
+            raise EngineFailure("could not restore the sequence state")
+        self._slots[slot].cached = list(tokens)
 
     def start(self, slot: int, prompt: list[int], params: SamplingParams) -> int:
         """Prepare ``slot`` for ``prompt``: keep the KV cells of the longest common prefix

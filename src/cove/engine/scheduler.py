@@ -4,11 +4,12 @@ The :class:`Scheduler` owns one worker thread that drives the engine in steps. E
 
 1. drops cancelled work (queued or running: a disconnected client frees its slot at once);
 2. admits waiting requests into free slots: a slot whose KV cells the prompt continues, or else
-   one with cells copied from the slot (running or idle) that shares the longest prefix; a
-   request that shares a prefix with a prompt still being prefilled waits for it, then copies
-   it. With a stream per slot the running slots are kept contiguous (new requests fill gaps,
-   running ones are moved into gaps), and a slot's cells about to be overwritten are first
-   parked in the slot with the oldest content;
+   one with cells copied from the slot (running or idle) that shares the longest prefix, or
+   restored from the host prompt cache; a request that shares a prefix with a prompt still
+   being prefilled waits for it, then copies it. With a stream per slot the running slots are
+   kept contiguous (new requests fill gaps, running ones are moved into gaps). A conversation's
+   cells about to be overwritten are first saved to the host prompt cache (or, without one,
+   parked in the slot with the oldest content);
 3. builds one batch in slot order: every decoding sequence's last sampled token, and prompt
    chunks of sequences still prefilling (capped at ``prefill_chunk`` tokens while others
    decode, so a long prompt never stalls everyone's decoding);
@@ -31,6 +32,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from cove.engine.generate import TextStream
+from cove.engine.prompt_cache import CacheEntry, PromptCache
 from cove.engine.types import (
     Engine,
     Finished,
@@ -135,11 +137,14 @@ class Scheduler:
             saves at least this many tokens of prefill (a copy moves a whole stream; measured
             on SmolLM2-135M with 2 cores: 3 ms for 1024 cells, 11 ms for 4096, while prefill
             takes 3 ms a token). With a shared pool a copy is free and any gain counts.
+        prompt_cache_bytes: host memory for the KV cells of conversations that lose their slot
+            (see :mod:`cove.engine.prompt_cache`); 0 parks them in idle slots only.
     """
 
     def __init__(self, engine: Engine, max_queue: int = 16, prefill_chunk: int = 128,
-                 min_copy_gain: int = 4) -> None:
+                 min_copy_gain: int = 4, prompt_cache_bytes: int = 0) -> None:
         self.engine = engine
+        self.cache = PromptCache(prompt_cache_bytes)
         self.min_copy_gain = 1 if engine.shared_kv else max(1, min_copy_gain)
         self.max_queue = max_queue
         self.prefill_chunk = max(1, min(prefill_chunk, engine.n_batch))
@@ -168,11 +173,13 @@ class Scheduler:
             Overloaded: every slot is busy and ``max_queue`` jobs already wait.
         """
         with self._cv:
-            busy = len(self._active) >= self.engine.n_slots
-            if busy and len(self._waiting) >= self.max_queue:
+            # count the waiting jobs too: a burst submitted while the worker is busy decoding
+            # is admitted only at the next step, and must not all be taken meanwhile
+            if len(self._active) + len(self._waiting) >= self.engine.n_slots + self.max_queue:
                 raise Overloaded(
-                    f"the server is busy: all {len(self._active)} generation slots are in use "
-                    f"and {len(self._waiting)} requests are waiting; retry shortly"
+                    f"the server is busy: {len(self._active)} of {self.engine.n_slots} "
+                    f"generation slots are in use and {len(self._waiting)} requests are "
+                    "waiting; retry shortly"
                 )
             job = Job(prompt, params, self._cv, force)
             self._waiting.append(job)
@@ -195,15 +202,18 @@ class Scheduler:
                     self._cv.wait()
                 if self._closing:
                     break
-                self._drop_cancelled()
-                self._admit()
-                self._compact()
+                try:
+                    self._drop_cancelled()
+                    self._admit()
+                    self._compact()
+                except Exception:  # never let the worker die: every job would hang
+                    log.exception("scheduler admission failed")
+                    self._fail_active()
             try:
                 self._step()
             except Exception:  # never let the worker die
                 log.exception("scheduler step failed")
-                for seq in list(self._active.values()):
-                    self._end(seq, EngineFailure("generation failed"))
+                self._fail_active()
             self._outbox.flush()
         with self._cv:
             for seq in list(self._active.values()):
@@ -211,6 +221,16 @@ class Scheduler:
             while self._waiting:
                 self._finish_unstarted(self._waiting.popleft())
         self._outbox.flush()
+
+    def _fail_active(self) -> None:
+        """End every running job with an error after an unexpected engine exception; their
+        slots' cells are dropped, since the engine may have changed them half-way."""
+        for seq in list(self._active.values()):
+            self._end(seq, EngineFailure("generation failed"))
+            try:
+                self.engine.forget(seq.slot)
+            except Exception:
+                log.exception("forget failed")
 
     def _drop_cancelled(self) -> None:
         for job in [j for j in self._waiting if j.cancelled.is_set()]:
@@ -231,15 +251,19 @@ class Scheduler:
             if self._worth_waiting(job.prompt):
                 continue
             self._waiting.remove(job)
-            slot, source = self._choose_slot(job.prompt)
+            slot, source, entry = self._choose_slot(job.prompt)
             try:
-                self._prepare(slot, source, job.prompt)
+                self._prepare(slot, source, entry, job.prompt)
                 n_past = eng.start(slot, job.prompt, job.params)
-            except CoveError as e:
+                text = TextStream(job.params, len(job.prompt), eng.info.n_ctx)
+            except Exception as e:
+                if not isinstance(e, CoveError):
+                    log.exception("starting a generation failed")
+                    e = EngineFailure(f"generation failed: {type(e).__name__}: {e}")
+                    eng.forget(slot)
                 self._outbox.put(job, e)
                 self._outbox.put(job, _SENTINEL)
                 continue
-            text = TextStream(job.params, len(job.prompt), eng.info.n_ctx)
             seq = _Seq(job, slot, job.prompt[n_past:], text, cached=n_past)
             self._active[slot] = seq
             self._lru.remove(slot)
@@ -276,13 +300,14 @@ class Scheduler:
         inner = [s for s in free if lo < s < hi]
         return inner or [s for s in free if s in (lo - 1, hi + 1)] or free
 
-    def _choose_slot(self, prompt: list[int]) -> tuple[int, int | None]:
-        """Pick a free slot for ``prompt`` and maybe a source slot to copy KV cells from.
+    def _choose_slot(self, prompt: list[int]) -> tuple[int, int | None, CacheEntry | None]:
+        """Pick a free slot for ``prompt``, and maybe a source of KV cells for it: a slot to
+        copy from, or a host-cache entry to restore.
 
         Among the candidate slots, one whose cells the prompt continues (it shares at least
         half of them, or holds the whole prompt) is used as it is; otherwise the one with the
-        oldest content. The slot (running or idle) sharing the longest prefix is the source
-        when that saves at least ``min_copy_gain`` tokens of prefill.
+        oldest content. The slot (running or idle) or cache entry sharing the longest prefix
+        is the source when that saves at least ``min_copy_gain`` tokens of prefill.
         """
         eng = self.engine
         shared = self._shared(prompt)
@@ -291,18 +316,27 @@ class Scheduler:
             shared[s] * 2 >= len(eng.cached(s)) or shared[s] >= len(prompt) - 1)]
         slot = max(continued, key=lambda s: shared[s]) if continued else candidates[0]
         source = max(range(eng.n_slots), key=lambda s: shared[s])
+        entry, cached = self.cache.best(prompt)
+        if entry is not None and min(cached, len(prompt) - 1) - max(
+                shared[source], shared[slot]) >= self.min_copy_gain:
+            return slot, None, entry
         if source != slot and shared[source] - shared[slot] >= self.min_copy_gain:
-            return slot, source
-        return slot, None
+            return slot, source, None
+        return slot, None, None
 
-    def _prepare(self, slot: int, source: int | None, prompt: list[int]) -> None:
-        """Save what ``slot`` holds if the new request mostly overwrites it (see
-        :meth:`_park`), then copy the shared prefix from ``source``."""
+    def _prepare(self, slot: int, source: int | None, entry: CacheEntry | None,
+                 prompt: list[int]) -> None:
+        """Keep what ``slot`` holds if the new request mostly overwrites it (see
+        :meth:`_evict`), then restore ``entry`` or copy the shared prefix from ``source``."""
         eng = self.engine
         held = eng.cached(slot)
-        kept = 0 if source is not None else common_prefix(held, prompt)
+        kept = 0 if source is not None or entry is not None else common_prefix(held, prompt)
         if kept * 2 < len(held):
-            self._park(slot, avoid=source)
+            self._evict(slot, avoid=source)
+        if entry is not None:
+            self.cache.take(entry)
+            eng.restore(slot, entry.state, entry.tokens)
+            return
         if source is None:
             return
         n = min(common_prefix(eng.cached(source), prompt), len(prompt) - 1)
@@ -312,20 +346,41 @@ class Scheduler:
             self._lru.remove(source)
             self._lru.insert(0, source)
 
+    def _evict(self, slot: int, avoid: int | None) -> None:
+        """The cells of idle ``slot`` are about to be overwritten: keep them, when at least
+        ``min_copy_gain`` of its tokens are held nowhere else, in the host cache (when it has
+        a budget) or else by parking them in another slot (:meth:`_park`)."""
+        if self.cache.budget:
+            self._save(slot)
+        else:
+            self._park(slot, avoid)
+
+    def _unique(self, slot: int) -> int:
+        """How many of ``slot``'s tokens no other slot holds."""
+        eng = self.engine
+        held = eng.cached(slot)
+        return len(held) - max(common_prefix(eng.cached(s), held) for s in range(eng.n_slots)
+                               if s != slot)
+
+    def _save(self, slot: int) -> None:
+        """Save ``slot``'s cells to the host cache if they are worth it and not there yet."""
+        held = self.engine.cached(slot)
+        if self._unique(slot) < self.min_copy_gain or self.cache.holds(held):
+            return
+        try:
+            self.cache.put(list(held), self.engine.save(slot))
+        except CoveError:
+            log.exception("could not save a slot to the prompt cache")
+
     def _park(self, slot: int, avoid: int | None) -> None:
         """Copy the cells of idle ``slot`` into the idle slot with the oldest content, when
         that content is older than ``slot``'s and at least ``min_copy_gain`` of ``slot``'s
-        tokens are held nowhere else: a conversation's cache survives a busy moment (as with
-        llama-server's host-memory prompt cache, but in place)."""
+        tokens are held nowhere else: a conversation's cache survives a busy moment without a
+        host cache."""
         eng = self.engine
-        held = eng.cached(slot)
         older = self._lru[: self._lru.index(slot)]
         spare = next((s for s in older if s not in self._active and s != avoid), None)
-        if spare is None:
-            return
-        elsewhere = max(common_prefix(eng.cached(s), held) for s in range(eng.n_slots)
-                        if s != slot)
-        if len(held) - elsewhere < self.min_copy_gain:
+        if spare is None or self._unique(slot) < self.min_copy_gain:
             return
         eng.copy(slot, spare)
         self._lru.remove(spare)
@@ -343,7 +398,7 @@ class Scheduler:
             hole = next((s for s in range(lo + 1, hi) if s not in self._active), None)
             if hole is None:
                 return
-            self._park(hole, avoid=hi)
+            self._evict(hole, avoid=hi)
             self.engine.move(hi, hole)
             seq = self._active.pop(hi)
             seq.slot = hole

@@ -101,6 +101,14 @@ class Engine(Protocol):
         state); ``src`` becomes idle and keeps a copy of the cells."""
         ...
 
+    def save(self, slot: int) -> bytearray:
+        """The slot's KV cells as an opaque state, restorable into any slot by ``restore``."""
+        ...
+
+    def restore(self, slot: int, state: bytearray, tokens: list[int]) -> None:
+        """Make idle ``slot`` hold the cells ``save`` returned (for ``tokens``)."""
+        ...
+
     def start(self, slot: int, prompt: list[int], params: SamplingParams) -> int:
         """Prepare the slot for ``prompt``; return how many prompt tokens need no decoding
         (the common prefix with the slot's cells, at most ``len(prompt) - 1``)."""

