@@ -69,7 +69,7 @@ def run_conversations(base: str, users: int, turns: int, tag: str) -> RunResult:
     """All ``users`` converse at once, ``turns`` turns each; ``tag`` makes the prompts new."""
 
     async def go() -> RunResult:
-        limits = httpx.Limits(max_connections=users + 1)
+        limits = httpx.Limits(max_connections=users + 1, max_keepalive_connections=0)
         async with httpx.AsyncClient(timeout=600, limits=limits) as client:
             t0 = time.perf_counter()
             done = await asyncio.gather(*(_user(client, base, u, turns, tag)
