@@ -51,9 +51,15 @@ def test_context_window_caps_the_budget() -> None:
     assert ("".join(out), reason) == ("ab", "length")
 
 
-def test_partial_utf8_at_end_is_replaced() -> None:
+def test_character_cut_off_at_the_end_is_dropped() -> None:
+    # the answer ends (end token or max_tokens) half-way through an emoji: no U+FFFD is sent,
+    # as llama.cpp's server does; bytes that can never be valid are still replaced
     out, _, _ = feed([b"ok", "🙂".encode()[:2]], SamplingParams())
-    assert "".join(out) == "ok\ufffd"
+    assert "".join(out) == "ok"
+    out, reason, _ = feed([b"ok", "🙂".encode()[:3], b"x"], SamplingParams(max_tokens=2))
+    assert ("".join(out), reason) == ("ok", "length")
+    out, _, _ = feed([b"a\xff", b"b"], SamplingParams())
+    assert "".join(out) == "a\ufffdb"
 
 
 def test_held_stop_prefix_released_at_end() -> None:

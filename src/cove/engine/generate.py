@@ -3,7 +3,7 @@
 This is the one place that decides how a generation ends: end-of-generation token, stop sequence,
 ``max_tokens`` or a full context window. It decodes bytes incrementally so that a multi-byte UTF-8
 character split across tokens (emoji, CJK) is emitted whole, once; undecodable bytes become
-U+FFFD.
+U+FFFD, and a character left incomplete when the generation ends is dropped.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ class TextStream:
         return text, None
 
     def tail(self) -> str:
-        """Text held back at the end (an incomplete character or a possible stop start)."""
+        """Text held back at the end (a possible stop start). A character cut off by the end
+        is dropped rather than sent as U+FFFD, as llama.cpp's server does."""
         if self._stops.stopped:
             return ""
-        text, stopped = self._stops.feed(self._decoder.decode(b"", final=True))
-        return text if stopped else text + self._stops.flush()
+        self._decoder.reset()
+        return self._stops.flush()
