@@ -174,8 +174,9 @@ class Settings(BaseSettings):
         "is unloaded to make room."
     )
     memory_budget: int = Field(
-        0, ge=0, description="Bytes that loaded models may use (weights plus KV cache "
-        "estimate); 0 means three quarters of physical memory."
+        0, ge=0, description="Bytes that loaded models may use (weights, a KV cache of n_ctx "
+        "cells per slot, and the prompt cache of a chat model); 0 means three quarters of "
+        "physical memory."
     )
     origins: str = Field(
         "", description="Extra browser origins allowed by CORS, comma-separated (e.g. "

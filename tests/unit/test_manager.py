@@ -25,6 +25,7 @@ def manager(tmp_path: Path, **kw: object) -> tuple[ModelManager, dict[str, Scrip
         engines[e.name] = ScriptedEngine(name=e.name, n_ctx=s.n_ctx)
         return engines[e.name]
 
+    kw.setdefault("prompt_cache_mb", 0)  # these tests count the weights' bytes
     return ModelManager(Settings(home=tmp_path, **kw), loader), engines  # type: ignore[arg-type]
 
 
@@ -80,6 +81,45 @@ def test_too_big_alone_is_a_clear_error(tmp_path: Path) -> None:
         return ""
 
     assert "memory budget" in asyncio.run(go())
+
+
+def test_a_chat_model_counts_the_prompt_cache_in_its_memory(tmp_path: Path) -> None:
+    weights = entry(tmp_path, "w", 1000)  # (no GGUF metadata: no KV estimate)
+    fits, _ = manager(tmp_path, memory_budget=(1 << 20) + 1000, prompt_cache_mb=1)
+    short, _ = manager(tmp_path, memory_budget=(1 << 20) + 999, prompt_cache_mb=1)
+
+    async def go(m: ModelManager) -> str:
+        try:
+            (await m.acquire(weights)).release()
+        except Exception as e:  # noqa: BLE001
+            return str(e)
+        return "loaded"
+
+    assert asyncio.run(go(fits)) == "loaded"
+    assert "memory budget" in asyncio.run(go(short))
+    fits.close()
+    short.close()
+
+
+def test_a_chat_model_needs_a_kv_stream_per_slot(tmp_path: Path) -> None:
+    from tests.gguf_files import make_gguf
+
+    model = ModelEntry("g:latest", make_gguf(tmp_path / "g.gguf"))
+    kv_per_slot = 2 * 2 * 1024 * (64 * 2 // 4) * 2  # layers, cells, kv width, f16 (K and V)
+    budget = model.size + kv_per_slot + 100
+
+    async def go(n_parallel: int) -> str:
+        m, _ = manager(tmp_path, memory_budget=budget, n_ctx=1024, n_parallel=n_parallel)
+        try:
+            (await m.acquire(model)).release()
+        except Exception as e:  # noqa: BLE001
+            return str(e)
+        finally:
+            m.close()
+        return "loaded"
+
+    assert asyncio.run(go(1)) == "loaded"
+    assert "memory budget" in asyncio.run(go(2))
 
 
 def test_keep_alive_expiry_zero_and_forever(tmp_path: Path) -> None:

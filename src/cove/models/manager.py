@@ -216,7 +216,11 @@ class ModelManager:
             if stale is not None:
                 self._close(stale)
             n_ctx = num_ctx or self.settings.n_ctx
-            need = estimate_bytes(entry, n_ctx)
+            if kind == "embed":
+                need = estimate_bytes(entry, n_ctx)
+            else:  # a KV stream of n_ctx cells per slot, and the host prompt cache's budget
+                need = (estimate_bytes(entry, n_ctx * self.settings.n_parallel)
+                        + (self.settings.prompt_cache_mb << 20))
             self._make_room(entry.name, need)
             settings = self._settings_for(n_ctx)
             if kind == "embed":
