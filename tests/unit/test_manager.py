@@ -175,3 +175,35 @@ def test_num_ctx_reloads_an_idle_model(tmp_path: Path) -> None:
 
     asyncio.run(go())
     m.close()
+
+
+def test_close_does_not_free_an_engine_still_decoding() -> None:
+    import threading
+
+    from cove.engine.scheduler import Scheduler
+    from cove.engine.types import SamplingParams
+    from cove.models.manager import Loaded
+
+    release = threading.Event()
+
+    class Stuck(ScriptedEngine):
+        def decode(self, feeds: list[tuple[int, list[int], bool]]) -> None:
+            release.wait(5)  # a decode step that outlasts the close timeout
+            super().decode(feeds)
+
+    eng = Stuck(n_slots=1)
+    sched = Scheduler(eng)
+
+    async def go() -> None:
+        sched.submit([1, 2], SamplingParams())
+        await asyncio.sleep(0.05)  # the worker is now inside decode
+
+    asyncio.run(go())
+    real_close = sched.close
+    sched.close = lambda timeout=0.1: real_close(timeout)  # type: ignore[method-assign]
+    loaded = Loaded(ModelEntry("x:latest", Path("/nonexistent/x.gguf")), "chat", eng, sched,
+                    512, 0)
+    ModelManager._close(loaded)
+    assert not eng.closed  # freed later, never under a running step
+    release.set()
+    assert real_close(5)

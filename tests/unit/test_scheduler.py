@@ -259,3 +259,4 @@ def test_an_unexpected_engine_error_while_admitting_fails_jobs_not_the_worker(
         sched.close()
     assert any(r.startswith("error 5") for r in results[:3])
     assert results[3].startswith("xxx")  # (a failed start leaves its script for the next)
+

@@ -186,12 +186,15 @@ class Scheduler:
             self._cv.notify()
         return job
 
-    def close(self) -> None:
-        """Stop the worker; running and queued jobs end as cancelled."""
+    def close(self, timeout: float = 10) -> bool:
+        """Stop the worker; running and queued jobs end as cancelled. Returns whether the
+        worker stopped within ``timeout`` seconds (if not, it is still inside a decode step and
+        the engine must not be freed under it)."""
         with self._cv:
             self._closing = True
             self._cv.notify()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=timeout)
+        return not self._thread.is_alive()
 
     # -- worker --------------------------------------------------------------------------------
 

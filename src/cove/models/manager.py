@@ -284,8 +284,12 @@ class ModelManager:
 
     @staticmethod
     def _close(m: Loaded) -> None:
-        if m.scheduler is not None:
-            m.scheduler.close()
+        if m.scheduler is not None and not m.scheduler.close():
+            # the worker is still in a decode step: freeing the model under it would crash the
+            # process; leave it to the worker (a daemon thread) and the process's end
+            log.warning("%s: generation did not stop in time; its memory is not freed",
+                        m.entry.name)
+            return
         with m.lock:
             m.engine.close()
 
