@@ -24,8 +24,10 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import llama_cpp
+import numpy as np
 from llama_cpp import _internals
 from llama_cpp._logger import set_verbose
 
@@ -33,12 +35,14 @@ from cove.engine.types import ModelInfo, SamplingParams, common_prefix
 from cove.errors import EngineFailure, InvalidRequest
 
 PENALTY_LAST_N = 64
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])  # llama.h
 
 
 @dataclass
 class _Slot:
     cached: list[int] = field(default_factory=list)  # tokens whose KV cells this slot holds
     sampler: _internals.LlamaSampler | None = None
+    grammar: Any = None  # llama_sampler_p of the request's grammar, kept out of the chain
     logits_index: int = -1  # batch row of this slot's logits after the last decode
 
 
@@ -106,6 +110,8 @@ class LlamaEngine:
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._slots = [_Slot() for _ in range(n_slots)]
         self._n_vocab = model.n_vocab()
+        self._token_ids = np.arange(self._n_vocab, dtype=np.int32)
+        self._candidates = np.zeros(self._n_vocab, dtype=_TOKEN_DATA)  # for grammar sampling
         md = model.metadata()
         self.info = ModelInfo(
             name=name,
@@ -184,6 +190,7 @@ class LlamaEngine:
         self.copy(src, dst)
         s, d = self._slots[src], self._slots[dst]
         d.sampler, s.sampler = s.sampler, None
+        d.grammar, s.grammar = s.grammar, None
         d.logits_index, s.logits_index = s.logits_index, -1
 
     def save(self, slot: int) -> bytearray:
@@ -230,6 +237,7 @@ class LlamaEngine:
             llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
             keep = 0
         del s.cached[keep:]
+        s.grammar = self._grammar(params)
         s.sampler = self._sampler(params)
         return keep
 
@@ -238,14 +246,6 @@ class LlamaEngine:
         if p.repeat_penalty != 1.0 or p.presence_penalty or p.frequency_penalty:
             smp.add_penalties(self._n_vocab, PENALTY_LAST_N, p.repeat_penalty,
                               p.frequency_penalty, p.presence_penalty)
-        if p.grammar is not None:
-            grammar = llama_cpp.llama_sampler_init_grammar(
-                self._model.vocab, p.grammar.encode("utf-8"), b"root"
-            )
-            if not grammar:
-                smp.close()
-                raise InvalidRequest("the grammar could not be parsed", param="grammar")
-            llama_cpp.llama_sampler_chain_add(smp.sampler, grammar)
         if p.temperature <= 0:
             smp.add_greedy()
         else:
@@ -258,6 +258,16 @@ class LlamaEngine:
             seed = llama_cpp.LLAMA_DEFAULT_SEED if p.seed is None else p.seed % 0xFFFFFFFF
             smp.add_dist(seed)
         return smp
+
+    def _grammar(self, p: SamplingParams) -> Any:
+        if p.grammar is None:
+            return None
+        grammar = llama_cpp.llama_sampler_init_grammar(
+            self._model.vocab, p.grammar.encode("utf-8"), b"root"
+        )
+        if not grammar:
+            raise InvalidRequest("the grammar could not be parsed", param="grammar")
+        return grammar
 
     def decode(self, feeds: list[tuple[int, list[int], bool]]) -> None:
         """One ``llama_decode`` over several slots. Each feed is ``(slot, tokens, want_logits)``;
@@ -294,11 +304,48 @@ class LlamaEngine:
 
     def sample(self, slot: int) -> int:
         """Draw the next token of ``slot`` from the logits of its last decoded token (the
-        sampler chain also records the token, for penalties and grammar)."""
+        sampler chain and grammar also record the token, for penalties and grammar state).
+
+        With a grammar, the chain samples first and the grammar only checks the token drawn;
+        only when it is refused is the grammar applied to the whole vocabulary and the token
+        drawn again (llama.cpp's ``common_sampler_sample`` does the same): checking one token
+        instead of 49k made a JSON-constrained token cost 0.1 ms instead of 8 ms here.
+        """
         s = self._slots[slot]
         assert s.sampler is not None and s.logits_index >= 0
-        return int(llama_cpp.llama_sampler_sample(s.sampler.sampler, self._ctx.ctx,
-                                                  s.logits_index))
+        chain = s.sampler.sampler
+        if s.grammar is None:
+            return int(llama_cpp.llama_sampler_sample(chain, self._ctx.ctx, s.logits_index))
+        token = self._draw(chain, s.logits_index, None)
+        one = np.array([(token, 0.0, 0.0)], dtype=_TOKEN_DATA)
+        picked = llama_cpp.llama_token_data_array(
+            data=one.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data)), size=1,
+            selected=-1, sorted=False)
+        llama_cpp.llama_sampler_apply(s.grammar, ctypes.byref(picked))
+        if not np.isfinite(one["logit"][0]):  # refused: constrain the whole vocabulary
+            token = self._draw(chain, s.logits_index, s.grammar)
+        llama_cpp.llama_sampler_accept(s.grammar, token)
+        llama_cpp.llama_sampler_accept(chain, token)
+        return token
+
+    def _draw(self, chain: Any, index: int, grammar: Any) -> int:
+        """Apply ``grammar`` (if any) then ``chain`` to the logits of batch row ``index``;
+        the selected token (nothing is accepted)."""
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._ctx.ctx, index),
+                                       shape=(self._n_vocab,))
+        cand = self._candidates
+        cand["id"] = self._token_ids
+        cand["logit"] = logits
+        cand["p"] = 0.0
+        arr = llama_cpp.llama_token_data_array(
+            data=cand.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data)),
+            size=self._n_vocab, selected=-1, sorted=False)
+        if grammar is not None:
+            llama_cpp.llama_sampler_apply(grammar, ctypes.byref(arr))
+        llama_cpp.llama_sampler_apply(chain, ctypes.byref(arr))
+        if not 0 <= arr.selected < arr.size:
+            raise EngineFailure("the sampler selected no token")
+        return int(cand["id"][arr.selected])
 
     def release(self, slot: int) -> None:
         """The slot's request is over: free its sampler, keep its KV cells for prefix reuse."""
@@ -306,6 +353,9 @@ class LlamaEngine:
         if s.sampler is not None:
             s.sampler.close()
             s.sampler = None
+        if s.grammar is not None:
+            llama_cpp.llama_sampler_free(s.grammar)
+            s.grammar = None
         s.logits_index = -1
 
     def forget(self, slot: int) -> None:
