@@ -46,7 +46,7 @@ def register(cli: click.Group) -> None:
     @click.option("--tools/--no-tools", default=True, show_default=True,
                   help="Let the model call calculate, convert_units and run_python.")
     @click.option("--constrained", is_flag=True,
-                  help="Grammar-constrained tool calls (exact, much slower on CPU).")
+                  help="Grammar-constrained tool calls (every call valid).")
     @click.option("--verbose", "-v", is_flag=True, help="Show each sample's work and tools.")
     @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
     def logic(question: str, model: str | None, k: int, temperature: float, seed: int | None,

@@ -178,8 +178,8 @@ async def solve(pipeline: ChatPipeline, question: str, *, model: str | None = No
     arithmetic checks (``verify``); then a majority vote. The tools are described in the
     system prompt and calls are parsed from the reply (:func:`cove.tools.parse_calls`); with
     ``constrained`` they go through the pipeline's tool calling instead (the chat template's
-    tools and a grammar that only admits valid calls or an answer: exact, but llama.cpp's
-    grammar sampling over free text is many times slower on CPU). At most ``parallel``
+    tools and a grammar that only admits valid calls or an answer: exact, and since the engine
+    checks the grammar against the drawn token first, barely slower). At most ``parallel``
     samples run at once (default: the model's slots, ``settings.n_parallel``).
 
     Raises:
