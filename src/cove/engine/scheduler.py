@@ -285,8 +285,8 @@ class Scheduler:
         """Whether a sequence still prefilling will soon hold at least ``min_copy_gain`` more
         of ``prompt`` than any slot holds now (requests arriving together with one system
         prompt: the first computes it, the others copy it a step later)."""
-        now = max(self._shared(prompt))
         limit = len(prompt) - 1
+        now = max(*self._shared(prompt), min(self.cache.best(prompt)[1], limit))
         return any(
             min(common_prefix(seq.job.prompt, prompt), limit) - now >= self.min_copy_gain
             for seq in self._active.values() if seq.pending
