@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from cove.engine.scheduler import Job
 from cove.engine.types import Finished, TextDelta
 
@@ -17,3 +19,16 @@ async def collect(job: Job) -> tuple[str, Finished]:
             done = ev
     assert done is not None
     return text, done
+
+
+def record_moves(engine: Any, monkeypatch: Any) -> list[tuple[int, int]]:
+    """Record every ``engine.move(src, dst)`` (still performed) in the returned list."""
+    moves: list[tuple[int, int]] = []
+    move = engine.move
+
+    def counted(src: int, dst: int) -> None:
+        moves.append((src, dst))
+        move(src, dst)
+
+    monkeypatch.setattr(engine, "move", counted)
+    return moves

@@ -12,6 +12,7 @@ from cove.engine.scheduler import Scheduler
 from cove.engine.template import render_chat
 from cove.engine.types import Finished, SamplingParams, TextDelta
 from cove.models.registry import bundled_model_path
+from tests.jobs import record_moves
 
 pytestmark = pytest.mark.real_model
 
@@ -69,14 +70,7 @@ def solo_and_batched(engine: LlamaEngine, prompts: list[list[int]], params: Samp
 
 
 def test_batch_of_8_equals_each_alone(engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
-    moves: list[tuple[int, int]] = []
-    move = engine.move
-
-    def counted_move(src: int, dst: int) -> None:
-        moves.append((src, dst))
-        move(src, dst)
-
-    monkeypatch.setattr(engine, "move", counted_move)
+    moves = record_moves(engine, monkeypatch)
     solo, batched = solo_and_batched(engine, [prompt(engine, q) for q in QUESTIONS],
                                      SamplingParams(temperature=0, max_tokens=24))
     assert all(t for t, _ in solo)

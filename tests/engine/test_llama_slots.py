@@ -16,7 +16,7 @@ from cove.engine.types import Finished, ForcedContinuation, SamplingParams
 from cove.models.registry import bundled_model_path
 from cove.pipeline import close_reasoning
 from tests.engine.test_llama_batching import prompt
-from tests.jobs import collect
+from tests.jobs import collect, record_moves
 
 pytestmark = pytest.mark.real_model
 
@@ -73,14 +73,7 @@ def test_a_moved_request_answers_as_alone(engine: LlamaEngine, kind: str,
         (prompt(engine, "Describe a cat in JSON."), params, force),  # slot 3, moved to 1
     ]
     solo = alone(engine, requests)
-    moves: list[tuple[int, int]] = []
-    move = engine.move
-
-    def counted(src: int, dst: int) -> None:
-        moves.append((src, dst))
-        move(src, dst)
-
-    monkeypatch.setattr(engine, "move", counted)
+    moves = record_moves(engine, monkeypatch)
     sched = fresh(engine)
 
     async def together() -> list[tuple[str, str]]:
@@ -146,14 +139,7 @@ def test_cancelling_the_request_others_wait_for_loses_nothing(
 def test_a_follow_up_finds_its_conversation_after_a_move(
         engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     """A chat moved to another slot while answering continues from that slot's cells."""
-    moves: list[tuple[int, int]] = []
-    move = engine.move
-
-    def counted(src: int, dst: int) -> None:
-        moves.append((src, dst))
-        move(src, dst)
-
-    monkeypatch.setattr(engine, "move", counted)
+    moves = record_moves(engine, monkeypatch)
     params = SamplingParams(temperature=0, max_tokens=12)
     history = [{"role": "user", "content": "Describe a cat."}]
 
