@@ -34,3 +34,24 @@ def make_gguf(path: Path, *, name: str = "tiny", arch: str = "llama", n_ctx: int
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def with_fim_tokens(src: Path, dst: Path, ids: tuple[int, int, int]) -> Path:
+    """Copy the GGUF ``src`` to ``dst`` with ``tokenizer.ggml.fim_pre_token_id``,
+    ``fim_suf_token_id`` and ``fim_mid_token_id`` set to ``ids`` (a model that can fill in the
+    middle, for tests; the tokens' texts stay what they were)."""
+    from gguf import GGUFReader, GGUFValueType, GGUFWriter
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+
+    reader = GGUFReader(str(src))
+    arch = reader.get_field("general.architecture")
+    assert arch is not None
+    writer = GGUFWriter(str(dst), arch.contents(), endianess=reader.endianess)
+    keys = ("tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.fim_suf_token_id",
+            "tokenizer.ggml.fim_mid_token_id")
+    new = {k: MetadataDetails(GGUFValueType.UINT32, i) for k, i in zip(keys, ids, strict=True)}
+    alignment = reader.get_field("general.alignment")
+    if alignment is not None:
+        writer.data_alignment = alignment.contents()
+    copy_with_new_metadata(reader, writer, new, [])
+    return dst

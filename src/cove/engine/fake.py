@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 
-from cove.engine.types import ModelInfo, SamplingParams
+from cove.engine.types import ModelInfo, SamplingParams, TokenLogprob
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
@@ -38,6 +38,7 @@ class ScriptedEngine:
         delay: float = 0.0,
         n_slots: int = 4,
         n_batch: int = 512,
+        fim: tuple[int, int, int] | None = None,
     ) -> None:
         self.info = ModelInfo(
             name=name,
@@ -46,6 +47,7 @@ class ScriptedEngine:
             chat_template=chat_template,
             bos_token="",
             eos_token="<|im_end|>",
+            fim=fim,
         )
         self.delay = delay
         self.n_slots = n_slots
@@ -61,6 +63,8 @@ class ScriptedEngine:
         self._running: dict[int, list[bytes | Exception]] = {}
         self._cached: dict[int, list[int]] = {}
         self._pieces: dict[int, bytes] = {}
+        self._top: dict[int, int] = {}  # slot -> logprobs alternatives asked for
+        self._last: dict[int, int] = {}  # slot -> last sampled token
 
     def enqueue(self, pieces: list[bytes | str | Exception]) -> None:
         """Script the next generation: one list item per token."""
@@ -90,6 +94,10 @@ class ScriptedEngine:
     def move(self, src: int, dst: int) -> None:
         self.copy(src, dst)
         self._running[dst] = self._running.pop(src, [])
+        if src in self._top:
+            self._top[dst] = self._top.pop(src)
+        if src in self._last:
+            self._last[dst] = self._last.pop(src)
 
     def save(self, slot: int) -> bytearray:
         self.saves.append(slot)
@@ -104,6 +112,8 @@ class ScriptedEngine:
     def start(self, slot: int, prompt: list[int], params: SamplingParams) -> int:
         self.history.append((list(prompt), params))
         self._running[slot] = self.scripts.pop(0) if self.scripts else []
+        if params.logprobs is not None:
+            self._top[slot] = params.logprobs
         held = self._cached.setdefault(slot, [])
         keep = 0
         while keep < min(len(held), len(prompt) - 1) and held[keep] == prompt[keep]:
@@ -120,6 +130,7 @@ class ScriptedEngine:
 
     def sample(self, slot: int) -> int:
         script = self._running.get(slot) or []
+        self._last[slot] = END
         if not script:
             return END
         piece = script.pop(0)
@@ -127,10 +138,22 @@ class ScriptedEngine:
             raise piece
         token = 1000 + len(self._pieces)
         self._pieces[token] = piece
+        self._last[slot] = token
         return token
+
+    def logprobs(self, slot: int) -> TokenLogprob | None:
+        """For a request with ``logprobs`` k: the last piece at -0.25, then k alternatives
+        (the piece again, then ``b"?"``, ``b"??"``, ... each 1.0 less likely)."""
+        k = self._top.get(slot)
+        if k is None:
+            return None
+        piece = self._pieces.get(self._last.get(slot, END), b"")
+        top = ((piece, -0.25), *((b"?" * i, -0.25 - i) for i in range(1, k)))[:k]
+        return TokenLogprob(piece, -0.25, top)
 
     def release(self, slot: int) -> None:
         self._running.pop(slot, None)
+        self._top.pop(slot, None)
 
     def forget(self, slot: int) -> None:
         self._cached.pop(slot, None)
