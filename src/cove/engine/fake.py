@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 from cove.engine.types import ModelInfo, SamplingParams, TokenLogprob
 
@@ -64,6 +65,7 @@ class ScriptedEngine:
         self._cached: dict[int, list[int]] = {}
         self._pieces: dict[int, bytes] = {}
         self._top: dict[int, int] = {}  # slot -> logprobs alternatives asked for
+        self.logprob_of: Callable[[bytes], float] = lambda piece: -0.25
         self._last: dict[int, int] = {}  # slot -> last sampled token
 
     def enqueue(self, pieces: list[bytes | str | Exception]) -> None:
@@ -142,14 +144,16 @@ class ScriptedEngine:
         return token
 
     def logprobs(self, slot: int) -> TokenLogprob | None:
-        """For a request with ``logprobs`` k: the last piece at -0.25, then k alternatives
-        (the piece again, then ``b"?"``, ``b"??"``, ... each 1.0 less likely)."""
+        """For a request with ``logprobs`` k: the last piece at ``logprob_of(piece)``
+        (default -0.25), then k alternatives (the piece again, then ``b"?"``, ``b"??"``, ...
+        each 1.0 less likely)."""
         k = self._top.get(slot)
         if k is None:
             return None
         piece = self._pieces.get(self._last.get(slot, END), b"")
-        top = ((piece, -0.25), *((b"?" * i, -0.25 - i) for i in range(1, k)))[:k]
-        return TokenLogprob(piece, -0.25, top)
+        lp = self.logprob_of(piece)
+        top = ((piece, lp), *((b"?" * i, lp - i) for i in range(1, k)))[:k]
+        return TokenLogprob(piece, lp, top)
 
     def release(self, slot: int) -> None:
         self._running.pop(slot, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from cove.api.openai import convert
 from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest
+from cove.api.openai.stream import collect_all, sse_stream
 from cove.pipeline import ChatPipeline, ChatResult, ChatStream
 
 router = APIRouter(prefix="/v1")
@@ -25,14 +27,16 @@ def get_pipeline(request: Request) -> ChatPipeline:
 PipelineDep = Annotated[ChatPipeline, Depends(get_pipeline)]
 
 
-async def collect_unless_disconnected(request: Request, stream: ChatStream) -> ChatResult | None:
-    """Run ``stream`` to the end, cancelling it if the client goes away first."""
-    task = asyncio.ensure_future(stream.collect())
+async def collect_unless_disconnected(request: Request,
+                                     streams: list[ChatStream]) -> list[ChatResult] | None:
+    """Run ``streams`` to the end, cancelling them if the client goes away first."""
+    task = asyncio.ensure_future(collect_all(streams))
     try:
         while not task.done():
             done, _ = await asyncio.wait({task}, timeout=0.25)
             if not done and await request.is_disconnected():
-                stream.cancel()
+                for stream in streams:
+                    stream.cancel()
                 task.cancel()
                 return None
         return task.result()
@@ -41,41 +45,51 @@ async def collect_unless_disconnected(request: Request, stream: ChatStream) -> C
             task.cancel()
 
 
+def _sse(streams: list[ChatStream], body: ChatCompletionRequest | CompletionRequest,
+         **kw: Any) -> StreamingResponse:
+    opts = body.stream_options
+    return StreamingResponse(
+        sse_stream(streams, include_usage=bool(opts and opts.include_usage),
+                   obfuscate=bool(opts and opts.include_obfuscation), **kw),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )
+
+
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, pipeline: PipelineDep
 ) -> Any:
-    stream = await pipeline.start_chat(convert.to_chat_request(body))
+    req = convert.to_chat_request(body)
+    streams = await pipeline.start_chat_choices(req, body.n)
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(
-            convert.sse_stream(stream, chat=True, include_usage=include_usage),
-            media_type="text/event-stream",
-            headers=SSE_HEADERS,
-        )
-    result = await collect_unless_disconnected(request, stream)
-    return JSONResponse(convert.from_chat_result(result) if result else {})
+        return _sse(streams, body, chat=True, logprobs=req.params.logprobs is not None)
+    results = await collect_unless_disconnected(request, streams)
+    return JSONResponse(convert.from_chat_results(results, req.params.logprobs)
+                        if results else {})
 
 
 @router.post("/completions", response_model=None)
 async def completions(body: CompletionRequest, request: Request, pipeline: PipelineDep) -> Any:
     prompt = convert.completion_prompt(body)
-    stream = await pipeline.start_completion(body.model, prompt, convert.to_sampling(body),
-                                             explicit=convert.explicit_fields(body))
+    params = convert.to_sampling(body)
+    n = body.best_of or body.n
+    if n > body.n and params.logprobs is None:  # best_of ranks by the tokens' logprobs
+        params = replace(params, logprobs=0)
+    streams = await pipeline.start_completion_choices(
+        body.model, prompt, params, explicit=convert.explicit_fields(body),
+        suffix=body.suffix or None, n=n, n_param="best_of" if body.best_of else "n")
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(
-            convert.sse_stream(
-                stream,
-                chat=False,
-                include_usage=include_usage,
-                echo_prompt=prompt if body.echo else "",
-            ),
-            media_type="text/event-stream",
-            headers=SSE_HEADERS,
-        )
-    result = await collect_unless_disconnected(request, stream)
-    return JSONResponse(convert.from_completion_result(result, prompt, body.echo) if result else {})
+        return _sse(streams, body, chat=False, echo_prompt=prompt if body.echo else "",
+                    logprobs=body.logprobs is not None)
+    results = await collect_unless_disconnected(request, streams)
+    if not results:
+        return JSONResponse({})
+    usage = convert.total_usage([r.usage for r in results])
+    if n > body.n:
+        results = convert.best_of(results, body.n)
+    return JSONResponse(convert.from_completion_results(results, prompt, body.echo,
+                                                        body.logprobs, usage))
 
 
 @router.get("/models")
