@@ -24,21 +24,22 @@ raises :class:`~cove.errors.Overloaded` (HTTP 503 with ``Retry-After``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import math
 import threading
-from collections import deque
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from cove.engine.generate import TextStream
+from cove.engine.jobs import ADMITTED, SENTINEL, Job, Outbox, send
 from cove.engine.prompt_cache import CacheEntry, PromptCache
 from cove.engine.types import (
     Engine,
     Finished,
     FinishReason,
     ForcedContinuation,
-    GenerationEvent,
     SamplingParams,
     TextDelta,
     Usage,
@@ -48,45 +49,7 @@ from cove.errors import CoveError, EngineFailure, Overloaded
 
 log = logging.getLogger(__name__)
 
-_SENTINEL = object()
-
-
-class Job:
-    """A submitted generation. Iterate :meth:`events` on the submitting loop; :meth:`cancel`
-    (idempotent, thread-safe) stops it."""
-
-    def __init__(self, prompt: list[int], params: SamplingParams, wake: threading.Condition,
-                 force: ForcedContinuation | None = None):
-        self.prompt = prompt
-        self.params = params
-        self.force = force
-        self.cancelled = threading.Event()
-        self.loop = asyncio.get_running_loop()
-        self._wake = wake
-        self._events: asyncio.Queue[object] = asyncio.Queue()
-
-    def cancel(self) -> None:
-        if not self.cancelled.is_set():
-            self.cancelled.set()
-            with self._wake:
-                self._wake.notify()
-
-    async def events(self) -> AsyncIterator[GenerationEvent]:
-        """Yield the generation's events; the last is :class:`Finished`.
-
-        Raises:
-            CoveError: the engine failed (the job is over).
-        """
-        try:
-            while True:
-                item = await self._events.get()
-                if item is _SENTINEL:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item  # type: ignore[misc]
-        finally:
-            self.cancel()
+__all__ = ["Job", "Scheduler"]
 
 
 @dataclass
@@ -100,30 +63,7 @@ class _Seq:
     seen: str = ""  # generated text, kept only while a forced continuation may still apply
     forced: bool = False  # the forced continuation is decided (injected or not needed)
     injected: bool = False
-
-
-@dataclass
-class _Outbox:
-    """Events produced in one step, delivered with one wake-up per event loop."""
-
-    items: dict[asyncio.AbstractEventLoop, list[tuple[Job, object]]] = field(default_factory=dict)
-
-    def put(self, job: Job, item: object) -> None:
-        self.items.setdefault(job.loop, []).append((job, item))
-
-    def flush(self) -> None:
-        for loop, items in self.items.items():
-            try:
-                loop.call_soon_threadsafe(_deliver, items)
-            except RuntimeError:  # the loop is closed: nobody listens any more
-                for job, _ in items:
-                    job.cancelled.set()
-        self.items = {}
-
-
-def _deliver(items: list[tuple[Job, object]]) -> None:
-    for job, item in items:
-        job._events.put_nowait(item)
+    began: float = 0.0  # clock time it got its slot
 
 
 class Scheduler:
@@ -139,23 +79,45 @@ class Scheduler:
             takes 3 ms a token). With a shared pool a copy is free and any gain counts.
         prompt_cache_bytes: host memory for the KV cells of conversations that lose their slot
             (see :mod:`cove.engine.prompt_cache`); 0 parks them in idle slots only.
+        lone_prefill_chunk: most prompt tokens decoded in one step when nothing else runs,
+            which bounds how long a request arriving meanwhile waits for the step in progress
+            (default ``n_batch``).
+        queue_timeout: seconds a job may wait for a slot before it is refused with
+            :class:`~cove.errors.Overloaded` (0: no deadline).
+        clock: monotonic time in seconds (tests pass a scripted one).
+        thread: start the worker thread; without it a test drives the scheduler by calling
+            :meth:`run_step` itself.
+
+    Fair shares: when several clients (``client`` of :meth:`submit`) wait, a free slot goes
+    to the one running the fewest jobs (then the oldest job), and a full queue makes room for
+    a client holding fewer jobs than the busiest one by refusing the busiest one's newest
+    waiting job, so one client flooding requests cannot starve the others.
     """
 
     def __init__(self, engine: Engine, max_queue: int = 16, prefill_chunk: int = 128,
-                 min_copy_gain: int = 4, prompt_cache_bytes: int = 0) -> None:
+                 min_copy_gain: int = 4, prompt_cache_bytes: int = 0,
+                 lone_prefill_chunk: int | None = None, queue_timeout: float = 0,
+                 clock: Callable[[], float] = time.monotonic, thread: bool = True) -> None:
         self.engine = engine
         self.cache = PromptCache(prompt_cache_bytes)
         self.min_copy_gain = 1 if engine.shared_kv else max(1, min_copy_gain)
         self.max_queue = max_queue
         self.prefill_chunk = max(1, min(prefill_chunk, engine.n_batch))
+        self.lone_prefill_chunk = max(1, min(lone_prefill_chunk or engine.n_batch,
+                                             engine.n_batch))
+        self.queue_timeout = queue_timeout
+        self._clock = clock
         self._cv = threading.Condition()
         self._waiting: deque[Job] = deque()
         self._active: dict[int, _Seq] = {}
         self._lru: list[int] = list(range(engine.n_slots))  # least recently used first
         self._closing = False
-        self._outbox = _Outbox()
-        self._thread = threading.Thread(target=self._work, name="cove-engine", daemon=True)
-        self._thread.start()
+        self._outbox = Outbox()
+        self._job_seconds = 0.0  # moving average of how long a job holds its slot
+        self._thread: threading.Thread | None = None
+        if thread:
+            self._thread = threading.Thread(target=self._work, name="cove-engine", daemon=True)
+            self._thread.start()
 
     @property
     def pending(self) -> int:
@@ -164,24 +126,31 @@ class Scheduler:
             return len(self._waiting) + len(self._active)
 
     def submit(self, prompt: list[int], params: SamplingParams,
-               force: ForcedContinuation | None = None) -> Job:
+               force: ForcedContinuation | None = None, client: str | None = None) -> Job:
         """Queue a generation. Must be called from a running asyncio loop. ``force`` is fed
         into the sequence once its condition holds (fed like prompt tokens: no sampling until
-        the last one).
+        the last one). ``client`` names who asks, for fair shares (None: anonymous, one share).
 
         Raises:
-            Overloaded: every slot is busy and ``max_queue`` jobs already wait.
+            Overloaded: every slot is busy and ``max_queue`` jobs already wait (and the client
+                holds at least as many jobs as any other).
         """
         with self._cv:
             # count the waiting jobs too: a burst submitted while the worker is busy decoding
             # is admitted only at the next step, and must not all be taken meanwhile
             if len(self._active) + len(self._waiting) >= self.engine.n_slots + self.max_queue:
-                raise Overloaded(
-                    f"the server is busy: {len(self._active)} of {self.engine.n_slots} "
-                    f"generation slots are in use and {len(self._waiting)} requests are "
-                    "waiting; retry shortly"
-                )
-            job = Job(prompt, params, self._cv, force)
+                victim = self._displaced_by(client)
+                if victim is None:
+                    raise Overloaded(
+                        f"the server is busy: {len(self._active)} of {self.engine.n_slots} "
+                        f"generation slots are in use and {len(self._waiting)} requests are "
+                        "waiting; retry shortly", retry_after=self._retry_after())
+                self._waiting.remove(victim)
+                send(victim.loop, [(victim, Overloaded(
+                    "the server is busy and other clients are waiting: this client has "
+                    "more requests queued than its share; retry shortly",
+                    retry_after=self._retry_after())), (victim, SENTINEL)])
+            job = Job(prompt, params, self._cv, force, client, self._clock())
             self._waiting.append(job)
             self._cv.notify()
         return job
@@ -193,6 +162,9 @@ class Scheduler:
         with self._cv:
             self._closing = True
             self._cv.notify()
+        if self._thread is None:
+            self._shutdown()
+            return True
         self._thread.join(timeout=timeout)
         return not self._thread.is_alive()
 
@@ -205,25 +177,64 @@ class Scheduler:
                     self._cv.wait()
                 if self._closing:
                     break
-                try:
-                    self._drop_cancelled()
-                    self._admit()
-                    self._compact()
-                except Exception:  # never let the worker die: every job would hang
-                    log.exception("scheduler admission failed")
-                    self._fail_active()
+            self.run_step()
+        self._shutdown()
+
+    def run_step(self) -> None:
+        """One round of the worker: drop cancelled jobs, refuse those past the queue deadline,
+        admit, compact, decode one batch, deliver the events. The worker thread loops on it;
+        a test of a scheduler made with ``thread=False`` calls it itself."""
+        with self._cv:
             try:
-                self._step()
-            except Exception:  # never let the worker die
-                log.exception("scheduler step failed")
+                self._drop_cancelled()
+                self._expire()
+                self._admit()
+                self._compact()
+            except Exception:  # never let the worker die: every job would hang
+                log.exception("scheduler admission failed")
                 self._fail_active()
-            self._outbox.flush()
+        try:
+            self._step()
+        except Exception:  # never let the worker die
+            log.exception("scheduler step failed")
+            self._fail_active()
+        self._outbox.flush()
+
+    def _shutdown(self) -> None:
         with self._cv:
             for seq in list(self._active.values()):
                 self._end(seq, "cancelled")
             while self._waiting:
                 self._finish_unstarted(self._waiting.popleft())
         self._outbox.flush()
+
+    def _retry_after(self) -> int:
+        """Seconds until a slot is likely free: the average time a job holds its slot, times
+        the jobs queued ahead per slot (1 to 60)."""
+        ahead = (len(self._waiting) + 1) / self.engine.n_slots
+        return max(1, min(60, math.ceil(self._job_seconds * ahead)))
+
+    def _displaced_by(self, client: str | None) -> Job | None:
+        """With the queue full, the waiting job to refuse so that ``client`` gets a place: the
+        newest of the client holding the most jobs, when that is at least two more than
+        ``client`` holds (so shares converge instead of trading places)."""
+        held = Counter(j.client for j in self._waiting)
+        held.update(s.job.client for s in self._active.values())
+        busiest = max((j.client for j in self._waiting), key=lambda c: held[c], default=None)
+        if not self._waiting or busiest == client or held[busiest] < held[client] + 2:
+            return None
+        return next(j for j in reversed(self._waiting) if j.client == busiest)
+
+    def _expire(self) -> None:
+        """Refuse waiting jobs older than the queue deadline (503 with Retry-After)."""
+        if not self.queue_timeout:
+            return
+        now = self._clock()
+        for job in [j for j in self._waiting if now - j.submitted >= self.queue_timeout]:
+            self._waiting.remove(job)
+            self._outbox.end(job, Overloaded(
+                f"no generation slot became free within {self.queue_timeout:g} s (the "
+                "server is busy); retry shortly", retry_after=self._retry_after()))
 
     def _fail_active(self) -> None:
         """End every running job with an error after an unexpected engine exception; their
@@ -243,12 +254,24 @@ class Scheduler:
             self._end(seq, "cancelled")
 
     def _finish_unstarted(self, job: Job) -> None:
-        self._outbox.put(job, Finished("cancelled", Usage(len(job.prompt), 0)))
-        self._outbox.put(job, _SENTINEL)
+        self._outbox.end(job, Finished("cancelled", Usage(len(job.prompt), 0)))
+
+    def _admission_order(self) -> list[Job]:
+        """Waiting jobs in the order they get slots: the client running the fewest jobs first
+        (recounted as each is admitted), then arrival order."""
+        running = Counter(s.job.client for s in self._active.values())
+        order: list[Job] = []
+        rest = list(self._waiting)
+        while rest:
+            job = min(rest, key=lambda j: (running[j.client], j.number))
+            rest.remove(job)
+            order.append(job)
+            running[job.client] += 1
+        return order
 
     def _admit(self) -> None:
         eng = self.engine
-        for job in list(self._waiting):
+        for job in self._admission_order():
             if len(self._active) >= eng.n_slots:
                 break
             if self._worth_waiting(job.prompt):
@@ -262,12 +285,12 @@ class Scheduler:
             except Exception as e:
                 if not isinstance(e, CoveError):
                     log.exception("starting a generation failed")
-                    e = EngineFailure(f"generation failed: {type(e).__name__}: {e}")
+                    e = EngineFailure("generation failed")
                     eng.forget(slot)
-                self._outbox.put(job, e)
-                self._outbox.put(job, _SENTINEL)
+                self._outbox.end(job, e)
                 continue
-            seq = _Seq(job, slot, job.prompt[n_past:], text, cached=n_past)
+            self._outbox.put(job, ADMITTED)
+            seq = _Seq(job, slot, job.prompt[n_past:], text, cached=n_past, began=self._clock())
             self._active[slot] = seq
             self._lru.remove(slot)
             self._lru.append(slot)
@@ -334,10 +357,11 @@ class Scheduler:
         eng = self.engine
         held = eng.cached(slot)
         kept = 0 if source is not None or entry is not None else common_prefix(held, prompt)
+        if entry is not None:  # out of the cache first: saving the slot may make room by
+            self.cache.take(entry)  # evicting old entries, and must not evict this one
         if kept * 2 < len(held):
             self._evict(slot, avoid=source)
         if entry is not None:
-            self.cache.take(entry)
             eng.restore(slot, entry.state, entry.tokens)
             return
         if source is None:
@@ -362,8 +386,8 @@ class Scheduler:
         """How many of ``slot``'s tokens no other slot holds."""
         eng = self.engine
         held = eng.cached(slot)
-        return len(held) - max(common_prefix(eng.cached(s), held) for s in range(eng.n_slots)
-                               if s != slot)
+        return len(held) - max((common_prefix(eng.cached(s), held) for s in range(eng.n_slots)
+                                if s != slot), default=0)
 
     def _save(self, slot: int) -> None:
         """Save ``slot``'s cells to the host cache if they are worth it and not there yet."""
@@ -419,8 +443,14 @@ class Scheduler:
         for seq in decoding:
             feeds.append((seq.slot, [seq.last], True))
             budget -= 1
-        cap = min(budget, self.prefill_chunk) if decoding else budget
-        for seq in [s for s in self._active.values() if s.pending]:
+        # shortest remaining prompt first, so a short request is never stuck behind a long
+        # one; the step's prefill share is capped while more than one sequence runs, and a
+        # lone prefill's by lone_prefill_chunk (a step in progress delays any newcomer)
+        prefilling = sorted((s for s in self._active.values() if s.pending),
+                            key=lambda s: len(s.pending))
+        shared = decoding or len(prefilling) > 1
+        cap = min(budget, self.prefill_chunk if shared else self.lone_prefill_chunk)
+        for seq in prefilling:
             n = min(len(seq.pending), cap)
             if n <= 0:
                 break
@@ -448,8 +478,8 @@ class Scheduler:
                 piece = b"" if eng.is_end(token) else eng.piece(token)
                 text, reason = seq.text.push(piece, eng.is_end(token))
             except Exception as e:
-                log.exception("sampling failed")
-                self._end(seq, EngineFailure(f"generation failed: {type(e).__name__}: {e}"))
+                log.exception("sampling failed: %s", type(e).__name__)
+                self._end(seq, EngineFailure("generation failed"))
                 continue
             seq.last = token
             if text:
@@ -489,10 +519,11 @@ class Scheduler:
             self.engine.release(seq.slot)
         except Exception:
             log.exception("release failed")
+        held = self._clock() - seq.began
+        self._job_seconds = held if not self._job_seconds else (
+            0.8 * self._job_seconds + 0.2 * held)
         if isinstance(outcome, CoveError):
-            self._outbox.put(seq.job, outcome)
+            self._outbox.end(seq.job, outcome)
         else:
             usage = Usage(len(seq.job.prompt), seq.text.produced, seq.cached)
-            finished = Finished(outcome, usage, seq.injected)  # type: ignore[arg-type]
-            self._outbox.put(seq.job, finished)
-        self._outbox.put(seq.job, _SENTINEL)
+            self._outbox.end(seq.job, Finished(outcome, usage, seq.injected))  # type: ignore[arg-type]
