@@ -163,7 +163,7 @@ def test_every_job_ends_once_with_its_solo_output(
             assert s.text == expected, (s.prompt, s.text, expected)
             assert end.usage.completion_tokens == len(expected)
     assert not sched._active and not sched._waiting
-    assert sorted(sched._lru) == list(range(n_slots))
+    assert sorted(sched._place.lru) == list(range(n_slots))
     assert not eng._running  # every slot released
     entries = sched.cache._entries
     assert sched.cache.used == sum(len(e.state) for e in entries) <= max(cache, 0)

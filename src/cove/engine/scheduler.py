@@ -2,24 +2,25 @@
 
 The :class:`Scheduler` owns one worker thread that drives the engine in steps. Each step:
 
-1. drops cancelled work (queued or running: a disconnected client frees its slot at once);
-2. admits waiting requests into free slots: a slot whose KV cells the prompt continues, or else
-   one with cells copied from the slot (running or idle) that shares the longest prefix, or
-   restored from the host prompt cache; a request that shares a prefix with a prompt still
-   being prefilled waits for it, then copies it. With a stream per slot the running slots are
-   kept contiguous (new requests fill gaps, running ones are moved into gaps). A conversation's
-   cells about to be overwritten are first saved to the host prompt cache (or, without one,
-   parked in the slot with the oldest content);
+1. drops cancelled work (queued or running: a disconnected client frees its slot at once) and
+   refuses jobs past the queue deadline;
+2. admits waiting requests into free slots, the client running the fewest jobs first; which
+   slot and which KV cells a request starts from (a slot's cells, a copy, the host prompt
+   cache) is :mod:`cove.engine.placement`'s choice; a request that shares a prefix with a
+   prompt still being prefilled waits for it, then copies it;
 3. builds one batch in slot order: every decoding sequence's last sampled token, and prompt
-   chunks of sequences still prefilling (capped at ``prefill_chunk`` tokens while others
-   decode, so a long prompt never stalls everyone's decoding);
+   chunks of sequences still prefilling, shortest remaining prompt first (capped at
+   ``prefill_chunk`` tokens while other sequences run, ``lone_prefill_chunk`` alone, so a long
+   prompt never stalls the others and a newcomer never waits long for the step in progress);
 4. runs one ``decode``; samples a token for every sequence that asked for logits, each with its
    own sampler (parameters, seed, grammar, stop sequences stay per request);
 5. hands each request's events to the asyncio loop that submitted it (one wake-up per loop per
    step).
 
-Admission control: at most ``n_slots`` run and ``max_queue`` wait; beyond that :meth:`submit`
-raises :class:`~cove.errors.Overloaded` (HTTP 503 with ``Retry-After``).
+Admission control: at most ``n_slots`` run and ``max_queue`` wait (a client with fewer jobs
+than the busiest one displaces that one's newest waiting job); beyond that :meth:`submit`
+raises :class:`~cove.errors.Overloaded` (HTTP 503 with ``Retry-After``), and so does waiting
+longer than ``queue_timeout``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from dataclasses import dataclass
 
 from cove.engine.generate import TextStream
 from cove.engine.jobs import ADMITTED, SENTINEL, Job, Outbox, send
-from cove.engine.prompt_cache import CacheEntry, PromptCache
+from cove.engine.placement import Placement
+from cove.engine.prompt_cache import PromptCache
 from cove.engine.types import (
     Engine,
     Finished,
@@ -43,7 +45,6 @@ from cove.engine.types import (
     SamplingParams,
     TextDelta,
     Usage,
-    common_prefix,
 )
 from cove.errors import CoveError, EngineFailure, Overloaded
 
@@ -110,7 +111,7 @@ class Scheduler:
         self._cv = threading.Condition()
         self._waiting: deque[Job] = deque()
         self._active: dict[int, _Seq] = {}
-        self._lru: list[int] = list(range(engine.n_slots))  # least recently used first
+        self._place = Placement(engine, self.cache, self.min_copy_gain, self._active)
         self._closing = False
         self._outbox = Outbox()
         self._job_seconds = 0.0  # moving average of how long a job holds its slot
@@ -189,7 +190,7 @@ class Scheduler:
                 self._drop_cancelled()
                 self._expire()
                 self._admit()
-                self._compact()
+                self._place.compact()
             except Exception:  # never let the worker die: every job would hang
                 log.exception("scheduler admission failed")
                 self._fail_active()
@@ -274,12 +275,12 @@ class Scheduler:
         for job in self._admission_order():
             if len(self._active) >= eng.n_slots:
                 break
-            if self._worth_waiting(job.prompt):
+            if self._place.worth_waiting(job.prompt):
                 continue
             self._waiting.remove(job)
-            slot, source, entry = self._choose_slot(job.prompt)
+            slot, source, entry = self._place.choose(job.prompt)
             try:
-                self._prepare(slot, source, entry, job.prompt)
+                self._place.prepare(slot, source, entry, job.prompt)
                 n_past = eng.start(slot, job.prompt, job.params)
                 text = TextStream(job.params, len(job.prompt), eng.info.n_ctx)
             except Exception as e:
@@ -292,148 +293,9 @@ class Scheduler:
             self._outbox.put(job, ADMITTED)
             seq = _Seq(job, slot, job.prompt[n_past:], text, cached=n_past, began=self._clock())
             self._active[slot] = seq
-            self._lru.remove(slot)
-            self._lru.append(slot)
+            self._place.touch(slot)
             if text.budget <= 0:
                 self._end(seq, "length")
-
-    def _shared(self, prompt: list[int]) -> list[int]:
-        """Per slot: how many leading prompt tokens its cells hold (at most all but the last,
-        which is always decoded for its logits)."""
-        limit = len(prompt) - 1
-        return [min(common_prefix(self.engine.cached(s), prompt), limit)
-                for s in range(self.engine.n_slots)]
-
-    def _worth_waiting(self, prompt: list[int]) -> bool:
-        """Whether a sequence still prefilling will soon hold at least ``min_copy_gain`` more
-        of ``prompt`` than any slot holds now (requests arriving together with one system
-        prompt: the first computes it, the others copy it a step later)."""
-        limit = len(prompt) - 1
-        now = max(*self._shared(prompt), min(self.cache.best(prompt)[1], limit))
-        return any(
-            min(common_prefix(seq.job.prompt, prompt), limit) - now >= self.min_copy_gain
-            for seq in self._active.values() if seq.pending
-        )
-
-    def _candidates(self) -> list[int]:
-        """Free slots a new request may take, oldest content first. With a stream per slot
-        only those that keep the running slots contiguous (a hole between them, else a
-        neighbour), since llama.cpp splits a batch at every gap."""
-        free = [s for s in self._lru if s not in self._active]
-        if self.engine.shared_kv or not self._active:
-            return free
-        lo, hi = min(self._active), max(self._active)
-        inner = [s for s in free if lo < s < hi]
-        return inner or [s for s in free if s in (lo - 1, hi + 1)] or free
-
-    def _choose_slot(self, prompt: list[int]) -> tuple[int, int | None, CacheEntry | None]:
-        """Pick a free slot for ``prompt``, and maybe a source of KV cells for it: a slot to
-        copy from, or a host-cache entry to restore.
-
-        Among the candidate slots, one whose cells the prompt continues (it shares at least
-        half of them, or holds the whole prompt) is used as it is; otherwise the one with the
-        oldest content. The slot (running or idle) or cache entry sharing the longest prefix
-        is the source when that saves at least ``min_copy_gain`` tokens of prefill.
-        """
-        eng = self.engine
-        shared = self._shared(prompt)
-        candidates = self._candidates()
-        continued = [s for s in candidates if shared[s] and (
-            shared[s] * 2 >= len(eng.cached(s)) or shared[s] >= len(prompt) - 1)]
-        slot = max(continued, key=lambda s: shared[s]) if continued else candidates[0]
-        source = max(range(eng.n_slots), key=lambda s: shared[s])
-        entry, cached = self.cache.best(prompt)
-        if entry is not None and min(cached, len(prompt) - 1) - max(
-                shared[source], shared[slot]) >= self.min_copy_gain:
-            return slot, None, entry
-        if source != slot and shared[source] - shared[slot] >= self.min_copy_gain:
-            return slot, source, None
-        return slot, None, None
-
-    def _prepare(self, slot: int, source: int | None, entry: CacheEntry | None,
-                 prompt: list[int]) -> None:
-        """Keep what ``slot`` holds if the new request mostly overwrites it (see
-        :meth:`_evict`), then restore ``entry`` or copy the shared prefix from ``source``."""
-        eng = self.engine
-        held = eng.cached(slot)
-        kept = 0 if source is not None or entry is not None else common_prefix(held, prompt)
-        if entry is not None:  # out of the cache first: saving the slot may make room by
-            self.cache.take(entry)  # evicting old entries, and must not evict this one
-        if kept * 2 < len(held):
-            self._evict(slot, avoid=source)
-        if entry is not None:
-            eng.restore(slot, entry.state, entry.tokens)
-            return
-        if source is None:
-            return
-        n = min(common_prefix(eng.cached(source), prompt), len(prompt) - 1)
-        continued = n * 2 >= len(eng.cached(source))
-        eng.copy(source, slot, n)
-        if continued and source not in self._active:  # its cells now live on in ``slot``
-            self._lru.remove(source)
-            self._lru.insert(0, source)
-
-    def _evict(self, slot: int, avoid: int | None) -> None:
-        """The cells of idle ``slot`` are about to be overwritten: keep them, when at least
-        ``min_copy_gain`` of its tokens are held nowhere else, in the host cache (when it has
-        a budget) or else by parking them in another slot (:meth:`_park`)."""
-        if self.cache.budget:
-            self._save(slot)
-        else:
-            self._park(slot, avoid)
-
-    def _unique(self, slot: int) -> int:
-        """How many of ``slot``'s tokens no other slot holds."""
-        eng = self.engine
-        held = eng.cached(slot)
-        return len(held) - max((common_prefix(eng.cached(s), held) for s in range(eng.n_slots)
-                                if s != slot), default=0)
-
-    def _save(self, slot: int) -> None:
-        """Save ``slot``'s cells to the host cache if they are worth it and not there yet."""
-        held = self.engine.cached(slot)
-        if self._unique(slot) < self.min_copy_gain or self.cache.holds(held):
-            return
-        try:
-            self.cache.put(list(held), self.engine.save(slot))
-        except CoveError:
-            log.exception("could not save a slot to the prompt cache")
-
-    def _park(self, slot: int, avoid: int | None) -> None:
-        """Copy the cells of idle ``slot`` into the idle slot with the oldest content, when
-        that content is older than ``slot``'s and at least ``min_copy_gain`` of ``slot``'s
-        tokens are held nowhere else: a conversation's cache survives a busy moment without a
-        host cache."""
-        eng = self.engine
-        older = self._lru[: self._lru.index(slot)]
-        spare = next((s for s in older if s not in self._active and s != avoid), None)
-        if spare is None or self._unique(slot) < self.min_copy_gain:
-            return
-        eng.copy(slot, spare)
-        self._lru.remove(spare)
-        self._lru.insert(self._lru.index(slot), spare)
-
-    def _compact(self) -> None:
-        """With a stream per slot, move running requests so that their slots are contiguous
-        again (after one in the middle ended): llama.cpp decodes contiguous slots in one pass
-        and splits the batch at every gap (measured: 8 sequences 33 ms a step, with one gap
-        43 ms). A move copies one KV stream."""
-        if self.engine.shared_kv:
-            return
-        while len(self._active) >= 2:
-            lo, hi = min(self._active), max(self._active)
-            hole = next((s for s in range(lo + 1, hi) if s not in self._active), None)
-            if hole is None:
-                return
-            self._evict(hole, avoid=hi)
-            self.engine.move(hi, hole)
-            seq = self._active.pop(hi)
-            seq.slot = hole
-            self._active[hole] = seq
-            self._lru.remove(hole)
-            self._lru.append(hole)
-            self._lru.remove(hi)  # holds a stale copy of the moved request's cells
-            self._lru.insert(0, hi)
 
     def _step(self) -> None:
         eng = self.engine
