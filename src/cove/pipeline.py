@@ -209,7 +209,7 @@ class ChatPipeline:
                 params = replace(params, grammar=request.tools.grammar())
             jobs = await self._admit(rt.engine, rt.scheduler, prompt, params, "messages", force,
                                      n=n, n_param=n_param, leases=leases, ref=request.model,
-                                     num_ctx=request.num_ctx)
+                                     num_ctx=request.num_ctx, client=request.client)
         except BaseException:
             for lease in leases:
                 lease.release(request.keep_alive)
@@ -221,11 +221,11 @@ class ChatPipeline:
     async def start_completion(
         self, model: str | None, prompt_text: str, params: SamplingParams, *,
         explicit: frozenset[str] | None = None, num_ctx: int | None = None,
-        keep_alive: float | None = None, suffix: str | None = None,
+        keep_alive: float | None = None, suffix: str | None = None, client: str | None = None,
     ) -> ChatStream:
-        """Queue a raw text completion (no chat template, no reasoning split). With a
-        ``suffix``, fill in the middle between ``prompt_text`` and it (see
-        :meth:`start_completion_choices`).
+        """Queue a raw text completion (no chat template, no reasoning split); ``client`` as
+        :attr:`ChatRequest.client`. With a ``suffix``, fill in the middle between
+        ``prompt_text`` and it (see :meth:`start_completion_choices`).
 
         Raises:
             InvalidRequest, ContextLengthExceeded, ModelNotFound, Overloaded: as
@@ -234,13 +234,13 @@ class ChatPipeline:
         """
         return (await self.start_completion_choices(
             model, prompt_text, params, explicit=explicit, num_ctx=num_ctx,
-            keep_alive=keep_alive, suffix=suffix))[0]
+            keep_alive=keep_alive, suffix=suffix, client=client))[0]
 
     async def start_completion_choices(
         self, model: str | None, prompt_text: str, params: SamplingParams, *,
         explicit: frozenset[str] | None = None, num_ctx: int | None = None,
         keep_alive: float | None = None, suffix: str | None = None, n: int = 1,
-        n_param: str = "n",
+        n_param: str = "n", client: str | None = None,
     ) -> list[ChatStream]:
         """Like :meth:`start_completion`, for ``n`` completions of the one prompt (as
         :meth:`start_chat_choices`).
@@ -273,7 +273,7 @@ class ChatPipeline:
             params = self._with_defaults(entry, params, explicit)
             jobs = await self._admit(rt.engine, rt.scheduler, prompt, params, "prompt", n=n,
                                      n_param=n_param, leases=leases, ref=model,
-                                     num_ctx=num_ctx)
+                                     num_ctx=num_ctx, client=client)
         except BaseException:
             for lease in leases:
                 lease.release(keep_alive)
@@ -340,9 +340,9 @@ class ChatPipeline:
                      params: SamplingParams, param: str,
                      force: ForcedContinuation | None = None, *, n: int = 1,
                      n_param: str = "n", leases: list[Lease], ref: str | None,
-                     num_ctx: int | None) -> list[Job]:
-        """Queue ``n`` jobs for ``prompt`` (answer ``i`` seeded ``seed + i``), all or none;
-        ``leases`` (holding one) gets one lease per job.
+                     num_ctx: int | None, client: str | None = None) -> list[Job]:
+        """Queue ``n`` jobs for ``prompt`` (answer ``i`` seeded ``seed + i``) for ``client``,
+        all or none; ``leases`` (holding one) gets one lease per job.
 
         Raises:
             InvalidRequest: empty prompt, ``n`` above the slots, a ``logit_bias`` token
@@ -370,7 +370,7 @@ class ChatPipeline:
             for i in range(n):
                 seeded = params if i == 0 or params.seed is None else replace(
                     params, seed=params.seed + i)
-                jobs.append(scheduler.submit(prompt, seeded, force))
+                jobs.append(scheduler.submit(prompt, seeded, force, client))
         except BaseException:
             for job in jobs:
                 job.cancel()

@@ -29,6 +29,11 @@ class ScriptedEngine:
     When a script runs out, an end-of-generation token is produced; an exception in a script
     is raised when reached. ``delay`` seconds are slept in every decode step (to test
     concurrency and cancellation).
+
+    With an ``oracle`` (a function of the token list a slot's cells hold, returning a token:
+    0 ends, 1-255 is that byte), every generation samples the oracle instead of scripts, so its
+    output depends on exactly what the KV cells hold: a scheduler that restores, copies or
+    moves the wrong cells changes the output (the property tests compare with a run alone).
     """
 
     def __init__(
@@ -39,6 +44,7 @@ class ScriptedEngine:
         delay: float = 0.0,
         n_slots: int = 4,
         n_batch: int = 512,
+        oracle: Callable[[list[int]], int] | None = None,
         fim: tuple[int, int, int] | None = None,
     ) -> None:
         self.info = ModelInfo(
@@ -51,6 +57,7 @@ class ScriptedEngine:
             fim=fim,
         )
         self.delay = delay
+        self.oracle = oracle
         self.n_slots = n_slots
         self.n_batch = n_batch
         self.shared_kv = False
@@ -131,6 +138,8 @@ class ScriptedEngine:
             self._cached.setdefault(slot, []).extend(tokens)
 
     def sample(self, slot: int) -> int:
+        if self.oracle is not None:
+            return self.oracle(self.cached(slot))
         script = self._running.get(slot) or []
         self._last[slot] = END
         if not script:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import time
-from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -12,8 +11,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from cove.api.openai import convert
 from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest
-from cove.api.openai.stream import collect_all, sse_stream
-from cove.pipeline import ChatPipeline, ChatResult, ChatStream
+from cove.api.openai.stream import sse_stream
+from cove.api.streams import client_of, collect_unless_disconnected, until_admitted
+from cove.pipeline import ChatPipeline, ChatStream
 
 router = APIRouter(prefix="/v1")
 
@@ -27,26 +27,9 @@ def get_pipeline(request: Request) -> ChatPipeline:
 PipelineDep = Annotated[ChatPipeline, Depends(get_pipeline)]
 
 
-async def collect_unless_disconnected(request: Request,
-                                     streams: list[ChatStream]) -> list[ChatResult] | None:
-    """Run ``streams`` to the end, cancelling them if the client goes away first."""
-    task = asyncio.ensure_future(collect_all(streams))
-    try:
-        while not task.done():
-            done, _ = await asyncio.wait({task}, timeout=0.25)
-            if not done and await request.is_disconnected():
-                for stream in streams:
-                    stream.cancel()
-                task.cancel()
-                return None
-        return task.result()
-    finally:
-        if not task.done():
-            task.cancel()
-
-
-def _sse(streams: list[ChatStream], body: ChatCompletionRequest | CompletionRequest,
-         **kw: Any) -> StreamingResponse:
+async def _sse(request: Request, streams: list[ChatStream],
+               body: ChatCompletionRequest | CompletionRequest, **kw: Any) -> StreamingResponse:
+    await until_admitted(request, *streams)
     opts = body.stream_options
     return StreamingResponse(
         sse_stream(streams, include_usage=bool(opts and opts.include_usage),
@@ -60,10 +43,11 @@ def _sse(streams: list[ChatStream], body: ChatCompletionRequest | CompletionRequ
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, pipeline: PipelineDep
 ) -> Any:
-    req = convert.to_chat_request(body)
+    req = dataclasses.replace(convert.to_chat_request(body), client=client_of(request))
     streams = await pipeline.start_chat_choices(req, body.n)
     if body.stream:
-        return _sse(streams, body, chat=True, logprobs=req.params.logprobs is not None)
+        return await _sse(request, streams, body, chat=True,
+                          logprobs=req.params.logprobs is not None)
     results = await collect_unless_disconnected(request, streams)
     return JSONResponse(convert.from_chat_results(results, req.params.logprobs)
                         if results else {})
@@ -75,13 +59,15 @@ async def completions(body: CompletionRequest, request: Request, pipeline: Pipel
     params = convert.to_sampling(body)
     n = body.best_of or body.n
     if n > body.n and params.logprobs is None:  # best_of ranks by the tokens' logprobs
-        params = replace(params, logprobs=0)
+        params = dataclasses.replace(params, logprobs=0)
     streams = await pipeline.start_completion_choices(
         body.model, prompt, params, explicit=convert.explicit_fields(body),
-        suffix=body.suffix or None, n=n, n_param="best_of" if body.best_of else "n")
+        suffix=body.suffix or None, n=n, n_param="best_of" if body.best_of else "n",
+        client=client_of(request))
     if body.stream:
-        return _sse(streams, body, chat=False, echo_prompt=prompt if body.echo else "",
-                    logprobs=body.logprobs is not None)
+        return await _sse(request, streams, body, chat=False,
+                          echo_prompt=prompt if body.echo else "",
+                          logprobs=body.logprobs is not None)
     results = await collect_unless_disconnected(request, streams)
     if not results:
         return JSONResponse({})

@@ -18,7 +18,7 @@ from cove.api.openai.convert import new_id, total_usage, usage_dict
 from cove.api.openai.logprobs import chat_logprobs, completion_logprobs
 from cove.engine.types import Usage
 from cove.errors import CoveError, EngineFailure
-from cove.pipeline import ChatDelta, ChatDone, ChatResult, ChatStream
+from cove.pipeline import ChatDelta, ChatDone, ChatStream
 from cove.tools import ToolCalls
 
 _END = object()
@@ -56,16 +56,6 @@ async def merged(streams: list[ChatStream]) -> AsyncIterator[tuple[int, Any]]:
     finally:
         for task in tasks:
             task.cancel()
-        for stream in streams:
-            stream.cancel()
-
-
-async def collect_all(streams: list[ChatStream]) -> list[ChatResult]:
-    """Run every stream to its end; the whole answers in choice order. Any error (or being
-    cancelled) cancels them all."""
-    try:
-        return list(await asyncio.gather(*(s.collect() for s in streams)))
-    finally:
         for stream in streams:
             stream.cancel()
 

@@ -1,0 +1,76 @@
+"""What every generating route does around the one pipeline: say who asks (for the scheduler's
+fair shares), wait for a slot before a streamed answer's status line, and cancel the generation
+of a client that went away."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import Request
+
+from cove.chat import ChatResult, ChatStream
+
+POLL_SECONDS = 0.25  # how often a waiting route checks that its client is still there
+
+
+def client_of(request: Request) -> str:
+    """Who asks, as the scheduler's fair shares count them: ``user:<id>`` for a request that
+    authenticated (API key or web session, set by :func:`cove.auth.deps.api_access`), else
+    ``addr:<client ip>``."""
+    user_id = getattr(request.state, "user_id", None)
+    if user_id is not None:
+        return f"user:{user_id}"
+    return f"addr:{request.client.host if request.client else '?'}"
+
+
+async def _until(request: Request, streams: list[ChatStream],
+                 task: asyncio.Future[Any]) -> bool:
+    """Wait for ``task`` while the client is connected; False (streams cancelled) if it left."""
+    try:
+        while not task.done():
+            done, _ = await asyncio.wait({task}, timeout=POLL_SECONDS)
+            if not done and await request.is_disconnected():
+                for stream in streams:
+                    stream.cancel()
+                return False
+        return True
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+async def until_admitted(request: Request, *streams: ChatStream) -> None:
+    """Wait until every one of ``streams`` (the answers of one request) has a generation
+    slot, so that a refusal (the queue deadline, a fair-share displacement) is still an HTTP
+    error with ``Retry-After`` rather than an error event after a 200. A client that leaves
+    meanwhile cancels the jobs; a refusal of one cancels them all.
+
+    Raises:
+        Overloaded: refused before it got a slot.
+    """
+    task = asyncio.ensure_future(asyncio.gather(*(s.admitted() for s in streams)))
+    try:
+        if await _until(request, list(streams), task):
+            task.result()
+    except BaseException:
+        for stream in streams:
+            stream.cancel()
+        raise
+
+
+async def collect_unless_disconnected(request: Request,
+                                      streams: list[ChatStream]) -> list[ChatResult] | None:
+    """Run ``streams`` (the answers of one request) to the end, cancelling them all if the
+    client goes away first (None then) or one fails."""
+    async def collect_all() -> list[ChatResult]:
+        try:
+            return list(await asyncio.gather(*(s.collect() for s in streams)))
+        finally:
+            for stream in streams:
+                stream.cancel()
+
+    task = asyncio.ensure_future(collect_all())
+    if await _until(request, streams, task):
+        return task.result()
+    return None
