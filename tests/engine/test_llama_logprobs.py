@@ -3,35 +3,30 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cove.engine.llama import LlamaEngine
-from cove.engine.template import render_chat
 from cove.engine.types import SamplingParams, TokenLogprob
 from cove.models.registry import bundled_model_path
+from tests.engine.test_llama_batching import prompt
 from tests.gguf_files import with_fim_tokens
 
 pytestmark = pytest.mark.real_model
 
 
 @pytest.fixture(scope="module")
-def eng() -> Iterator[LlamaEngine]:
-    e = LlamaEngine(bundled_model_path(), "smollm2:135m", n_ctx=512, n_slots=2, n_threads=2)
-    yield e
-    e.close()
+def eng(engine: LlamaEngine) -> LlamaEngine:
+    return engine
 
 
 def run(eng: LlamaEngine, params: SamplingParams, limit: int = 12,
         question: str = "Name three colours.") -> list[tuple[int, TokenLogprob | None]]:
-    prompt = eng.tokenize(render_chat(eng.info.chat_template,
-                                      [{"role": "user", "content": question}]),
-                          add_bos=eng.info.add_bos, special=True)
+    tokens = prompt(eng, question)
     eng.forget(0)
-    eng.start(0, prompt, params)
-    eng.decode([(0, prompt, True)])
+    eng.start(0, tokens, params)
+    eng.decode([(0, tokens, True)])
     out = []
     for _ in range(limit):
         token = eng.sample(0)
@@ -112,11 +107,11 @@ def test_logprobs_with_a_grammar(eng: LlamaEngine) -> None:
 
 
 def test_logprobs_go_along_when_a_request_moves(eng: LlamaEngine) -> None:
-    prompt = eng.tokenize("The sky is", add_bos=False, special=False)
+    tokens = eng.tokenize("The sky is", add_bos=False, special=False)
     eng.forget(0)
     eng.forget(1)
-    eng.start(1, prompt, SamplingParams(temperature=0, logprobs=1))
-    eng.decode([(1, prompt, True)])
+    eng.start(1, tokens, SamplingParams(temperature=0, logprobs=1))
+    eng.decode([(1, tokens, True)])
     token = eng.sample(1)
     eng.move(1, 0)
     eng.decode([(0, [token], True)])
