@@ -75,11 +75,13 @@ class ChatDelta:
 @dataclass(frozen=True)
 class ChatDone:
     """End of a stream. ``finish_reason`` is OpenAI's: ``stop``, ``length`` or
-    ``tool_calls``."""
+    ``tool_calls``; ``stop_sequence`` is the request's stop string that ended the answer (None
+    when the model ended it, or for another reason)."""
 
     finish_reason: str
     usage: Usage
     reasoning_budget_exhausted: bool = False
+    stop_sequence: str | None = None
 
 
 @dataclass
@@ -93,6 +95,7 @@ class ChatResult:
     usage: Usage
     tool_calls: list[ToolCall] = field(default_factory=list)
     reasoning_budget_exhausted: bool = False
+    stop_sequence: str | None = None
 
 
 class ChatStream:
@@ -143,7 +146,7 @@ class ChatStream:
                         for kind, text in parser.flush():
                             yield ChatDelta(kind, text)
                     reason = "length" if event.reason == "length" else "stop"
-                    yield ChatDone(reason, event.usage, event.forced)
+                    yield ChatDone(reason, event.usage, event.forced, event.stop_sequence)
         finally:
             self.cancel()
 
@@ -168,6 +171,7 @@ class ChatStream:
             done.usage,
             calls,
             done.reasoning_budget_exhausted,
+            done.stop_sequence,
         )
 
 

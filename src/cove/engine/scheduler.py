@@ -493,6 +493,7 @@ class Scheduler:
             self._outbox.put(seq.job, outcome)
         else:
             usage = Usage(len(seq.job.prompt), seq.text.produced, seq.cached)
-            finished = Finished(outcome, usage, seq.injected)  # type: ignore[arg-type]
+            finished = Finished(outcome, usage, seq.injected,  # type: ignore[arg-type]
+                                seq.text.stop_sequence)
             self._outbox.put(seq.job, finished)
         self._outbox.put(seq.job, _SENTINEL)
