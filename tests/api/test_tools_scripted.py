@@ -156,3 +156,13 @@ def test_thinking_controls_are_noops_without_reasoning(fake: FakeWorld) -> None:
     fake.engine.enqueue(["hello"])
     r = chat(fake, thinking={"type": "enabled", "budget_tokens": 1})
     assert r.json()["choices"][0]["message"]["content"] == "hello"
+
+
+def test_errors_name_the_clients_message_when_tools_add_a_system_message(
+        fake: FakeWorld) -> None:
+    """The tool description is a system message Cove adds in front: an error must still name
+    the client's own message index."""
+    msgs = [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]
+    assert_error(chat(fake, tools=[WEATHER], messages=msgs), 400, param="messages[0].content")
