@@ -4,8 +4,9 @@
   the request came over https). State-changing requests (POST, PUT, PATCH, DELETE) must also carry
   the session's CSRF token in ``X-CSRF-Token`` and, if the browser sends ``Origin``, come from
   this server's own origin.
-- API clients: ``Authorization: Bearer <API key>``; such requests need no CSRF token (browsers
-  never add that header by themselves).
+- API clients: ``Authorization: Bearer <API key>`` (or, for ``/v1`` and ``/api``, Anthropic's
+  ``x-api-key``); such requests need no CSRF token (browsers never add these headers by
+  themselves).
 - ``/v1/*`` (:func:`api_access`): open while the server is bound to loopback and no account
   exists; otherwise a valid API key (or web session) is required.
 """
@@ -64,6 +65,12 @@ def _bearer(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     scheme, _, value = auth.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def api_key(request: Request) -> str | None:
+    """The API key of an API request: ``Authorization: Bearer <key>``, else ``x-api-key``
+    (Anthropic's header; browsers never add either by themselves)."""
+    return _bearer(request) or request.headers.get("x-api-key", "").strip() or None
 
 
 def check_origin(request: Request) -> None:
@@ -143,7 +150,7 @@ def api_access(request: Request) -> None:
     with get_db(request).session() as s:
         if settings.on_loopback and not repo.has_users(s):
             return
-        key = _bearer(request)
+        key = api_key(request)
         if key is not None and repo.user_for_key(s, key) is not None:
             return
         token = request.cookies.get(SESSION_COOKIE)
@@ -158,7 +165,7 @@ def api_access(request: Request) -> None:
             code="invalid_api_key",
         )
     raise Unauthorized(
-        "this server needs an API key: send 'Authorization: Bearer <key>' (create keys in the "
-        "web app under Settings -> API keys)",
+        "this server needs an API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>' "
+        "(create keys in the web app under Settings -> API keys)",
         code="invalid_api_key",
     )
