@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.telemetry import TelemetryConfig
 
 from cove import __version__
+from cove.api.anthropic.routes import router as anthropic_router
 from cove.api.errors import install_error_handlers
 from cove.api.hosts import HostCheck
 from cove.api.limits import BodyLimit
@@ -74,7 +75,8 @@ def create_app(
     loader: Loader = load_llama,
     embed_loader: EmbedLoader | None = load_llama_embedder,
 ) -> FastAPI:
-    """The Cove server app: the OpenAI API under ``/v1``, Ollama's under ``/api``, the web app
+    """The Cove server app: the OpenAI API under ``/v1`` (Anthropic's Messages API at
+    ``/v1/messages``), Ollama's under ``/api``, the web app
     at ``/`` (JSON under ``/web``). Opens (and migrates) the database right away.
 
     Args:
@@ -114,6 +116,7 @@ def create_app(
     app.state.db = db
     install_error_handlers(app)
     app.include_router(openai_router, dependencies=[Depends(api_access)])
+    app.include_router(anthropic_router, dependencies=[Depends(api_access)])
     app.include_router(ollama_router, dependencies=[Depends(api_access)])
     app.include_router(logic_router, dependencies=[Depends(api_access)])
     app.include_router(account.router)
