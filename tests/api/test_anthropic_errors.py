@@ -69,6 +69,11 @@ IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png"
     ({"tools": [WEATHER], "tool_choice": {"type": "tool", "name": "nope"}}, "tool_choice"),
     ({"tools": [WEATHER], "tool_choice": "auto"}, "tool_choice"),
     ({"tool_choice": {"type": "any"}}, "tool_choice"),
+    ({"output_config": {"format": {"type": "json_schema", "schema": {
+        "type": "integer", "minimum": 3}}}}, "output_config.format.schema"),
+    ({"output_config": {"format": {"type": "regex"}}}, "output_config.format.type"),
+    ({"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}},
+      "tools": [WEATHER]}, "output_config.format"),
 ])
 def test_invalid_requests_are_400_naming_the_field(fake: FakeWorld, body: dict[str, Any],
                                                    field: str) -> None:

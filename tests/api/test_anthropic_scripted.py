@@ -306,3 +306,14 @@ def test_count_tokens_matches_the_prompt(fake: FakeWorld) -> None:
     r = fake.client.post("/v1/messages/count_tokens", json={"model": "scripted",
                                                             "messages": long})
     assert r.json()["input_tokens"] > 5000
+
+
+def test_output_config_format_constrains_by_grammar(fake: FakeWorld) -> None:
+    schema = {"type": "object", "properties": {"colour": {"type": "string"}},
+              "required": ["colour"]}
+    fake.engine.enqueue(['{"colour": "red"}'])
+    body = messages(fake, output_config={"effort": "low", "format": {"type": "json_schema",
+                                                                     "schema": schema}}).json()
+    assert json.loads(body["content"][0]["text"]) == {"colour": "red"}
+    grammar = fake.engine.history[-1][1].grammar
+    assert grammar and "colour" in grammar

@@ -11,7 +11,8 @@ Requests (Anthropic's ``POST /v1/messages`` reference):
   ``tool``, ``none``; ``disable_parallel_tool_use``) become the pipeline's tool spec (OpenAI
   shape), so calls are grammar-constrained and parsed by :mod:`cove.tools`.
 - ``thinking``: ``disabled`` asks the template not to reason, ``enabled`` with
-  ``budget_tokens`` sets the reasoning budget, ``adaptive`` is the model's default.
+  ``budget_tokens`` sets the reasoning budget, ``adaptive`` / ``between_tools`` are the
+  model's default. ``output_config.format`` (a JSON schema) constrains the answer by grammar.
 
 Responses: reasoning becomes a ``thinking`` block (``signature`` empty: Cove does not sign),
 content a ``text`` block, tool calls ``tool_use`` blocks (``toolu_…`` ids, ``input`` an
@@ -36,6 +37,7 @@ from cove.chat import check_text
 from cove.engine.types import SamplingParams, Usage
 from cove.errors import CoveError, EngineFailure, InvalidRequest
 from cove.pipeline import ChatDelta, ChatDone, ChatMessage, ChatRequest, ChatResult, ChatStream
+from cove.structured import schema_grammar
 from cove.tools import ToolCall, ToolCalls, ToolSpec, parse_tools
 
 DEFAULT_TEMPERATURE = 0.8  # llama.cpp's, as on the OpenAI routes
@@ -212,7 +214,7 @@ def to_tools(tools: Any, tool_choice: Any) -> ToolSpec | None:
 
 
 def _thinking(body: Prompt) -> tuple[bool | None, int | None]:
-    if body.thinking is None or body.thinking.type == "adaptive":
+    if body.thinking is None or body.thinking.type in ("adaptive", "between_tools"):
         return None, None
     if body.thinking.type == "disabled":
         return False, None
@@ -223,12 +225,20 @@ _FIELDS = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "t
            "top_k": "top_k", "stop_sequences": "stop"}
 
 
-def to_sampling(body: MessagesRequest) -> SamplingParams:
-    """Sampling parameters (llama.cpp's defaults where the request sets none).
+def to_sampling(body: MessagesRequest, tools: ToolSpec | None = None) -> SamplingParams:
+    """Sampling parameters (llama.cpp's defaults where the request sets none), with the
+    grammar of ``output_config.format``.
 
     Raises:
-        InvalidRequest: more than 16 stop sequences.
+        InvalidRequest: more than 16 stop sequences; an output format that is not a supported
+            JSON schema, or given together with ``tools``.
     """
+    grammar = None
+    if body.output_config is not None and body.output_config.format is not None:
+        if tools is not None:
+            raise InvalidRequest("output_config.format cannot be combined with tools",
+                                 param="output_config.format")
+        grammar = schema_grammar(body.output_config.format.schema_, "output_config.format.schema")
     stops = tuple(s for s in body.stop_sequences or () if s)
     if len(stops) > MAX_STOP_SEQUENCES:
         raise InvalidRequest(f"at most {MAX_STOP_SEQUENCES} stop sequences are supported",
@@ -240,6 +250,7 @@ def to_sampling(body: MessagesRequest) -> SamplingParams:
         top_p=base.top_p if body.top_p is None else body.top_p,
         top_k=base.top_k if body.top_k is None else body.top_k,
         stop=stops,
+        grammar=grammar,
     )
 
 
@@ -252,11 +263,11 @@ def to_chat_request(body: Prompt) -> tuple[ChatRequest, list[str]]:
     """
     messages, where = to_messages(body)
     think, budget = _thinking(body)
-    req = ChatRequest(messages=messages, model=body.model or None,
-                      tools=to_tools(body.tools, body.tool_choice), think=think,
+    tools = to_tools(body.tools, body.tool_choice)
+    req = ChatRequest(messages=messages, model=body.model or None, tools=tools, think=think,
                       reasoning_budget=budget)
     if isinstance(body, MessagesRequest):
-        req.params = to_sampling(body)
+        req.params = to_sampling(body, tools)
         req.explicit = frozenset(_FIELDS[f] for f in body.model_fields_set if f in _FIELDS)
     return req, where
 

@@ -52,10 +52,27 @@ class Message(_Body):
 
 class Thinking(_Body):
     """``{"type": "enabled", "budget_tokens": N}`` (a reasoning budget in tokens),
-    ``{"type": "disabled"}``, or ``{"type": "adaptive"}`` (the model's default)."""
+    ``{"type": "disabled"}``, or ``{"type": "adaptive"}`` / ``{"type": "between_tools"}`` (the
+    model's default). ``display`` is accepted; reasoning is always returned in full."""
 
-    type: Literal["enabled", "disabled", "adaptive"]
+    type: Literal["enabled", "disabled", "adaptive", "between_tools"]
     budget_tokens: Int | None = Field(None, ge=1)
+    display: Literal["summarized", "omitted"] | None = None
+
+
+class OutputFormat(_Body):
+    """``{"type": "json_schema", "schema": {...}}``: structured output."""
+
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(_Body):
+    """``output_config``: ``format`` constrains the answer to a JSON schema (by grammar, as
+    OpenAI's ``response_format``); ``effort`` is accepted and does nothing."""
+
+    effort: str | None = None
+    format: OutputFormat | None = None
 
 
 class Metadata(_Body):
@@ -85,6 +102,7 @@ class MessagesRequest(Prompt):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     top_k: Int | None = Field(None, ge=0)
     metadata: Metadata | None = None
+    output_config: OutputConfig | None = None
     stream: bool = False
 
 
