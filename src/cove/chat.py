@@ -50,7 +50,8 @@ class ChatRequest:
     ``think`` False asks the template not to reason (``enable_thinking=False``); True on a
     model that cannot reason is an error. ``reasoning_budget`` caps reasoning in tokens: at the
     cap the reasoning is closed (``</think>`` is injected) and the model goes on to answer
-    (a no-op for models that do not reason).
+    (a no-op for models that do not reason). ``prefill`` is text the answer starts with
+    (Anthropic's final assistant turn): it ends the prompt, and the answer continues it.
     """
 
     messages: list[ChatMessage]
@@ -62,6 +63,7 @@ class ChatRequest:
     think: bool | None = None
     tools: ToolSpec | None = None
     reasoning_budget: int | None = None
+    prefill: str = ""
 
 
 @dataclass(frozen=True)

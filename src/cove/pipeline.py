@@ -200,8 +200,8 @@ class ChatPipeline:
                       bounded: bool = True) -> tuple[str, list[int], bool]:
         """``(prompt text, prompt tokens, whether the model reasons)`` of a chat request: the
         preset's system prompt when the conversation has none, tools (in the template, or
-        described in the system message), the chat template. ``bounded`` refuses at once a
-        prompt that cannot fit the context window.
+        described in the system message), the chat template, then ``prefill``. ``bounded``
+        refuses at once a prompt that cannot fit the context window.
 
         Raises:
             InvalidRequest: bad messages (``param`` names the request's own message index),
@@ -213,6 +213,7 @@ class ChatPipeline:
         if request.think and not thinks:
             raise InvalidRequest(f"{entry.name} does not support thinking", param="think")
         self._check_messages(request.messages, info.vision)
+        check_text(request.prefill, "prefill")
         if request.tools:
             check_text(json.dumps(request.tools.tools, ensure_ascii=False), "tools")
         messages_in = list(request.messages)
@@ -231,7 +232,7 @@ class ChatPipeline:
 
         def render() -> tuple[str, list[int]]:
             text = render_chat(info.chat_template, messages, bos_token=info.bos_token,
-                               eos_token=info.eos_token, **extra)
+                               eos_token=info.eos_token, **extra) + request.prefill
             add_bos = info.add_bos and not (info.bos_token and text.startswith(info.bos_token))
             return text, self._tokenize(engine, text, add_bos, "messages", bounded)
 

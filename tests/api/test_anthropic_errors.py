@@ -74,6 +74,8 @@ IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png"
     ({"output_config": {"format": {"type": "regex"}}}, "output_config.format.type"),
     ({"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}},
       "tools": [WEATHER]}, "output_config.format"),
+    ({"messages": [*USER, {"role": "assistant", "content": "{"}], "tools": [WEATHER]},
+     "messages.1"),
 ])
 def test_invalid_requests_are_400_naming_the_field(fake: FakeWorld, body: dict[str, Any],
                                                    field: str) -> None:

@@ -317,3 +317,17 @@ def test_output_config_format_constrains_by_grammar(fake: FakeWorld) -> None:
     assert json.loads(body["content"][0]["text"]) == {"colour": "red"}
     grammar = fake.engine.history[-1][1].grammar
     assert grammar and "colour" in grammar
+
+
+def test_final_assistant_turn_is_a_prefill(fake: FakeWorld) -> None:
+    msgs = [{"role": "user", "content": "Colour of the sky?"},
+            {"role": "assistant", "content": [{"type": "text", "text": "The sky is"}]}]
+    fake.engine.enqueue([" blue."])
+    body = messages(fake, messages=msgs).json()
+    assert body["content"] == [{"type": "text", "text": " blue."}]  # only the continuation
+    prompt = prompt_of(fake)
+    assert prompt.endswith("<|im_start|>user\nColour of the sky?<|im_end|>\n"
+                           "<|im_start|>assistant\nThe sky is")
+    counted = fake.client.post("/v1/messages/count_tokens", json={
+        "model": "scripted", "messages": msgs}).json()["input_tokens"]
+    assert counted == len(prompt.encode())

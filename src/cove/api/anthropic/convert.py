@@ -6,7 +6,9 @@ Requests (Anthropic's ``POST /v1/messages`` reference):
   message (joined by newlines); an assistant turn's ``tool_use`` blocks its tool calls; each
   ``tool_result`` block a ``tool`` message (before the rest of its turn, as Anthropic orders
   them); ``thinking`` / ``redacted_thinking`` blocks of earlier turns are dropped, never sent
-  back into the prompt; ``image`` blocks count as images (a 400 for a text-only model).
+  back into the prompt; ``image`` blocks count as images (a 400 for a text-only model). A
+  final assistant turn is a prefill: the prompt ends with its text and the answer continues it
+  (the response holds only the continuation, as Anthropic's).
 - ``tools`` (``name``, ``description``, ``input_schema``) and ``tool_choice`` (``auto``, ``any``,
   ``tool``, ``none``; ``disable_parallel_tool_use``) become the pipeline's tool spec (OpenAI
   shape), so calls are grammar-constrained and parsed by :mod:`cove.tools`.
@@ -268,6 +270,14 @@ def to_chat_request(body: Prompt) -> tuple[ChatRequest, list[str]]:
                       reasoning_budget=budget)
     if isinstance(body, MessagesRequest):
         req.params = to_sampling(body, tools)
+    last = messages[-1] if messages else None
+    if body.messages[-1].role == "assistant" and last and not last.tool_calls:
+        if tools is not None or req.params.grammar is not None:
+            raise InvalidRequest("a final assistant turn (prefill) cannot be combined with "
+                                 "tools or output_config.format",
+                                 param=f"messages[{len(body.messages) - 1}]")
+        req.prefill = messages.pop().content  # the answer continues this text
+        where.pop()
         req.explicit = frozenset(_FIELDS[f] for f in body.model_fields_set if f in _FIELDS)
     return req, where
 
