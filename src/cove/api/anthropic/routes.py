@@ -4,6 +4,7 @@ convert back. No logic of their own; errors render in Anthropic's shape
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,7 +12,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from cove.api.anthropic import convert
 from cove.api.anthropic.schemas import CountTokensRequest, MessagesRequest
-from cove.api.openai.routes import SSE_HEADERS, PipelineDep, collect_unless_disconnected
+from cove.api.openai.routes import SSE_HEADERS, PipelineDep
+from cove.api.streams import client_of, collect_unless_disconnected, until_admitted
 
 router = APIRouter(prefix="/v1/messages")
 
@@ -20,8 +22,9 @@ router = APIRouter(prefix="/v1/messages")
 async def messages(body: MessagesRequest, request: Request, pipeline: PipelineDep) -> Any:
     req, where = convert.to_chat_request(body)
     with convert.request_paths(where):
-        stream = await pipeline.start_chat(req)
+        stream = await pipeline.start_chat(dataclasses.replace(req, client=client_of(request)))
     if body.stream:
+        await until_admitted(request, stream)
         return StreamingResponse(convert.sse_stream(stream), media_type="text/event-stream",
                                  headers=SSE_HEADERS)
     result = await collect_unless_disconnected(request, stream)
