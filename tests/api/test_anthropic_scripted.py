@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 
-from cove.engine.fake import ScriptedEngine
-from tests.api.test_openai_scripted import R1_TEMPLATE
 from tests.conftest import FakeWorld
 
 WEATHER = {"name": "weather", "description": "Weather in a city",
@@ -142,13 +140,6 @@ def test_headers_of_anthropic_clients_are_accepted(fake: FakeWorld) -> None:
         r = fake.client.post("/v1/messages", headers=headers, json={
             "model": "scripted", "max_tokens": 5, "messages": USER})
         assert r.json()["content"][0]["text"] == "ok"
-
-
-@pytest.fixture
-def thinker(settings: Any) -> Any:
-    world = FakeWorld(settings, ScriptedEngine(name="thinker:latest", chat_template=R1_TEMPLATE))
-    with world.client:
-        yield world
 
 
 def test_thinking_block_non_streaming(thinker: FakeWorld) -> None:

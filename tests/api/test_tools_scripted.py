@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from cove.engine.fake import ScriptedEngine
-from tests.api.test_openai_scripted import R1_TEMPLATE, assert_error, chat, sse_events
+from tests.api.test_openai_scripted import assert_error, chat, sse_events
 from tests.conftest import FakeWorld
 
 WEATHER = {"type": "function", "function": {
@@ -115,13 +114,6 @@ def test_ollama_tools(fake: FakeWorld) -> None:
     lines = [json.loads(x) for x in r.text.splitlines()]
     assert any(x["message"].get("tool_calls") for x in lines)
     assert lines[-1]["done"] is True
-
-
-@pytest.fixture
-def thinker(settings: Any) -> Any:
-    world = FakeWorld(settings, ScriptedEngine(name="thinker:latest", chat_template=R1_TEMPLATE))
-    with world.client:
-        yield world
 
 
 def test_reasoning_budget_closes_thinking(thinker: FakeWorld) -> None:

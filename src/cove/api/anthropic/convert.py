@@ -16,12 +16,13 @@ Requests (Anthropic's ``POST /v1/messages`` reference):
   ``budget_tokens`` sets the reasoning budget, ``adaptive`` / ``between_tools`` are the
   model's default. ``output_config.format`` (a JSON schema) constrains the answer by grammar.
 
-Responses: reasoning becomes a ``thinking`` block (``signature`` empty: Cove does not sign),
-content a ``text`` block, tool calls ``tool_use`` blocks (``toolu_…`` ids, ``input`` an
-object). ``stop_reason``: ``end_turn``, ``stop_sequence`` (with ``stop_sequence``),
-``max_tokens``, ``tool_use``. ``usage.input_tokens`` counts the prompt tokens computed for this
-request and ``cache_read_input_tokens`` those reused from the KV cache (Anthropic's split: the
-prompt is their sum).
+Responses (streamed by :mod:`cove.api.anthropic.sse`): reasoning becomes a ``thinking`` block
+(``signature`` empty: Cove does not sign), content a ``text`` block, tool calls ``tool_use``
+blocks (``toolu_…`` ids, ``input`` an object). ``stop_reason``: ``end_turn``,
+``stop_sequence`` (with ``stop_sequence``), ``max_tokens``, ``tool_use``.
+``usage.input_tokens`` counts the prompt tokens computed for this request and
+``cache_read_input_tokens`` those reused from the KV cache (Anthropic's split: the prompt is
+their sum).
 """
 
 from __future__ import annotations
@@ -29,18 +30,17 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from cove.api.anthropic.schemas import Block, Message, MessagesRequest, Prompt
-from cove.api.errors import anthropic_sse_error
 from cove.chat import check_text
 from cove.engine.types import SamplingParams, Usage
-from cove.errors import CoveError, EngineFailure, InvalidRequest
-from cove.pipeline import ChatDelta, ChatDone, ChatMessage, ChatRequest, ChatResult, ChatStream
+from cove.errors import InvalidRequest
+from cove.pipeline import ChatMessage, ChatRequest, ChatResult
 from cove.structured import schema_grammar
-from cove.tools import ToolCall, ToolCalls, ToolSpec, parse_tools
+from cove.tools import ToolCall, ToolSpec, parse_tools
 
 DEFAULT_TEMPERATURE = 0.8  # llama.cpp's, as on the OpenAI routes
 MAX_STOP_SEQUENCES = 16
@@ -345,100 +345,3 @@ def from_chat_result(result: ChatResult) -> dict[str, Any]:
         "stop_sequence": result.stop_sequence if reason == "stop_sequence" else None,
         "usage": usage_dict(result.usage),
     }
-
-
-def _event(name: str, data: dict[str, Any]) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
-class _Blocks:
-    """The content-block events of one streamed message: opens a block when the kind of
-    output changes and closes the previous one (a thinking block with its signature)."""
-
-    def __init__(self) -> None:
-        self.index = -1
-        self.open: str | None = None
-
-    def start(self, block: dict[str, Any]) -> list[str]:
-        out = self.stop()
-        self.index += 1
-        self.open = block["type"]
-        return [*out, _event("content_block_start", {"type": "content_block_start",
-                                                     "index": self.index,
-                                                     "content_block": block})]
-
-    def delta(self, delta: dict[str, Any]) -> str:
-        return _event("content_block_delta", {"type": "content_block_delta",
-                                              "index": self.index, "delta": delta})
-
-    def stop(self) -> list[str]:
-        if self.open is None:
-            return []
-        out = []
-        if self.open == "thinking":
-            out.append(self.delta({"type": "signature_delta", "signature": ""}))
-        self.open = None
-        return [*out, _event("content_block_stop", {"type": "content_block_stop",
-                                                    "index": self.index})]
-
-    def text(self, item: ChatDelta) -> list[str]:
-        if item.kind == "reasoning":
-            kind, delta = "thinking", {"type": "thinking_delta", "thinking": item.text}
-            block: dict[str, Any] = {"type": "thinking", "thinking": "", "signature": ""}
-        else:
-            kind, delta = "text", {"type": "text_delta", "text": item.text}
-            block = {"type": "text", "text": ""}
-        out = self.start(block) if self.open != kind else []
-        return [*out, self.delta(delta)]
-
-    def tool_use(self, call: ToolCall) -> list[str]:
-        block = tool_use_block(call)
-        arguments = json.dumps(block.pop("input"), ensure_ascii=False)
-        out = self.start({**block, "input": {}})
-        out.append(self.delta({"type": "input_json_delta", "partial_json": arguments}))
-        return [*out, *self.stop()]
-
-
-async def sse_stream(stream: ChatStream) -> AsyncIterator[str]:
-    """Anthropic's streaming format: ``message_start``, ``ping``, per content block
-    ``content_block_start`` / ``content_block_delta`` (``text_delta``, ``thinking_delta`` then
-    ``signature_delta``, ``input_json_delta``) / ``content_block_stop``, then
-    ``message_delta`` (``stop_reason``, ``stop_sequence``, ``usage``) and ``message_stop``.
-    Each is an ``event: <type>`` line and a ``data:`` line. A failure mid-stream ends the
-    stream with one ``event: error`` and no ``message_stop``.
-    """
-    blocks = _Blocks()
-    try:
-        yield _event("message_start", {"type": "message_start", "message": {
-            "id": new_id(), "type": "message", "role": "assistant", "model": stream.model,
-            "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": stream.prompt_tokens, "cache_creation_input_tokens": 0,
-                      "cache_read_input_tokens": 0, "output_tokens": 0}}})
-        yield _event("ping", {"type": "ping"})
-        async for item in stream.items():
-            if isinstance(item, ChatDelta) and item.text:
-                for e in blocks.text(item):
-                    yield e
-            elif isinstance(item, ToolCalls):
-                for call in item.calls:
-                    for e in blocks.tool_use(call):
-                        yield e
-            elif isinstance(item, ChatDone):
-                if blocks.index < 0:  # no output: one empty text block, as non-streamed
-                    for e in blocks.start({"type": "text", "text": ""}):
-                        yield e
-                for e in blocks.stop():
-                    yield e
-                reason = stop_reason(item.finish_reason, item.stop_sequence)
-                yield _event("message_delta", {
-                    "type": "message_delta",
-                    "delta": {"stop_reason": reason, "stop_sequence":
-                              item.stop_sequence if reason == "stop_sequence" else None},
-                    "usage": usage_dict(item.usage)})
-                yield _event("message_stop", {"type": "message_stop"})
-    except CoveError as e:
-        yield anthropic_sse_error(e)
-    except Exception as e:  # noqa: BLE001 - the stream must end with an error event
-        yield anthropic_sse_error(EngineFailure(f"generation failed: {type(e).__name__}"))
-    finally:
-        stream.cancel()

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from cove.api.anthropic import convert
+from cove.api.anthropic import convert, sse
 from cove.api.anthropic.schemas import CountTokensRequest, MessagesRequest
 from cove.api.openai.routes import SSE_HEADERS, PipelineDep
 from cove.api.streams import client_of, collect_unless_disconnected, until_admitted
@@ -25,7 +25,7 @@ async def messages(body: MessagesRequest, request: Request, pipeline: PipelineDe
         stream = await pipeline.start_chat(dataclasses.replace(req, client=client_of(request)))
     if body.stream:
         await until_admitted(request, stream)
-        return StreamingResponse(convert.sse_stream(stream), media_type="text/event-stream",
+        return StreamingResponse(sse.sse_stream(stream), media_type="text/event-stream",
                                  headers=SSE_HEADERS)
     result = await collect_unless_disconnected(request, stream)
     return JSONResponse(convert.from_chat_result(result) if result else {})
