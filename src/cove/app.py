@@ -16,6 +16,7 @@ from fastapi.telemetry import TelemetryConfig
 
 from cove import __version__
 from cove.api.errors import install_error_handlers
+from cove.api.head import HeadAsGet
 from cove.api.hosts import HostCheck
 from cove.api.limits import BodyLimit
 from cove.api.ollama.routes import router as ollama_router
@@ -124,6 +125,7 @@ def create_app(
     async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, **pipeline.status()}
 
+    app.add_middleware(HeadAsGet, router=app.router)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.request_body_timeout
     )
