@@ -22,6 +22,7 @@ from cove.api.limits import BodyLimit
 from cove.api.ollama.routes import router as ollama_router
 from cove.api.openai.routes import router as openai_router
 from cove.auth.deps import api_access
+from cove.auth.throttle import SignInGuard
 from cove.config import Settings
 from cove.features.logic.routes import router as logic_router
 from cove.models.registry import ModelRegistry
@@ -113,6 +114,7 @@ def create_app(
     app.state.settings = settings
     app.state.pipeline = pipeline
     app.state.db = db
+    app.state.signin_guard = SignInGuard(settings)
     install_error_handlers(app)
     app.include_router(openai_router, dependencies=[Depends(api_access)])
     app.include_router(ollama_router, dependencies=[Depends(api_access)])
