@@ -282,3 +282,14 @@ def test_show_capabilities_match_what_the_routes_accept(store: Store, tmp_path: 
     r = store.client.post("/v1/chat/completions", json={"model": "m", "messages": MSG})
     if kind == "embedding":
         assert r.json()["error"]["param"] == "model"
+
+
+def test_uploads_need_a_key_once_accounts_exist(store: Store) -> None:
+    r = store.client.post("/web/signup", json={"email": "a@example.org",
+                                               "password": "correct horse battery"})
+    assert r.status_code == 200
+    store.client.cookies.clear()
+    data = b"weights" * 100
+    assert_error(store.upload(data), 401)
+    assert store.client.head(f"/api/blobs/{sha(data)}").status_code == 401
+    assert not store.blobs.exists() or list(store.blobs.iterdir()) == []
