@@ -14,9 +14,13 @@ THINK_TEMPLATE = (
 
 
 def make_gguf(path: Path, *, name: str = "tiny", arch: str = "llama", n_ctx: int = 2048,
-              template: str | None = None, n_floats: int = 4096, seed: int = 0) -> Path:
-    """Write a small GGUF (one f32 tensor of ``n_floats`` values) with llama-style metadata."""
+              template: str | None = None, n_floats: int = 4096, seed: int = 0,
+              ints: dict[str, int] | None = None) -> Path:
+    """Write a small GGUF (one f32 tensor of ``n_floats`` values) with llama-style metadata
+    and the extra integer keys ``ints``."""
     w = GGUFWriter(str(path), arch)
+    for key, value in (ints or {}).items():
+        w.add_uint32(key, value)
     w.add_name(name)
     w.add_context_length(n_ctx)
     w.add_embedding_length(64)

@@ -194,16 +194,7 @@ def test_create_errors(store: Store, tmp_path: Path) -> None:
 
 
 def test_a_split_gguf_is_refused(store: Store, tmp_path: Path) -> None:
-    from gguf import GGUFWriter
-
-    path = tmp_path / "m-00001-of-00002.gguf"
-    w = GGUFWriter(str(path), "llama")
-    w.add_uint16("split.count", 2)
-    w.add_uint16("split.no", 0)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    path = make_gguf(tmp_path / "m-00001-of-00002.gguf", ints={"split.count": 2, "split.no": 0})
     digest = _uploaded(store, path.read_bytes())
     r = store.client.post("/api/create", json={"model": "x", "files": {path.name: digest}})
     assert_error(r, 400, "split GGUF")
@@ -247,20 +238,12 @@ def _uses(store: Store, model: str, capability: str) -> int:
 @pytest.mark.parametrize("kind", ["plain", "thinking", "vision keys", "embedding"])
 def test_show_capabilities_match_what_the_routes_accept(store: Store, tmp_path: Path,
                                                         kind: str) -> None:
-    from gguf import GGUFWriter
-
     path = tmp_path / "m.gguf"
     if kind == "embedding":
         make_gguf(path, arch="bert")
     elif kind == "vision keys":
-        w = GGUFWriter(str(path), "llama")
-        w.add_chat_template(CHATML or "")
-        w.add_uint32("llama.vision.block_count", 2)
-        w.add_uint32("clip.has_vision_encoder", 1)
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
+        make_gguf(path, template=CHATML, ints={"llama.vision.block_count": 2,
+                                               "clip.has_vision_encoder": 1})
     else:
         make_gguf(path, template=THINK_TEMPLATE if kind == "thinking" else CHATML)
     assert store.create_from("m", path).status_code == 200

@@ -124,6 +124,13 @@ def _retry_after(seconds: float) -> int:
     return max(1, math.ceil(seconds))
 
 
+def _refuse_while_waiting(backoff: Backoff, key: str, what: str) -> None:
+    wait = backoff.wait(key)
+    if wait > 0:
+        raise RateLimited(f"too many {what}; try again in {_retry_after(wait)} s",
+                          _retry_after(wait))
+
+
 class SignInGuard:
     """The sign-in and API-key limits of one server, from ``settings`` (``signin_failures``,
     ``signin_address_failures``, ``signin_backoff``, ``signin_backoff_max``)."""
@@ -182,10 +189,7 @@ class SignInGuard:
         Raises:
             RateLimited: the address must wait.
         """
-        wait = self.addresses.wait(address)
-        if wait > 0:
-            raise RateLimited(f"too many failed attempts from this address; try again in "
-                              f"{_retry_after(wait)} s", _retry_after(wait))
+        _refuse_while_waiting(self.addresses, address, "failed attempts from this address")
 
     def failed_signup(self, address: str) -> None:
         """Count a sign-up that hit a registered e-mail against ``address``."""
@@ -197,10 +201,8 @@ class SignInGuard:
         Raises:
             RateLimited: the address must wait.
         """
-        wait = self.keys.wait(address)
-        if wait > 0:
-            raise RateLimited(f"too many requests with an invalid API key from this address; "
-                              f"try again in {_retry_after(wait)} s", _retry_after(wait))
+        _refuse_while_waiting(self.keys, address,
+                              "requests with an invalid API key from this address")
 
     def key_failed(self, address: str) -> None:
         """Count a request with an unknown API key against ``address``."""
