@@ -31,6 +31,7 @@ from cove.engine.types import (
     SamplingParams,
 )
 from cove.errors import ContextLengthExceeded, InvalidRequest
+from cove.models import capabilities
 from cove.models.manager import Embedder, EmbedLoader, Lease, Loader, ModelManager
 from cove.models.options import SAMPLING_TO_OPTION, to_sampling
 from cove.models.registry import ModelEntry, ModelRegistry
@@ -160,6 +161,7 @@ class ChatPipeline:
             ModelNotFound: unknown model. Overloaded: the queue is full.
         """
         entry = self.resolve(request.model)
+        capabilities.require_completion(entry.name, await asyncio.to_thread(entry.meta))
         lease = await self.acquire(request.model, num_ctx=request.num_ctx)
         try:
             rt = lease.loaded
@@ -210,7 +212,7 @@ class ChatPipeline:
             ContextLengthExceeded: (``bounded``) the prompt cannot fit.
         """
         info = engine.info
-        thinks = bool(info.chat_template and "<think>" in info.chat_template)
+        thinks = capabilities.thinks(info.chat_template)
         if request.think and not thinks:
             raise InvalidRequest(f"{entry.name} does not support thinking", param="think")
         self._check_messages(request.messages, info.vision)
@@ -220,8 +222,7 @@ class ChatPipeline:
         messages_in = list(request.messages)
         if entry.system and not any(m.role in ("system", "developer") for m in messages_in):
             messages_in.insert(0, ChatMessage("system", entry.system))
-        native_tools = bool(request.tools and info.chat_template
-                            and "tools" in info.chat_template)
+        native_tools = bool(request.tools and capabilities.renders_tools(info.chat_template))
         if request.tools and not native_tools:
             messages_in = with_tool_prompt(messages_in, request.tools)
         messages = self._template_messages(messages_in, thinks)
@@ -253,6 +254,7 @@ class ChatPipeline:
             :meth:`start_chat` (naming ``prompt``).
         """
         entry = self.resolve(model)
+        capabilities.require_completion(entry.name, await asyncio.to_thread(entry.meta))
         lease = await self.acquire(model, num_ctx=num_ctx)
         try:
             rt = lease.loaded

@@ -9,6 +9,8 @@
   themselves).
 - ``/v1/*`` (:func:`api_access`): open while the server is bound to loopback and no account
   exists; otherwise a valid API key (or web session) is required.
+- Unknown API keys count against the client address; past ``COVE_SIGNIN_ADDRESS_FAILURES`` the
+  address waits (429), see :mod:`cove.auth.throttle`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from cove.auth import repo
+from cove.auth.throttle import SignInGuard
 from cove.config import Settings
 from cove.errors import Forbidden, Unauthorized
 from cove.store.db import Database
@@ -40,6 +43,31 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
+def get_guard(request: Request) -> SignInGuard:
+    """The server's sign-in and API-key limits (:class:`~cove.auth.throttle.SignInGuard`)."""
+    return request.app.state.signin_guard  # type: ignore[no-any-return]
+
+
+def client_address(request: Request) -> str:
+    """The client's address as the server sees it (behind a reverse proxy, the proxy must pass
+    the client's address on: uvicorn's ``--forwarded-allow-ips``)."""
+    return request.client.host if request.client else "unknown"
+
+
+def key_owner(request: Request, s: Session, key: str) -> User | None:
+    """The enabled owner of API ``key``; an unknown key counts against the client address.
+
+    Raises:
+        RateLimited: the address sent too many unknown keys and must wait.
+    """
+    guard, address = get_guard(request), client_address(request)
+    guard.check_key(address)
+    user = repo.user_for_key(s, key)
+    if user is None:
+        guard.key_failed(address)
+    return user
+
+
 def db_session(request: Request) -> Iterator[Session]:
     """A database session for one request; committed when the route returns without error."""
     with get_db(request).session() as s:
@@ -48,6 +76,7 @@ def db_session(request: Request) -> Iterator[Session]:
 
 DbDep = Annotated[Session, Depends(db_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+GuardDep = Annotated[SignInGuard, Depends(get_guard)]
 
 
 @dataclass
@@ -92,11 +121,12 @@ def identify(request: Request, s: Session) -> Caller:
 
     Raises:
         Unauthorized: a Bearer key was sent but is not valid.
+        RateLimited: too many invalid keys from this address.
         Forbidden: a cookie-authenticated state-changing request without the right CSRF token.
     """
     key = _bearer(request)
     if key is not None:
-        user = repo.user_for_key(s, key)
+        user = key_owner(request, s, key)
         if user is None:
             raise Unauthorized("invalid API key", code="invalid_api_key")
         return Caller(user, "key")
@@ -145,13 +175,14 @@ def api_access(request: Request) -> None:
 
     Raises:
         Unauthorized: no valid credentials where they are required.
+        RateLimited: too many invalid keys from this address.
     """
     settings = get_settings(request)
     with get_db(request).session() as s:
         if settings.on_loopback and not repo.has_users(s):
             return
         key = api_key(request)
-        user = repo.user_for_key(s, key) if key is not None else None
+        user = key_owner(request, s, key) if key is not None else None
         if user is not None:
             request.state.user_id = user.id  # the scheduler's fair shares count per user
             return
