@@ -9,8 +9,8 @@
   themselves).
 - ``/v1/*`` (:func:`api_access`): open while the server is bound to loopback and no account
   exists; otherwise a valid API key (or web session) is required.
-- Unknown API keys count against the client address; past ``COVE_SIGNIN_ADDRESS_FAILURES`` the
-  address waits (429), see :mod:`cove.auth.throttle`.
+- Unknown API keys count against the client address; past ``COVE_SIGNIN_ADDRESS_FAILURES`` its
+  unknown keys get 429 (valid keys still pass), see :mod:`cove.auth.throttle`.
 """
 
 from __future__ import annotations
@@ -56,14 +56,18 @@ def client_address(request: Request) -> str:
 
 def key_owner(request: Request, s: Session, key: str) -> User | None:
     """The enabled owner of API ``key``; an unknown key counts against the client address.
+    A valid key always passes: keys are 256-bit random, so the back-off is not what stops
+    guessing, and all local programs share 127.0.0.1 — one misconfigured client must not lock
+    out the others.
 
     Raises:
-        RateLimited: the address sent too many unknown keys and must wait.
+        RateLimited: the key is unknown and the address sent too many unknown keys (it must
+            wait; this one is not counted).
     """
-    guard, address = get_guard(request), client_address(request)
-    guard.check_key(address)
     user = repo.user_for_key(s, key)
     if user is None:
+        guard, address = get_guard(request), client_address(request)
+        guard.check_key(address)
         guard.key_failed(address)
     return user
 
