@@ -54,7 +54,8 @@ class ChatRequest:
     ``think`` False asks the template not to reason (``enable_thinking=False``); True on a
     model that cannot reason is an error. ``reasoning_budget`` caps reasoning in tokens: at the
     cap the reasoning is closed (``</think>`` is injected) and the model goes on to answer
-    (a no-op for models that do not reason).
+    (a no-op for models that do not reason). ``prefill`` is text the answer starts with
+    (Anthropic's final assistant turn): it ends the prompt, and the answer continues it.
     """
 
     messages: list[ChatMessage]
@@ -67,6 +68,7 @@ class ChatRequest:
     tools: ToolSpec | None = None
     reasoning_budget: int | None = None
     client: str | None = None
+    prefill: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,11 +85,13 @@ class ChatDelta:
 @dataclass(frozen=True)
 class ChatDone:
     """End of a stream. ``finish_reason`` is OpenAI's: ``stop``, ``length`` or
-    ``tool_calls``."""
+    ``tool_calls``; ``stop_sequence`` is the request's stop string that ended the answer (None
+    when the model ended it, or for another reason)."""
 
     finish_reason: str
     usage: Usage
     reasoning_budget_exhausted: bool = False
+    stop_sequence: str | None = None
 
 
 @dataclass
@@ -101,6 +105,7 @@ class ChatResult:
     usage: Usage
     tool_calls: list[ToolCall] = field(default_factory=list)
     reasoning_budget_exhausted: bool = False
+    stop_sequence: str | None = None
     logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
@@ -173,7 +178,7 @@ class ChatStream:
                     if carry:
                         yield ChatDelta("content", "", carry)
                     reason = "length" if event.reason == "length" else "stop"
-                    yield ChatDone(reason, event.usage, event.forced)
+                    yield ChatDone(reason, event.usage, event.forced, event.stop_sequence)
         finally:
             self.cancel()
 
@@ -200,6 +205,7 @@ class ChatStream:
             done.usage,
             calls,
             done.reasoning_budget_exhausted,
+            done.stop_sequence,
             logprobs,
         )
 

@@ -15,7 +15,7 @@ import pytest
 
 from cove.models.registry import bundled_model_path
 from tests.conftest import LiveServer, free_port, server_env, start_server, stop_server
-from tests.gguf_files import with_fim_tokens
+from tests.gguf_files import FIM_KEYS, rewrite_gguf
 
 pytestmark = pytest.mark.real_model
 
@@ -200,8 +200,8 @@ def fim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]
     """A server whose only extra model, ``fim:latest``, is the bundled model with FIM token
     ids set in its GGUF metadata (imported with ``cove import``)."""
     home = tmp_path_factory.mktemp("fim-home")
-    path = with_fim_tokens(bundled_model_path(), tmp_path_factory.mktemp("gguf") / "fim.gguf",
-                           (3, 4, 5))
+    path = rewrite_gguf(bundled_model_path(), tmp_path_factory.mktemp("gguf") / "fim.gguf",
+                        ints=dict(zip(FIM_KEYS, (3, 4, 5), strict=True)))
     subprocess.run([sys.executable, "-m", "cove", "import", str(path), "fim"], check=True,
                    env=server_env(home), capture_output=True)
     port = free_port()

@@ -11,7 +11,7 @@ from cove.engine.llama import LlamaEngine
 from cove.engine.types import SamplingParams, TokenLogprob
 from cove.models.registry import bundled_model_path
 from tests.engine.test_llama_batching import prompt
-from tests.gguf_files import with_fim_tokens
+from tests.gguf_files import FIM_KEYS, rewrite_gguf
 
 pytestmark = pytest.mark.real_model
 
@@ -128,7 +128,8 @@ def test_bundled_model_has_no_fim_tokens(eng: LlamaEngine) -> None:
 
 
 def test_fim_tokens_are_read_from_gguf_keys(tmp_path: Path) -> None:
-    path = with_fim_tokens(bundled_model_path(), tmp_path / "fim.gguf", (3, 4, 5))
+    path = rewrite_gguf(bundled_model_path(), tmp_path / "fim.gguf",
+                        ints=dict(zip(FIM_KEYS, (3, 4, 5), strict=True)))
     e = LlamaEngine(path, "fim", n_ctx=256, n_slots=1, n_threads=2)
     try:
         assert e.info.fim == (3, 4, 5)

@@ -67,6 +67,14 @@ def test_held_stop_prefix_released_at_end() -> None:
     assert ("".join(out), reason) == ("abc ST", "stop")
 
 
+def test_the_stop_sequence_that_ended_the_text_is_told() -> None:
+    ts = TextStream(SamplingParams(stop=("###", "\nUser:")), 3, 2048)
+    assert [ts.push(p, False) for p in (b"Hi\nUs", b"er: x")] == [("Hi", None), ("", "stop")]
+    assert ts.stop_sequence == "\nUser:"
+    ts = TextStream(SamplingParams(stop=("###",)), 3, 2048)
+    assert ts.push(b"Hi", True) == ("", "stop") and ts.stop_sequence is None
+
+
 # -- log-probabilities paired with the text -------------------------------------------------------
 
 

@@ -5,11 +5,13 @@ of a client that went away."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import Request
 
 from cove.chat import ChatResult, ChatStream
+from cove.errors import CoveError, EngineFailure
 
 POLL_SECONDS = 0.25  # how often a waiting route checks that its client is still there
 
@@ -59,8 +61,14 @@ async def until_admitted(request: Request, *streams: ChatStream) -> None:
         raise
 
 
-async def collect_unless_disconnected(request: Request,
-                                      streams: list[ChatStream]) -> list[ChatResult] | None:
+async def collect_unless_disconnected(request: Request, stream: ChatStream) -> ChatResult | None:
+    """Run ``stream`` to the end, cancelling it if the client goes away first (None then)."""
+    results = await collect_choices(request, [stream])
+    return results[0] if results else None
+
+
+async def collect_choices(request: Request,
+                          streams: list[ChatStream]) -> list[ChatResult] | None:
     """Run ``streams`` (the answers of one request) to the end, cancelling them all if the
     client goes away first (None then) or one fails."""
     async def collect_all() -> list[ChatResult]:
@@ -74,3 +82,19 @@ async def collect_unless_disconnected(request: Request,
     if await _until(request, streams, task):
         return task.result()
     return None
+
+
+async def ending_in_error(events: AsyncIterator[str], stream: ChatStream,
+                          error_event: Callable[[CoveError], str]) -> AsyncIterator[str]:
+    """``events`` (a streamed answer's wire events), ended by one ``error_event`` if the
+    generation fails midway (an unexpected exception becomes an :class:`EngineFailure`, its
+    details not shown); the generation is cancelled however the stream ends."""
+    try:
+        async for event in events:
+            yield event
+    except CoveError as e:
+        yield error_event(e)
+    except Exception as e:  # noqa: BLE001 - the stream must end with an error event
+        yield error_event(EngineFailure(f"generation failed: {type(e).__name__}"))
+    finally:
+        stream.cancel()

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from cove.api.openai import convert
 from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest
 from cove.api.openai.stream import sse_stream
-from cove.api.streams import client_of, collect_unless_disconnected, until_admitted
+from cove.api.streams import client_of, collect_choices, until_admitted
 from cove.pipeline import ChatPipeline, ChatStream
 
 router = APIRouter(prefix="/v1")
@@ -48,7 +48,7 @@ async def chat_completions(
     if body.stream:
         return await _sse(request, streams, body, chat=True,
                           logprobs=req.params.logprobs is not None)
-    results = await collect_unless_disconnected(request, streams)
+    results = await collect_choices(request, streams)
     return JSONResponse(convert.from_chat_results(results, req.params.logprobs)
                         if results else {})
 
@@ -68,7 +68,7 @@ async def completions(body: CompletionRequest, request: Request, pipeline: Pipel
         return await _sse(request, streams, body, chat=False,
                           echo_prompt=prompt if body.echo else "",
                           logprobs=body.logprobs is not None)
-    results = await collect_unless_disconnected(request, streams)
+    results = await collect_choices(request, streams)
     if not results:
         return JSONResponse({})
     usage = convert.total_usage([r.usage for r in results])
