@@ -45,8 +45,9 @@ class TokenLogprob:
     The distribution is the log-softmax over the whole vocabulary of the logits the sampling
     filters receive: the model's logits with ``logit_bias`` added and the repetition,
     presence and frequency penalties applied, before grammar, top-k, top-p, min-p and
-    temperature (as OpenAI reports the model's distribution before temperature and top_p, and
-    llama-server by default, ``post_sampling_probs: false``). ``token`` and the texts in
+    temperature (as OpenAI reports the model's distribution before temperature and top_p,
+    logit bias included; llama-server's default, ``post_sampling_probs: false``, is before the
+    bias and penalties too). ``token`` and the texts in
     ``top`` are token bytes (special tokens as their text, a piece may be part of a UTF-8
     character); ``top`` is most likely first. ``offset`` is where the token starts in the
     generated text, in characters (set by :class:`cove.engine.generate.TextStream`).
