@@ -25,6 +25,7 @@ from cove.api.openai.routes import router as openai_router
 from cove.auth.deps import api_access
 from cove.auth.throttle import SignInGuard
 from cove.config import Settings
+from cove.features import search as search_feature
 from cove.features.logic.routes import router as logic_router
 from cove.models.registry import ModelRegistry
 from cove.models.store import ModelStore
@@ -124,6 +125,7 @@ def create_app(
     app.include_router(logic_router, dependencies=[Depends(api_access)])
     app.include_router(account.router)
     app.include_router(chats.router)
+    search_feature.install(app)
     pages.mount(app)
 
     @app.get("/health")

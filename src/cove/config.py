@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body, in bytes."
     )
+    max_upload_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024,
+        description="Largest document accepted into a knowledge collection, in bytes (web "
+        "uploads are also bounded by COVE_MAX_BODY_BYTES).",
+    )
     database_url: str | None = Field(
         None,
         description="SQLAlchemy database URL, e.g. postgresql+psycopg://user:pw@localhost/cove. "

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from cove.api import extensions
 from cove.api.openai import convert
 from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest
 from cove.api.streams import client_of, collect_unless_disconnected, until_admitted
@@ -31,17 +32,21 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, pipeline: PipelineDep
 ) -> Any:
     req = dataclasses.replace(convert.to_chat_request(body), client=client_of(request))
+    req, cove = await extensions.apply(request, body.cove, req)
     stream = await pipeline.start_chat(req)
     if body.stream:
         await until_admitted(request, stream)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
-            convert.sse_stream(stream, chat=True, include_usage=include_usage),
+            extensions.with_results(
+                convert.sse_stream(stream, chat=True, include_usage=include_usage), cove),
             media_type="text/event-stream",
             headers=SSE_HEADERS,
         )
     result = await collect_unless_disconnected(request, stream)
-    return JSONResponse(convert.from_chat_result(result) if result else {})
+    if not result:
+        return JSONResponse({})
+    return JSONResponse({**convert.from_chat_result(result), **({"cove": cove} if cove else {})})
 
 
 @router.post("/completions", response_model=None)

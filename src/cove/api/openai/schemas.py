@@ -96,6 +96,9 @@ class ChatCompletionRequest(_Sampling):
     thinking: Thinking | None = None
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     reasoning_budget: Int | None = Field(None, ge=1)
+    cove: dict[str, Any] | None = Field(
+        None, description="Cove's extensions by name, e.g. {'search': {'collections': [...]}} "
+        "(cove.api.extensions)")
 
 
 class CompletionRequest(_Sampling):
