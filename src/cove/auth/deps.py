@@ -162,3 +162,20 @@ def api_access(request: Request) -> None:
         "web app under Settings -> API keys)",
         code="invalid_api_key",
     )
+
+
+def api_user_id(request: Request) -> int | None:
+    """The account a ``/v1`` or ``/api`` request acts for, once :func:`api_access` let it in:
+    the owner of its API key, else of its web session. None when the server is open (loopback,
+    no account yet) and no valid credential came: Cove calls such data "local"."""
+    with get_db(request).session() as s:
+        key = _bearer(request)
+        if key is not None:
+            user = repo.user_for_key(s, key)
+            return user.id if user is not None else None
+        token = request.cookies.get(SESSION_COOKIE)
+        found = repo.session_for(s, token) if token else None
+        return found[0].id if found is not None else None
+
+
+ApiUserDep = Annotated[int | None, Depends(api_user_id)]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from cove.api.openai import convert
 from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest
-from cove.pipeline import ChatPipeline, ChatResult, ChatStream
+from cove.pipeline import ChatPipeline
 
 router = APIRouter(prefix="/v1")
 
@@ -25,7 +26,18 @@ def get_pipeline(request: Request) -> ChatPipeline:
 PipelineDep = Annotated[ChatPipeline, Depends(get_pipeline)]
 
 
-async def collect_unless_disconnected(request: Request, stream: ChatStream) -> ChatResult | None:
+T = TypeVar("T", covariant=True)
+
+
+class Collectable(Protocol[T]):
+    """A generation that can be run to the end (:class:`ChatStream`, a Responses API run)."""
+
+    def collect(self) -> Awaitable[T]: ...
+
+    def cancel(self) -> None: ...
+
+
+async def collect_unless_disconnected(request: Request, stream: Collectable[T]) -> T | None:
     """Run ``stream`` to the end, cancelling it if the client goes away first."""
     task = asyncio.ensure_future(stream.collect())
     try:
