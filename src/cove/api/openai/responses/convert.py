@@ -115,7 +115,7 @@ def _parts(role: str, content: str | list[ContentPart], where: str) -> list[dict
     return out
 
 
-def normalize_input(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+def normalize_input(value: str | list[Any]) -> list[dict[str, Any]]:
     """The request's ``input`` as the items Cove stores and lists (``GET
     .../input_items``): each with an ``id``, messages with a list of parts.
 

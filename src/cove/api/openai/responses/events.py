@@ -72,9 +72,11 @@ def base_response(body: ResponseCreateRequest, response_id: str, model: str) -> 
 
 
 def usage_json(usage: Usage) -> dict[str, Any]:
-    """The Responses API's ``usage`` (reasoning tokens are not counted apart: 0)."""
+    """The Responses API's ``usage`` (reasoning tokens are not counted apart: 0; Cove has no
+    paid cache writes: ``cache_write_tokens`` 0)."""
     return {"input_tokens": usage.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+            "input_tokens_details": {"cached_tokens": usage.cached_tokens,
+                                     "cache_write_tokens": 0},
             "output_tokens": usage.completion_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": usage.total_tokens}

@@ -135,7 +135,7 @@ class ResponseCreateRequest(_Body):
     ``reasoning_budget`` (as on ``/v1/chat/completions``)."""
 
     model: str | None = None
-    input: str | list[dict[str, Any]] = Field(default_factory=list)  # items: see InputItem
+    input: str | list[Any] = Field(default_factory=list)  # items: see InputItem
     instructions: str | None = None
     max_output_tokens: Int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
