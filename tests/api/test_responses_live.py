@@ -74,6 +74,7 @@ def test_previous_response_chain(client: openai.OpenAI) -> None:
 def test_function_tool_round_trip(client: openai.OpenAI) -> None:
     r = client.responses.create(model=MODEL, input="What is the weather in Oslo?",
                                 tools=[WEATHER], tool_choice="required", temperature=0,
+                                parallel_tool_calls=False,
                                 max_output_tokens=64)  # type: ignore[list-item]
     [call] = [o for o in r.output if o.type == "function_call"]
     assert call.name == "get_weather" and call.call_id
@@ -100,13 +101,13 @@ def test_langchain_chat_openai_in_responses_mode(live_server: LiveServer) -> Non
     from langchain_openai import ChatOpenAI
 
     llm = ChatOpenAI(model=MODEL, base_url=live_server.base_url + "/v1", api_key="unused",
-                     use_responses_api=True, temperature=0, max_tokens=24, max_retries=0)
+                     use_responses_api=True, temperature=0, max_tokens=48, max_retries=0)
     msg = llm.invoke("Name a colour.")
     assert msg.text and msg.response_metadata["id"].startswith("resp_")
     assert msg.usage_metadata is not None and msg.usage_metadata["output_tokens"] > 0
     chunks = list(llm.stream("Say hello."))
     assert "".join(c.text for c in chunks)
-    tooled = llm.bind_tools([WEATHER], tool_choice="required")
+    tooled = llm.bind_tools([WEATHER], tool_choice="required", parallel_tool_calls=False)
     called = tooled.invoke("What is the weather in Oslo?")
     assert called.tool_calls and called.tool_calls[0]["name"] == "get_weather"
     assert isinstance(called.tool_calls[0]["args"]["city"], str)

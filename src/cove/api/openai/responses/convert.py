@@ -274,7 +274,8 @@ def to_chat_request(body: ResponseCreateRequest, context: list[dict[str, Any]],
                              param="input")
     if body.instructions:
         messages.insert(0, ChatMessage("developer", body.instructions))
-    tools = chat_tools(body.tools, body.tool_choice, body.parallel_tool_calls)
+    parallel = False if body.max_tool_calls == 1 else body.parallel_tool_calls
+    tools = chat_tools(body.tools, body.tool_choice, parallel)
     params, explicit = sampling(body)
     grammar = format_grammar(body)
     if grammar is not None:
