@@ -144,12 +144,16 @@ def api_access(request: Request) -> None:
         if settings.on_loopback and not repo.has_users(s):
             return
         key = _bearer(request)
-        if key is not None and repo.user_for_key(s, key) is not None:
+        user = repo.user_for_key(s, key) if key is not None else None
+        if user is not None:
+            request.state.user_id = user.id  # the scheduler's fair shares count per user
             return
         token = request.cookies.get(SESSION_COOKIE)
-        if key is None and token and repo.session_for(s, token) is not None:
+        found = repo.session_for(s, token) if key is None and token else None
+        if found is not None:
             if request.method in UNSAFE_METHODS:
                 check_origin(request)
+            request.state.user_id = found[0].id
             return
     if key is not None:  # a key was sent: say it is the key that is wrong
         raise Unauthorized(
@@ -165,17 +169,11 @@ def api_access(request: Request) -> None:
 
 
 def api_user_id(request: Request) -> int | None:
-    """The account a ``/v1`` or ``/api`` request acts for, once :func:`api_access` let it in:
-    the owner of its API key, else of its web session. None when the server is open (loopback,
-    no account yet) and no valid credential came: Cove calls such data "local"."""
-    with get_db(request).session() as s:
-        key = _bearer(request)
-        if key is not None:
-            user = repo.user_for_key(s, key)
-            return user.id if user is not None else None
-        token = request.cookies.get(SESSION_COOKIE)
-        found = repo.session_for(s, token) if token else None
-        return found[0].id if found is not None else None
+    """The account a ``/v1`` or ``/api`` request acts for, as :func:`api_access` found it (the
+    owner of its API key, else of its web session). None when the server is open (loopback,
+    no account yet): Cove calls data made then "local"."""
+    user_id = getattr(request.state, "user_id", None)
+    return user_id if isinstance(user_id, int) else None
 
 
 ApiUserDep = Annotated[int | None, Depends(api_user_id)]

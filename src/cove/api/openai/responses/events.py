@@ -249,7 +249,7 @@ class ResponseRun:
                     for event in self._calls(item):
                         yield event
                 elif isinstance(item, ChatDone):
-                    if self._cancelled:  # a cancelled job ends like a finished one
+                    if self._cancelled or self._stream.cancelled:  # it ends like a finished one
                         break
                     status = "incomplete" if item.finish_reason == "length" else "completed"
                     for event in self._close_item(status):

@@ -8,6 +8,7 @@ response answers 404 as if it did not exist.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,7 +16,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from cove.api.openai.responses import convert, events
 from cove.api.openai.responses.schemas import ResponseCreateRequest
-from cove.api.openai.routes import SSE_HEADERS, PipelineDep, collect_unless_disconnected
+from cove.api.openai.routes import SSE_HEADERS, PipelineDep
+from cove.api.streams import client_of, collect_unless_disconnected, until_admitted
 from cove.auth.deps import ApiUserDep, DbDep, get_db
 from cove.errors import InvalidRequest
 from cove.store import responses as store
@@ -52,7 +54,11 @@ async def create_response(body: ResponseCreateRequest, request: Request, pipelin
     db = get_db(request)
     items = convert.normalize_input(body.input)
     context = await asyncio.to_thread(_context, db, owner, body.previous_response_id)
-    stream = await pipeline.start_chat(convert.to_chat_request(body, context, items))
+    req = dataclasses.replace(convert.to_chat_request(body, context, items),
+                              client=client_of(request))
+    stream = await pipeline.start_chat(req)
+    if body.stream:
+        await until_admitted(request, stream)
     response = events.base_response(body, convert.new_item_id("resp"), stream.model)
     if body.store:
         try:
