@@ -408,11 +408,22 @@ def test_client_going_away_stores_the_response_cancelled(fake: FakeWorld) -> Non
                 break
         await events.aclose()
 
+    async def cancelled_first() -> dict[str, Any]:
+        stream = await fake.app.state.pipeline.start_chat(
+            to_chat_request(body, [], normalize_input(body.input)))
+        run = ResponseRun(base_response(body, "resp_y", stream.model), stream,
+                          on_end=ended.append)
+        run.cancel()  # e.g. the client left while it waited for a slot
+        return await run.collect()
+
     asyncio.run(run())
     [final] = ended
     assert final["status"] == "cancelled"
     assert final["output"][0]["status"] == "incomplete"
     assert final["output"][0]["content"][0]["text"] == "one"
+    fake.engine.enqueue(["never"])
+    assert asyncio.run(cancelled_first())["status"] == "cancelled"  # not "completed"
+    assert ended[-1]["status"] == "cancelled"
 
 
 @pytest.mark.parametrize("body,param", [

@@ -103,7 +103,6 @@ class ResponseRun:
         self._open: dict[str, Any] | None = None  # the reasoning or message item being written
         self._text: list[str] = []
         self._ended = False
-        self._cancelled = False
 
     def _event(self, kind: str, **fields: Any) -> Event:
         event = {"type": kind, "sequence_number": self._seq, **fields}
@@ -249,7 +248,7 @@ class ResponseRun:
                     for event in self._calls(item):
                         yield event
                 elif isinstance(item, ChatDone):
-                    if self._cancelled or self._stream.cancelled:  # it ends like a finished one
+                    if self._stream.cancelled:  # a cancelled generation ends like a finished one
                         break
                     status = "incomplete" if item.finish_reason == "length" else "completed"
                     for event in self._close_item(status):
@@ -272,7 +271,6 @@ class ResponseRun:
 
     def cancel(self) -> None:
         """Stop generating (the client went away); the response ends ``cancelled``."""
-        self._cancelled = True
         self._stream.cancel()
 
     async def collect(self) -> dict[str, Any]:
