@@ -5,12 +5,13 @@ of a client that went away."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
 
 from cove.chat import ChatStream
+from cove.errors import CoveError, EngineFailure
 
 T = TypeVar("T", covariant=True)
 
@@ -70,3 +71,19 @@ async def collect_unless_disconnected(request: Request, stream: Collectable[T]) 
     if await _until(request, stream, task):
         return task.result()
     return None
+
+
+async def ending_in_error(events: AsyncIterator[str], stream: ChatStream,
+                          error_event: Callable[[CoveError], str]) -> AsyncIterator[str]:
+    """``events`` (a streamed answer's wire events), ended by one ``error_event`` if the
+    generation fails midway (an unexpected exception becomes an :class:`EngineFailure`, its
+    details not shown); the generation is cancelled however the stream ends."""
+    try:
+        async for event in events:
+            yield event
+    except CoveError as e:
+        yield error_event(e)
+    except Exception as e:  # noqa: BLE001 - the stream must end with an error event
+        yield error_event(EngineFailure(f"generation failed: {type(e).__name__}"))
+    finally:
+        stream.cancel()
