@@ -157,8 +157,8 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         0,
         ge=0,
-        description="Delete conversations not updated for this many days (checked hourly). "
-        "0 keeps them forever.",
+        description="Delete conversations not updated, and stored Responses API responses not "
+        "created, for this many days (checked hourly). 0 keeps them forever.",
     )
     log_content: bool = Field(
         False,

@@ -5,7 +5,6 @@ the source listed is the right document and page."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import openai

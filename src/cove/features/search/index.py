@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from cove import embeddings
 from cove.features.search.store import Chunk
@@ -49,7 +50,7 @@ def keyword_ranks(s: Session, collection_ids: Sequence[int], query: str,
     """Chunk ids in ``collection_ids`` matching ``query`` by keyword, best first."""
     if not collection_ids or not words(query):
         return []
-    ids = bindparam("ids", expanding=True)
+    ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
     if s.get_bind().dialect.name == "sqlite":
         stmt = text(
             "SELECT c.id FROM search_chunks_fts f JOIN search_chunks c ON c.id = f.rowid "
