@@ -19,13 +19,28 @@ from cove.chat import ChatRequest
 from cove.errors import InvalidRequest
 
 ChatExtension = Callable[[Request, Any, ChatRequest], Awaitable[tuple[ChatRequest, Any]]]
+# (the extension's result, the answer's text) -> the result to send with a complete answer
+Finisher = Callable[[Any, str], Any]
 
 
-def register(app: FastAPI, name: str, extension: ChatExtension) -> None:
-    """Make ``cove.<name>`` on chat requests run ``extension(request, value, chat_request)``."""
+def register(app: FastAPI, name: str, extension: ChatExtension,
+             finish: Finisher | None = None) -> None:
+    """Make ``cove.<name>`` on chat requests run ``extension(request, value, chat_request)``;
+    ``finish(result, answer_text)`` revises the result once a non-streamed answer is complete
+    (a streamed one carries the result as the extension returned it)."""
     if not hasattr(app.state, "chat_extensions"):
         app.state.chat_extensions = {}
+        app.state.chat_finishers = {}
     app.state.chat_extensions[name] = extension
+    if finish is not None:
+        app.state.chat_finishers[name] = finish
+
+
+def finish(request: Request, results: dict[str, Any], answer: str) -> dict[str, Any]:
+    """``results`` revised by each extension's finisher for the complete ``answer``."""
+    finishers: dict[str, Finisher] = getattr(request.app.state, "chat_finishers", {})
+    return {name: finishers[name](r, answer) if name in finishers else r
+            for name, r in results.items()}
 
 
 async def apply(request: Request, fields: dict[str, Any] | None,

@@ -22,11 +22,13 @@ def chat(b: Browser, search: object, **extra: object) -> object:
 def test_sources_in_prompt_and_response(fake: FakeWorld, alice: Browser) -> None:
     cid = new_collection(alice)
     upload(alice, cid, "notes.md", NOTES.encode())
-    fake.engine.enqueue(["Lady", "birds [1]."])
+    fake.engine.enqueue(["Lady", "birds [1][7]."])
     r = chat(alice, {"collections": ["garden"], "limit": 2})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["choices"][0]["message"]["content"] == "Ladybirds [1]."
+    assert body["choices"][0]["message"]["content"] == "Ladybirds [1][7]."
+    assert (body["cove"]["search"]["cited"], body["cove"]["search"]["invalid_citations"]) == (
+        [1], [7])
     sources = body["cove"]["search"]["sources"]
     assert [(s["index"], s["document"], s["heading"]) for s in sources] == [
         (1, "notes.md", "Garden > Pests"), (2, "notes.md", "Garden")]

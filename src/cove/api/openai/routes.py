@@ -46,6 +46,8 @@ async def chat_completions(
     result = await collect_unless_disconnected(request, stream)
     if not result:
         return JSONResponse({})
+    if cove:
+        cove = extensions.finish(request, cove, result.content)
     return JSONResponse({**convert.from_chat_result(result), **({"cove": cove} if cove else {})})
 
 

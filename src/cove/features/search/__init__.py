@@ -19,11 +19,11 @@ def install(app: FastAPI) -> None:
     """Add the feature to ``app``: its routes (signed-in users), the ``cove.search``
     extension of chat requests and its part of the data export (``knowledge``)."""
     from cove.api import extensions
-    from cove.features.search.answers import search_extension
+    from cove.features.search.answers import check_citations, search_extension
     from cove.features.search.routes import router
     from cove.features.search.service import export
     from cove.web.account import register_export
 
     app.include_router(router)
-    extensions.register(app, "search", search_extension)
+    extensions.register(app, "search", search_extension, finish=check_citations)
     register_export(app, "knowledge", export)

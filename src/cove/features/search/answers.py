@@ -5,13 +5,16 @@ best matching the last user message are put into the prompt as numbered sources 
 message ahead of the conversation, merged with the request's own system message), and the
 response carries ``"cove": {"search": {"query", "sources": [{"index", "document",
 "document_id", "collection_id", "page", "heading", "snippet", "chunk_id", "score"}]}}`` — the
-list is what was retrieved, never parsed from the model's text.
+list is what was retrieved, never parsed from the model's text. A non-streamed reply also says
+which ``[n]`` markers the model wrote: ``cited`` (numbers of listed sources) and
+``invalid_citations`` (numbers with no such source).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from typing import Any
 
 from fastapi import Request
@@ -102,3 +105,11 @@ async def search_extension(request: Request, value: Any,
                 "heading": h["heading"], "snippet": h["snippet"], "chunk_id": h["chunk_id"],
                 "score": h["score"]} for i, h in enumerate(hits, start=1)]
     return with_sources(req, hits), {"query": query, "sources": sources}
+
+
+def check_citations(result: dict[str, Any], answer: str) -> dict[str, Any]:
+    """``result`` with the ``[n]`` markers of ``answer`` checked against its sources."""
+    marks = sorted({int(n) for n in re.findall(r"\[(\d{1,3})\]", answer)})
+    known = {s["index"] for s in result["sources"]}
+    return {**result, "cited": [n for n in marks if n in known],
+            "invalid_citations": [n for n in marks if n not in known]}
