@@ -22,6 +22,8 @@ STORED_PER_USER = {
     "search_collections": "knowledge collection names and creation times",
     "search_documents": "file name, format, size, SHA-256, page and character counts, "
     "extraction notes, time added (the file itself is not kept)",
+    "search_files": "files uploaded through /v1/files, as sent (name, purpose, size, bytes), "
+    "until deleted",
     "search_chunks": "passages of the documents' text with page, heading path and character "
     "range, their keyword index entries and embedding vectors (embedder id and dimension)",
     "responses": "OpenAI Responses API results made with store true (the default): the response "
@@ -31,7 +33,7 @@ STORED_PER_USER = {
     "store false keeps nothing",
 }
 # tables of features, counted when their migration has run
-FEATURE_TABLES = ("search_collections", "search_documents", "search_chunks")
+FEATURE_TABLES = ("search_collections", "search_documents", "search_chunks", "search_files")
 NOT_STORED = [
     "guest conversations (they live only in the browser tab)",
     "Responses API requests made with store false (nothing of them is written)",

@@ -128,7 +128,7 @@ def test_export_and_account_deletion(fake: FakeWorld, alice: Browser, bob: Brows
     doc = exported[0]["documents"][0]
     assert doc["filename"] == "notes.md" and doc["chunks"][1]["heading"] == "Garden > Pests"
     assert "ladybirds" in doc["chunks"][1]["text"]
-    assert alice.get("/web/export").json()["knowledge"] == {"collections": []}
+    assert alice.get("/web/export").json()["knowledge"] == {"collections": [], "files": []}
 
     r = bob.request("DELETE", "/web/account", json={"password": PASSWORD})
     assert r.status_code == 200, r.text

@@ -16,14 +16,20 @@ if TYPE_CHECKING:
 
 
 def install(app: FastAPI) -> None:
-    """Add the feature to ``app``: its routes (signed-in users), the ``cove.search``
+    """Add the feature to ``app``: its routes (signed-in users), OpenAI's Files and Vector
+    Stores endpoints, the ``cove.search``
     extension of chat requests and its part of the data export (``knowledge``)."""
+    from fastapi import Depends
+
     from cove.api import extensions
+    from cove.auth.deps import api_access
     from cove.features.search.answers import check_citations, search_extension
     from cove.features.search.routes import router
     from cove.features.search.service import export
+    from cove.features.search.vector_stores import router as openai_router
     from cove.web.account import register_export
 
     app.include_router(router)
+    app.include_router(openai_router, dependencies=[Depends(api_access)])
     extensions.register(app, "search", search_extension, finish=check_citations)
     register_export(app, "knowledge", export)

@@ -10,6 +10,7 @@ from a worker thread, never on the event loop.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from cove import embeddings
 from cove.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
 from cove.features.search import chunking, index
 from cove.features.search.extract import Extracted, extract
-from cove.features.search.store import Chunk, Collection, Document
+from cove.features.search.store import Chunk, Collection, Document, StoredFile
 
 MAX_NAME = 100
 SNIPPET = 300
@@ -205,7 +206,9 @@ def search(s: Session, user_id: int, collection_ids: list[int], query: str,
 
 def export(s: Session, user_id: int) -> dict[str, Any]:
     """Everything of the user's collections for the data export: ``{"collections": [{...,
-    "documents": [{..., "chunks": [{"text", "page", "heading", "start", "end"}]}]}]}``."""
+    "documents": [{..., "chunks": [{"text", "page", "heading", "start", "end"}]}]}],
+    "files": [{"id", "filename", "purpose", "bytes", "created_at", "content_base64"}]}`` (files
+    uploaded through ``/v1/files``)."""
     out = []
     for c in list_collections(s, user_id):
         docs = []
@@ -217,4 +220,9 @@ def export(s: Session, user_id: int) -> dict[str, Any]:
                  "end": k.end} for k in chunks]})
         out.append({"id": c.id, "name": c.name, "created_at": c.created_at.isoformat() + "Z",
                     "documents": docs})
-    return {"collections": out}
+    files = [{"id": f"file-{f.id}", "filename": f.filename, "purpose": f.purpose,
+              "bytes": f.bytes, "created_at": f.created_at.isoformat() + "Z",
+              "content_base64": base64.b64encode(f.data).decode()}
+             for f in s.scalars(select(StoredFile).where(StoredFile.user_id == user_id)
+                                .order_by(StoredFile.id))]
+    return {"collections": out, "files": files}

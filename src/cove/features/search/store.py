@@ -9,6 +9,7 @@ Alembic migration ``0003_search``.
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
@@ -30,10 +31,26 @@ class Collection(Base):
     __table_args__ = (UniqueConstraint("user_id", "name", name="uq_search_collections_name"),)
 
 
+class StoredFile(Base):
+    """A file uploaded through OpenAI's Files API (``/v1/files``), kept as sent until deleted:
+    its bytes are what ``/v1/files/{id}/content`` returns and what a vector store reads."""
+
+    __tablename__ = "search_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    purpose: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(Integer)
+    data: Mapped[builtins.bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Document(Base):
     """A document added to a collection. ``kind``: ``text``, ``markdown``, ``html``, ``pdf`` or
     ``docx``; ``pages``: page count (PDF) or None; ``notes``: JSON list of warnings, such as the
-    pages of a PDF that have no text layer."""
+    pages of a PDF that have no text layer; ``file_id``: the uploaded file it was read from
+    (OpenAI's vector store files), deleted with it."""
 
     __tablename__ = "search_documents"
 
@@ -49,6 +66,9 @@ class Document(Base):
     pages: Mapped[int | None] = mapped_column(default=None)
     chars: Mapped[int] = mapped_column(Integer, default=0)
     notes: Mapped[str] = mapped_column(Text, default="[]")
+    file_id: Mapped[int | None] = mapped_column(
+        ForeignKey("search_files.id", ondelete="CASCADE"), default=None, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -80,4 +100,4 @@ class Chunk(Base):
     __table_args__ = (Index("ix_search_chunks_collection", "collection_id"),)
 
 
-TABLES = (Collection, Document, Chunk)
+TABLES = (Collection, StoredFile, Document, Chunk)

@@ -1,4 +1,4 @@
-"""search: collections, documents, chunks and their keyword index
+"""search: collections, uploaded files, documents, chunks and their keyword index
 
 Revision ID: 0003_search
 Revises: 0002_responses
@@ -47,6 +47,19 @@ def upgrade() -> None:
     )
     op.create_index("ix_search_collections_user_id", "search_collections", ["user_id"])
     op.create_table(
+        "search_files",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("filename", sa.String(length=255), nullable=False),
+        sa.Column("purpose", sa.String(length=32), nullable=False),
+        sa.Column("bytes", sa.Integer(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_search_files_user_id", "search_files", ["user_id"])
+    op.create_table(
         "search_documents",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
@@ -58,12 +71,15 @@ def upgrade() -> None:
         sa.Column("pages", sa.Integer(), nullable=True),
         sa.Column("chars", sa.Integer(), nullable=False),
         sa.Column("notes", sa.Text(), nullable=False),
+        sa.Column("file_id", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["collection_id"], ["search_collections.id"],
                                 ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["file_id"], ["search_files.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_index("ix_search_documents_file_id", "search_documents", ["file_id"])
     op.create_index("ix_search_documents_user_id", "search_documents", ["user_id"])
     op.create_index("ix_search_documents_collection_id", "search_documents", ["collection_id"])
     op.create_table(
@@ -105,4 +121,5 @@ def downgrade() -> None:
         op.execute("DROP TABLE IF EXISTS search_chunks_fts")
     op.drop_table("search_chunks")
     op.drop_table("search_documents")
+    op.drop_table("search_files")
     op.drop_table("search_collections")
