@@ -258,8 +258,8 @@ def rss_summary(rss: list[tuple[float, float]], wall: float) -> str:
     step = max(1, len(rss) // 10)
     along = ", ".join(f"{t:.0f} s {m:.0f}" for t, m in rss[::step])
     return (f"start {rss[0][1]:.0f} MiB, middle ({mid[0]:.0f} s) {mid[1]:.0f} MiB, end "
-            f"{rss[-1][1]:.0f} MiB, max {max(m for _, m in rss):.0f} MiB (along the run, MiB: "
-            f"{along})")
+            f"{rss[-1][1]:.0f} MiB (**{rss[-1][1] - mid[1]:+.0f} MiB over the second half**), "
+            f"max {max(m for _, m in rss):.0f} MiB; along the run (s MiB): {along}")
 
 
 def main(argv: list[str] | None = None) -> int:
