@@ -49,6 +49,7 @@ from bench.reliability import (  # noqa: E402
     MODEL,
     REPORT,
     CoveServer,
+    MalformedStream,
     append_run,
     median,
     on_databases,
@@ -85,6 +86,7 @@ class Round:
         self.first_delta = asyncio.Event()
         self.first_delta_at = float("nan")
         self.unexpected: list[str] = []
+        self.killed = False
 
     def _bad(self, r: httpx.Response) -> bool:
         if r.status_code == 200:
@@ -167,12 +169,15 @@ class Round:
                 c.pending_delete = False
 
 
-async def _until_dead(coro: Any) -> None:
-    """Run a client until the kill cuts its connection."""
+async def _until_dead(rnd: Round, coro: Any) -> None:
+    """Run a client until the kill cuts its connection (which may also cut a line)."""
     try:
         await coro
     except httpx.TransportError:
         pass
+    except MalformedStream as e:
+        if not rnd.killed:
+            rnd.unexpected.append(f"malformed stream: {e}")
 
 
 async def _load_model(base: str, key: str) -> None:
@@ -211,9 +216,9 @@ async def run_rounds(server: CoveServer, args: argparse.Namespace) -> list[Round
                                      headers=headers) as web:
             rnd = Round(web, ledger, rng, number)
             t0 = time.monotonic()
-            tasks = [asyncio.ensure_future(_until_dead(rnd.stream()))
+            tasks = [asyncio.ensure_future(_until_dead(rnd, rnd.stream()))
                      for _ in range(args.streams)]
-            tasks += [asyncio.ensure_future(_until_dead(rnd.writer(f"r{number}w{w}")))
+            tasks += [asyncio.ensure_future(_until_dead(rnd, rnd.writer(f"r{number}w{w}")))
                       for w in range(args.writers)]
             if target == "stream":
                 try:
@@ -224,10 +229,19 @@ async def run_rounds(server: CoveServer, args: argparse.Namespace) -> list[Round
             else:
                 await asyncio.sleep(rng.uniform(0.02, 0.6))
             killed_at = time.monotonic()
+            rnd.killed = True
             server.kill()
             await asyncio.wait_for(asyncio.gather(*tasks), 30)
             t1 = time.monotonic()
-            server.start()
+            try:
+                server.start()
+            except RuntimeError as e:  # the store may be what keeps it from starting
+                rnd.unexpected.append(f"the server did not restart ({e}): "
+                                      f"{server.log_tail(600)}")
+                results.append(RoundResult(number, target, killed_at - t0,
+                                           rnd.first_delta_at - t0, Verdict(), 0.0,
+                                           rnd.unexpected))
+                break
             restart = time.monotonic() - t1
         await _load_model(server.base, key)
         async with httpx.AsyncClient(base_url=server.base, timeout=60, cookies=cookies,
@@ -248,7 +262,8 @@ def report(results: list[RoundResult], args: argparse.Namespace, label: str, loa
     from cove.chats import turns
 
     flush = getattr(turns, "FLUSH_SECONDS", None)
-    rows, acks = [], {}
+    rows: list[list[str]] = []
+    acks: dict[str, int] = {}
     for r in results:
         v = r.verdict
         for k, n in v.acknowledged.items():

@@ -36,6 +36,7 @@ import resource
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,10 +87,10 @@ class SoakResult:
     server_log: str = ""  # the server's log, when this script started it
 
 
-async def _one(kind: str, request: object, deadline: float) -> Record:
+async def _one(kind: str, request: Callable[[], Awaitable[None]], deadline: float) -> Record:
     t0 = time.perf_counter()
     try:
-        await asyncio.wait_for(request(), deadline)  # type: ignore[operator]
+        await asyncio.wait_for(request(), deadline)
         return Record(kind, "ok", time.perf_counter() - t0)
     except Overloaded as e:
         return Record(kind, "overloaded", time.perf_counter() - t0, detail=str(e.retry_after))
@@ -206,7 +207,7 @@ def server_exceptions(log: str) -> Counter[str]:
     return found
 
 
-def report(res: SoakResult, args: argparse.Namespace, settings: str, load: str) -> str:
+def report(res: SoakResult, settings: str, load: str) -> str:
     """The markdown section of one run."""
     recs = res.records
     fails = [r for r in recs if r.outcome == "failure"]
@@ -309,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     for res in results:
         settings = (f"Soak: {head}; against {where}; store: {res.label}; server settings: "
                     f"{shown}. {args.note}".rstrip())
-        body = report(res, args, settings, load)
+        body = report(res, settings, load)
         print(f"## soak on {res.label}\n{body}", flush=True)
         append_run(f"soak, {args.clients} clients × {args.minutes:g} min, {res.label}", body,
                    args.out)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,19 @@ async def check_status(r: httpx.Response, expected: int = 200) -> None:
     if r.status_code >= 500:
         raise Failure("5xx", where)
     raise Failure("unexpected status", where)
+
+
+async def _lines(r: httpx.Response, limit: int | None) -> AsyncIterator[str]:
+    """The non-empty lines of a streamed body; with ``limit``, raise Disconnected (the client
+    leaves) instead of reading more than that many."""
+    n = 0
+    async for line in r.aiter_lines():
+        if not line:
+            continue
+        if limit is not None and n >= limit:
+            raise Disconnected
+        n += 1
+        yield line
 
 
 def _json(line: str, where: str) -> Any:
@@ -201,13 +214,7 @@ class SoakClient:
         text: list[str] = []
         finish = usage = None
         done = False
-        events = 0
-        async for line in r.aiter_lines():
-            if not line:
-                continue
-            if limit is not None and events >= limit:
-                raise Disconnected
-            events += 1
+        async for line in _lines(r, limit):
             if done or not line.startswith("data: "):
                 raise Failure("malformed stream", f"{where}: unexpected line {line[:120]!r}")
             if line == "data: [DONE]":
@@ -280,13 +287,7 @@ class SoakClient:
         where = r.request.url.path
         text: list[str] = []
         done = False
-        events = 0
-        async for line in r.aiter_lines():
-            if not line:
-                continue
-            if limit is not None and events >= limit:
-                raise Disconnected
-            events += 1
+        async for line in _lines(r, limit):
             obj = _json(line, where)
             if done or not isinstance(obj, dict):
                 raise Failure("malformed stream", f"{where}: unexpected line {line[:120]!r}")
