@@ -325,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, results in on_databases(args.db, run):
         body = report(results, args, label, load)
         print(f"## faults on {label}\n{body}", flush=True)
-        append_run(f"faults, {args.rounds} rounds, {label}", body, args.out)
+        rounds = f"{args.rounds} round{'s' if args.rounds != 1 else ''}"
+        append_run(f"faults, {rounds}, {label}", body, args.out)
         bad += sum(len(r.verdict.lost) + len(r.verdict.problems) + len(r.unexpected)
                    for r in results)
     return 1 if bad else 0

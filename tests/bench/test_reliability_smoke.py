@@ -29,12 +29,13 @@ def test_soak_few_clients_no_failures(tmp_path: Path) -> None:
     assert code == 0
 
 
-def test_faults_two_rounds_lose_nothing(tmp_path: Path) -> None:
+def test_faults_one_round_loses_nothing(tmp_path: Path) -> None:
     out = tmp_path / "reliability.md"
     db = "postgres" if pg.available() else "sqlite"
-    code = faults.main(["--rounds", "2", "--db", db, "--out", str(out), *QUIET])
+    # seed 1: the first round kills the server while the answers stream
+    code = faults.main(["--rounds", "1", "--seed", "1", "--db", db, "--out", str(out), *QUIET])
     text = out.read_text()
-    assert f"faults, 2 rounds, {db}" in text
+    assert f"faults, 1 round, {db}" in text
     assert "**lost: 0**" in text, text
-    assert text.count("\n| 1 |") == 1 and text.count("\n| 2 |") == 1, text
+    assert "\n| 1 | stream |" in text, text
     assert code == 0
