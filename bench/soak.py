@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.url:
         results = [asyncio.run(soak(args.url.rstrip("/"), args, args.pid, False, args.api_key,
-                                    "url"))]
+                                    "its own"))]
         where = f"the running server at {args.url}"
     else:
         results = on_databases(args.db, run)
