@@ -95,11 +95,11 @@ def machine() -> str:
 
 
 def write_section(title: str, body: str, path: Path = RESULTS,
-                  intro: str = "# Benchmarks\n\nRun by hand; see bench/.\n") -> None:
-    """Replace (or append) the section ``## title`` in ``path`` (docs/benchmarks.md), a new
-    file starting with ``intro``."""
+                  heading: str = "# Benchmarks\n\nRun by hand; see bench/.\n") -> None:
+    """Replace (or append) the section ``## title`` in ``path`` (docs/benchmarks.md), which
+    starts with ``heading`` when it is new."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = path.read_text() if path.exists() else intro
+    text = path.read_text() if path.exists() else heading
     head = f"## {title}\n"
     start = text.find(head)
     if start == -1:

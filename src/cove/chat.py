@@ -45,8 +45,10 @@ class ChatRequest:
     ``explicit`` names the :class:`SamplingParams` fields the client set; the others take the
     model's preset defaults (None: every field is explicit). ``tools`` (validated, see
     :mod:`cove.tools`) lets the model answer with tool calls. ``num_ctx`` asks for a context
-    window (an idle model is reloaded with it). ``keep_alive`` is seconds to keep the model
-    loaded after this request (None: the default; < 0 forever; 0 unload at once).
+    window (an idle model is reloaded with it). ``client`` names who asks (``user:<id>``,
+    ``addr:<ip>``; None: anonymous), for the scheduler's fair shares. ``keep_alive`` is
+    seconds to keep the model loaded after this request (None: the default; < 0 forever; 0
+    unload at once).
     ``think`` False asks the template not to reason (``enable_thinking=False``); True on a
     model that cannot reason is an error. ``reasoning_budget`` caps reasoning in tokens: at the
     cap the reasoning is closed (``</think>`` is injected) and the model goes on to answer
@@ -62,6 +64,7 @@ class ChatRequest:
     think: bool | None = None
     tools: ToolSpec | None = None
     reasoning_budget: int | None = None
+    client: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,21 @@ class ChatStream:
         self._job.cancel()
         if self._lease is not None:
             self._lease.release(self._keep_alive)
+
+    async def admitted(self) -> None:
+        """Wait until the generation has a slot (streaming routes wait for this before they
+        send a status line, so a refusal is still an HTTP error). Returns too when it was
+        cancelled meanwhile.
+
+        Raises:
+            CoveError: it was refused before getting a slot (Overloaded at the queue deadline
+                or to make room for another client's share); the stream is then released.
+        """
+        try:
+            await self._job.admitted()
+        except BaseException:
+            self.cancel()
+            raise
 
     def __aiter__(self) -> AsyncIterator[ChatDelta | ChatDone]:
         """:class:`ChatDelta` pieces then one :class:`ChatDone` (tool calls come as text: use

@@ -123,6 +123,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Requests that may wait for a free slot; more get HTTP 503 with Retry-After.",
     )
+    queue_timeout: float = Field(
+        60,
+        ge=0,
+        description="Seconds a request may wait for a free generation slot; then HTTP 503 with "
+        "Retry-After (a streamed answer waits for its slot before sending its status line). "
+        "0 = wait as long as it takes.",
+    )
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body, in bytes."
     )

@@ -197,7 +197,8 @@ class ChatPipeline:
             params = self._with_defaults(entry, request.params, request.explicit)
             if request.tools is not None:
                 params = replace(params, grammar=request.tools.grammar())
-            job = self._admit(rt.engine, rt.scheduler, prompt, params, "messages", force)
+            job = self._admit(rt.engine, rt.scheduler, prompt, params, "messages", force,
+                              request.client)
         except BaseException:
             lease.release(request.keep_alive)
             raise
@@ -206,9 +207,10 @@ class ChatPipeline:
     async def start_completion(
         self, model: str | None, prompt_text: str, params: SamplingParams, *,
         explicit: frozenset[str] | None = None, num_ctx: int | None = None,
-        keep_alive: float | None = None,
+        keep_alive: float | None = None, client: str | None = None,
     ) -> ChatStream:
-        """Queue a raw text completion (no chat template, no reasoning split).
+        """Queue a raw text completion (no chat template, no reasoning split); ``client`` as
+        :attr:`ChatRequest.client`.
 
         Raises:
             InvalidRequest, ContextLengthExceeded, ModelNotFound, Overloaded: as
@@ -222,7 +224,8 @@ class ChatPipeline:
             prompt = await asyncio.to_thread(
                 self._tokenize, rt.engine, prompt_text, rt.engine.info.add_bos, "prompt")
             params = self._with_defaults(entry, params, explicit)
-            job = self._admit(rt.engine, rt.scheduler, prompt, params, "prompt")
+            job = self._admit(rt.engine, rt.scheduler, prompt, params, "prompt",
+                              client=client)
         except BaseException:
             lease.release(keep_alive)
             raise
@@ -273,14 +276,14 @@ class ChatPipeline:
     @staticmethod
     def _admit(engine: Engine, scheduler: Scheduler | None, prompt: list[int],
                params: SamplingParams, param: str,
-               force: ForcedContinuation | None = None) -> Job:
+               force: ForcedContinuation | None = None, client: str | None = None) -> Job:
         n_ctx = engine.info.n_ctx
         if not prompt:
             raise InvalidRequest("the prompt is empty", param=param)
         if len(prompt) >= n_ctx:
             raise ContextLengthExceeded(len(prompt), n_ctx, param=param)
         assert scheduler is not None
-        return scheduler.submit(prompt, params, force)
+        return scheduler.submit(prompt, params, force, client)
 
     @staticmethod
     def _template_messages(

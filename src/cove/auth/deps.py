@@ -144,12 +144,16 @@ def api_access(request: Request) -> None:
         if settings.on_loopback and not repo.has_users(s):
             return
         key = _bearer(request)
-        if key is not None and repo.user_for_key(s, key) is not None:
+        user = repo.user_for_key(s, key) if key is not None else None
+        if user is not None:
+            request.state.user_id = user.id  # the scheduler's fair shares count per user
             return
         token = request.cookies.get(SESSION_COOKIE)
-        if key is None and token and repo.session_for(s, token) is not None:
+        found = repo.session_for(s, token) if key is None and token else None
+        if found is not None:
             if request.method in UNSAFE_METHODS:
                 check_origin(request)
+            request.state.user_id = found[0].id
             return
     if key is not None:  # a key was sent: say it is the key that is wrong
         raise Unauthorized(

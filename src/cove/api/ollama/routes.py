@@ -4,6 +4,7 @@ convert back. No logic of their own; errors render as ``{"error": "..."}``."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -28,6 +29,7 @@ from cove.api.ollama.schemas import (
     ShowBody,
 )
 from cove.api.openai.routes import PipelineDep
+from cove.api.streams import client_of, until_admitted
 from cove.errors import CoveError, InvalidRequest
 from cove.models import manage
 from cove.models.names import parse_new_ref, parse_ref
@@ -54,14 +56,16 @@ async def _reply(request: Request, pipeline: ChatPipeline, req: ChatRequest, *, 
     if raw_prompt is not None:
         stream = await pipeline.start_completion(
             req.model, raw_prompt, req.params, explicit=req.explicit, num_ctx=req.num_ctx,
-            keep_alive=req.keep_alive)
+            keep_alive=req.keep_alive, client=client_of(request))
     else:
-        stream = await pipeline.start_chat(req)
-    timer.mark_admitted()
+        stream = await pipeline.start_chat(dataclasses.replace(req, client=client_of(request)))
     if stream_out:
+        await until_admitted(request, stream)
+        timer.mark_admitted()
         return StreamingResponse(
             convert.ndjson_stream(stream, chat=chat, think=req.think, timer=timer),
             media_type=NDJSON)
+    timer.mark_admitted()
     watch = asyncio.ensure_future(_disconnect_watch(request, stream))
     try:
         return JSONResponse(await convert.collect(stream, chat=chat, think=req.think,
