@@ -27,7 +27,8 @@ INTRO = """# Reliability
 Runs of the reliability suite, newest last: `bench/soak.py` (many clients mixing every kind of
 request, faults included, for minutes) and `bench/faults.py` (`kill -9` of the server in the
 middle of streamed answers and write bursts, then the store compared with what clients were
-told). See README → Development → Reliability for how to run them.
+told), and `bench/fairness.py` (a short question while a long prompt is read). See README →
+Development → Reliability for how to run them.
 """
 DATABASES = ("sqlite", "postgres", "both")
 MODEL = "smollm2:135m"  # the bundled model

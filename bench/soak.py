@@ -7,8 +7,9 @@ kind of request at random (its own seeded generator), sends it, checks the answe
 Kinds: OpenAI and Ollama streamed chats (half of them follow-up turns), completions (streamed or
 not), ``/api/generate``, ``/api/embed`` and ``/v1/embeddings`` (when the route exists), clients
 that disconnect mid-stream, bad requests (malformed JSON, bad fields, unknown model: 4xx in the
-API's shape), and stored web app chats (the server started here has an account, so every API
-request also carries an API key the store must check).
+API's shape), and stored web app chats. The server started here has ``--accounts`` web accounts
+(4): each client belongs to one and sends its API key (which the store checks on every request)
+and has a web session of it; each account is one client of the scheduler's fair shares.
 
 A *failure* is anything but the expected answer: a 5xx, a 503 without ``Retry-After``, another
 wrong status, a malformed stream, a stream that ends without its final event, an error event in
@@ -22,7 +23,8 @@ Bounded: each client stops starting requests after ``--minutes`` or ``--max-requ
 request has a deadline; only loopback addresses.
 
 Usage: .venv/bin/python bench/soak.py [--clients 32] [--minutes 3] [--db sqlite|postgres|both]
-       [--seed 0] [--env COVE_PROMPT_CACHE_MB=64 ...] [--url URL [--api-key K] [--pid PID]]
+       [--accounts 4] [--seed 0] [--env COVE_PROMPT_CACHE_MB=64 ...]
+       [--url URL [--api-key K] [--pid PID]]
 """
 
 from __future__ import annotations
@@ -140,35 +142,51 @@ async def _pending(api: httpx.AsyncClient) -> int:
     return sum(m["pending"] for m in r.json().get("loaded", []))
 
 
+async def _accounts(stack: AsyncExitStack, base: str, args: argparse.Namespace, label: str,
+                    timeout: httpx.Timeout,
+                    ) -> tuple[list[httpx.AsyncClient], list[httpx.AsyncClient]]:
+    """Sign up ``args.accounts`` web accounts (the server then needs API keys); an API client
+    with its own key for each, and for client i a web session of account ``i % accounts``."""
+    apis, webs = [], []
+    for a in range(args.accounts):
+        async with httpx.AsyncClient(base_url=base, timeout=timeout) as c:
+            await sign_up(c, f"soak-{label}-{a}@example.org")
+            r = await c.post("/web/keys", json={"name": "soak"})
+            r.raise_for_status()
+        apis.append(await stack.enter_async_context(httpx.AsyncClient(
+            base_url=base, limits=httpx.Limits(max_connections=2 * args.clients + 4),
+            timeout=timeout, headers={"Authorization": f"Bearer {r.json()['key']}"})))
+    for i in range(args.clients):
+        w = await stack.enter_async_context(httpx.AsyncClient(
+            base_url=base, limits=httpx.Limits(max_connections=2), timeout=timeout))
+        await log_in(w, f"soak-{label}-{i % args.accounts}@example.org")
+        webs.append(w)
+    return apis, webs
+
+
 async def soak(base: str, args: argparse.Namespace, pid: int | None, web: bool,
                api_key: str | None, label: str) -> SoakResult:
-    """Run the clients against ``base``. ``web``: sign up (the server then needs API keys), and
-    give every client a web session of that account and the key."""
-    limits = httpx.Limits(max_connections=2 * args.clients + 4)
+    """Run the clients against ``base``. ``web``: with accounts (:func:`_accounts`), whose
+    clients use the web app too; else one API client with ``api_key`` (if any)."""
     timeout = httpx.Timeout(args.deadline, connect=10)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     async with AsyncExitStack() as stack:
-        api = await stack.enter_async_context(httpx.AsyncClient(
-            base_url=base, limits=limits, timeout=timeout, headers=headers))
-        webs: list[httpx.AsyncClient | None] = [None] * args.clients
         if web:
-            email = f"soak-{label}@example.org"
-            await sign_up(api, email)
-            key = (await api.post("/web/keys", json={"name": "soak"})).json()["key"]
-            api.cookies.clear()
-            api.headers.pop("X-CSRF-Token")
-            api.headers["Authorization"] = f"Bearer {key}"
-            for i in range(args.clients):
-                webs[i] = w = await stack.enter_async_context(httpx.AsyncClient(
-                    base_url=base, limits=httpx.Limits(max_connections=2), timeout=timeout))
-                await log_in(w, email)
+            apis, webs = await _accounts(stack, base, args, label, timeout)
+        else:
+            headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+            apis = [await stack.enter_async_context(httpx.AsyncClient(
+                base_url=base, limits=httpx.Limits(max_connections=2 * args.clients + 4),
+                timeout=timeout, headers=headers))]
+            webs = []
+        api = apis[0]
         v1_embed = await _has_route(api, "/v1/embeddings")
         # warm-up: load the chat and the embedding model before measuring
         for path, body in (("/v1/chat/completions", {"model": MODEL, "max_tokens": 4, "messages":
                                                      [{"role": "user", "content": "hi"}]}),
                            ("/api/embed", {"model": MODEL, "input": "hi"})):
             (await api.post(path, json=body)).raise_for_status()
-        clients = [SoakClient(api, webs[i], random.Random(args.seed * 1000 + i), v1_embed)
+        clients = [SoakClient(apis[i % len(apis)], webs[i] if webs else None,
+                              random.Random(args.seed * 1000 + i), v1_embed)
                    for i in range(args.clients)]
         records: list[Record] = []
         rss: list[tuple[float, float]] = []
@@ -268,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--minutes", type=float, default=3.0)
+    ap.add_argument("--accounts", type=int, default=4,
+                    help="web accounts the clients are spread over (each a fair share)")
     ap.add_argument("--db", choices=DATABASES, default="sqlite",
                     help="store of the server started here (both: one run on each)")
     ap.add_argument("--seed", type=int, default=0)
@@ -305,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f"the running server at {args.url}"
     else:
         results = on_databases(args.db, run)
-        where = "a server started by the script (fresh `COVE_HOME`, one web account, API key)"
+        where = (f"a server started by the script (fresh `COVE_HOME`, clients spread over "
+                 f"{args.accounts} web accounts, each with an API key)")
     failures = 0
     for res in results:
         settings = (f"Soak: {head}; against {where}; store: {res.label}; server settings: "
