@@ -93,6 +93,15 @@ def _json(line: str, where: str) -> Any:
         raise Failure("malformed stream", f"{where}: not JSON: {line[:120]!r}") from None
 
 
+def stream_error(where: str, error: Any) -> Failure:
+    """The failure for an error event in a stream that began with status 200: an overload
+    (OpenAI code ``overloaded``) told this way has no ``Retry-After``, so it is a kind of its
+    own."""
+    overloaded = isinstance(error, dict) and error.get("code") == "overloaded"
+    return Failure("overload as an error event in a 200 stream" if overloaded
+                   else "error event in stream", f"{where}: {str(error)[:200]}")
+
+
 def openai_error_ok(body: Any) -> bool:
     """Whether ``body`` is exactly OpenAI's error object."""
     err = body.get("error") if isinstance(body, dict) else None
@@ -222,7 +231,7 @@ class SoakClient:
                 continue
             obj = _json(line[6:], where)
             if isinstance(obj, dict) and "error" in obj:
-                raise Failure("error event in stream", f"{where}: {str(obj['error'])[:200]}")
+                raise stream_error(where, obj["error"])
             choices = obj.get("choices") if isinstance(obj, dict) else None
             if obj.get("object") != obj_name or not isinstance(choices, list):
                 raise Failure("malformed stream", f"{where}: {line[:120]!r}")
@@ -292,7 +301,7 @@ class SoakClient:
             if done or not isinstance(obj, dict):
                 raise Failure("malformed stream", f"{where}: unexpected line {line[:120]!r}")
             if "error" in obj:
-                raise Failure("error event in stream", f"{where}: {str(obj['error'])[:200]}")
+                raise stream_error(where, obj["error"])
             piece = (obj.get("message") or {}).get("content") if chat else obj.get("response")
             if obj.get("done") is True:
                 done = True
@@ -395,7 +404,7 @@ class SoakClient:
             try:
                 async for ev in web_events(r):
                     if ev["type"] == "error":
-                        raise Failure("error event in stream", f"{path}: {ev}")
+                        raise stream_error(path, ev["error"])
                     if done or (start is None) != (ev["type"] == "start"):
                         raise Failure("malformed stream", f"{path}: event {ev['type']} "
                                       f"out of order")
