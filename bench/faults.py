@@ -119,7 +119,7 @@ class Round:
                     conv.answers.append(answer)
                     self.ledger.ack("message")
                 elif answer is None:
-                    raise RuntimeError(f"event before start: {ev}")
+                    raise MalformedStream(f"an event before start: {ev}")
                 elif ev["type"] == "delta" and ev["kind"] == "content":
                     answer.text += ev["text"]
                     answer.arrivals.append((time.monotonic(), len(answer.text)))

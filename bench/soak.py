@@ -3,7 +3,8 @@
 N clients (default 32) run for T minutes against a Cove server this script starts on a loopback
 port with a fresh ``COVE_HOME`` (or ``--url`` for a running one). Each client loops: it picks a
 kind of request at random (its own seeded generator), sends it, checks the answer
-(``bench/soak_kinds.py``), and waits a moment; after a 503 with ``Retry-After`` it waits as told.
+(``bench/soak_kinds.py``), and waits a moment; after a 503 with ``Retry-After`` it waits as told
+(at most 5 s).
 Kinds: OpenAI and Ollama streamed chats (half of them follow-up turns), completions (streamed or
 not), ``/api/generate``, ``/api/embed`` and ``/v1/embeddings`` (when the route exists), clients
 that disconnect mid-stream, bad requests (malformed JSON, bad fields, unknown model: 4xx in the
@@ -103,6 +104,10 @@ async def _one(kind: str, request: Callable[[], Awaitable[None]], deadline: floa
                       f"no complete answer within {deadline:.0f} s")
     except httpx.TransportError as e:
         return Record(kind, "failure", time.perf_counter() - t0, "transport error",
+                      f"{type(e).__name__}: {e}")
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+        # an answer the checks could not even take apart (not JSON, a missing field)
+        return Record(kind, "failure", time.perf_counter() - t0, "wrong answer shape",
                       f"{type(e).__name__}: {e}")
 
 
