@@ -269,8 +269,9 @@ def report(results: list[RoundResult], args: argparse.Namespace, label: str, loa
         for k, n in v.acknowledged.items():
             acks[k] = acks.get(k, 0) + n
         cut = [f"{u}/{n}" for n, u, _ in v.partial]
-        rows.append([str(r.number), r.target, f"{r.kill_after:.2f}",
-                     ", ".join(f"{k} {n}" for k, n in sorted(v.acknowledged.items())),
+        first = "—" if r.first_delta != r.first_delta else f"{r.first_delta:.1f}"  # NaN: none
+        rows.append([str(r.number), r.target, first, f"{r.kill_after:.2f}",
+                     ", ".join(f"{k} {n}" for k, n in sorted(v.acknowledged.items())) or "—",
                      str(len(v.lost)), str(len(v.problems) + len(r.unexpected)),
                      " / ".join(map(str, cut)) or "—",
                      f"{max((w for _, _, w in v.partial), default=0.0):.2f}", f"{r.restart:.1f}"])
