@@ -52,7 +52,8 @@ class ChatRequest:
     ``think`` False asks the template not to reason (``enable_thinking=False``); True on a
     model that cannot reason is an error. ``reasoning_budget`` caps reasoning in tokens: at the
     cap the reasoning is closed (``</think>`` is injected) and the model goes on to answer
-    (a no-op for models that do not reason).
+    (a no-op for models that do not reason). ``prefill`` is text the answer starts with
+    (Anthropic's final assistant turn): it ends the prompt, and the answer continues it.
     """
 
     messages: list[ChatMessage]
@@ -65,6 +66,7 @@ class ChatRequest:
     tools: ToolSpec | None = None
     reasoning_budget: int | None = None
     client: str | None = None
+    prefill: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,13 @@ class ChatDelta:
 @dataclass(frozen=True)
 class ChatDone:
     """End of a stream. ``finish_reason`` is OpenAI's: ``stop``, ``length`` or
-    ``tool_calls``."""
+    ``tool_calls``; ``stop_sequence`` is the request's stop string that ended the answer (None
+    when the model ended it, or for another reason)."""
 
     finish_reason: str
     usage: Usage
     reasoning_budget_exhausted: bool = False
+    stop_sequence: str | None = None
 
 
 @dataclass
@@ -96,6 +100,7 @@ class ChatResult:
     usage: Usage
     tool_calls: list[ToolCall] = field(default_factory=list)
     reasoning_budget_exhausted: bool = False
+    stop_sequence: str | None = None
 
 
 class ChatStream:
@@ -118,6 +123,12 @@ class ChatStream:
         self._job.cancel()
         if self._lease is not None:
             self._lease.release(self._keep_alive)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called (a cancelled generation still ends with a
+        :class:`ChatDone`)."""
+        return self._job.cancelled.is_set()
 
     async def admitted(self) -> None:
         """Wait until the generation has a slot (streaming routes wait for this before they
@@ -161,7 +172,7 @@ class ChatStream:
                         for kind, text in parser.flush():
                             yield ChatDelta(kind, text)
                     reason = "length" if event.reason == "length" else "stop"
-                    yield ChatDone(reason, event.usage, event.forced)
+                    yield ChatDone(reason, event.usage, event.forced, event.stop_sequence)
         finally:
             self.cancel()
 
@@ -186,6 +197,7 @@ class ChatStream:
             done.usage,
             calls,
             done.reasoning_budget_exhausted,
+            done.stop_sequence,
         )
 
 

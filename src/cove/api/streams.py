@@ -5,11 +5,24 @@ of a client that went away."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
 
-from cove.chat import ChatResult, ChatStream
+from cove.chat import ChatStream
+from cove.errors import CoveError, EngineFailure
+
+T = TypeVar("T", covariant=True)
+
+
+class Collectable(Protocol[T]):
+    """A generation that can be run to the end or cancelled: a :class:`ChatStream`, or a
+    Responses API run over one."""
+
+    def collect(self) -> Awaitable[T]: ...
+
+    def cancel(self) -> None: ...
 
 POLL_SECONDS = 0.25  # how often a waiting route checks that its client is still there
 
@@ -24,7 +37,8 @@ def client_of(request: Request) -> str:
     return f"addr:{request.client.host if request.client else '?'}"
 
 
-async def _until(request: Request, stream: ChatStream, task: asyncio.Future[Any]) -> bool:
+async def _until(request: Request, stream: Collectable[Any],
+                 task: asyncio.Future[Any]) -> bool:
     """Wait for ``task`` while the client is connected; False (stream cancelled) if it left."""
     try:
         while not task.done():
@@ -51,9 +65,25 @@ async def until_admitted(request: Request, stream: ChatStream) -> None:
         task.result()
 
 
-async def collect_unless_disconnected(request: Request, stream: ChatStream) -> ChatResult | None:
+async def collect_unless_disconnected(request: Request, stream: Collectable[T]) -> T | None:
     """Run ``stream`` to the end, cancelling it if the client goes away first (None then)."""
     task = asyncio.ensure_future(stream.collect())
     if await _until(request, stream, task):
         return task.result()
     return None
+
+
+async def ending_in_error(events: AsyncIterator[str], stream: ChatStream,
+                          error_event: Callable[[CoveError], str]) -> AsyncIterator[str]:
+    """``events`` (a streamed answer's wire events), ended by one ``error_event`` if the
+    generation fails midway (an unexpected exception becomes an :class:`EngineFailure`, its
+    details not shown); the generation is cancelled however the stream ends."""
+    try:
+        async for event in events:
+            yield event
+    except CoveError as e:
+        yield error_event(e)
+    except Exception as e:  # noqa: BLE001 - the stream must end with an error event
+        yield error_event(EngineFailure(f"generation failed: {type(e).__name__}"))
+    finally:
+        stream.cancel()

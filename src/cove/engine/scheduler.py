@@ -388,4 +388,5 @@ class Scheduler:
             self._outbox.end(seq.job, outcome)
         else:
             usage = Usage(len(seq.job.prompt), seq.text.produced, seq.cached)
-            self._outbox.end(seq.job, Finished(outcome, usage, seq.injected))  # type: ignore[arg-type]
+            self._outbox.end(seq.job, Finished(outcome, usage, seq.injected,  # type: ignore[arg-type]
+                                               seq.text.stop_sequence))
