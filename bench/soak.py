@@ -66,7 +66,8 @@ from bench.reliability import (  # noqa: E402
     sign_up,
     table,
 )
-from bench.soak_kinds import Failure, Overloaded, SoakClient  # noqa: E402
+from bench.soak_checks import Failure, Overloaded  # noqa: E402
+from bench.soak_kinds import SoakClient  # noqa: E402
 
 
 @dataclass
