@@ -56,3 +56,26 @@ def docx_bomb(unpacked: int = 300 * 1024 * 1024) -> bytes:
             for _ in range(unpacked // len(block)):
                 f.write(block)
     return out.getvalue()
+
+
+def pdf_bomb(unpacked: int = 200 * 1024 * 1024) -> bytes:
+    """A one-page PDF whose content stream inflates to ``unpacked`` bytes of spaces."""
+    import zlib
+
+    comp = zlib.compressobj(9)
+    block = b" " * (1 << 20)
+    data = b"".join(comp.compress(block) for _ in range(unpacked >> 20)) + comp.flush()
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+            b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data
+            + b"\nendstream"]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for i, obj in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 5\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o
+                                                         for o in offsets)
+    out += b"trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)

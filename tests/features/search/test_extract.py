@@ -7,7 +7,7 @@ import pytest
 from cove.errors import InvalidRequest, PayloadTooLarge
 from cove.features.search.extract import extract, html_sections, markdown_sections
 from cove.features.search.service import prepare
-from tests.features.search.files import docx_bomb, encrypted_pdf, make_docx, make_pdf
+from tests.features.search.files import docx_bomb, encrypted_pdf, make_docx, make_pdf, pdf_bomb
 
 
 def code_of(data: bytes, name: str) -> str | None:
@@ -90,6 +90,13 @@ def test_docx_zip_bomb_refused() -> None:
     assert len(bomb) < 2 * 1024 * 1024
     with pytest.raises(InvalidRequest, match="zip bomb"):
         extract(bomb, "bomb.docx")
+
+
+def test_pdf_inflate_bomb_is_bounded() -> None:
+    """pypdf caps what one stream may inflate to, so a 200 kB file cannot become 200 MB."""
+    with pytest.raises(InvalidRequest) as e:
+        prepare("bomb.pdf", pdf_bomb(), 10**6)
+    assert e.value.code in ("empty_file", "unreadable_file")
 
 
 def test_size_limit_and_empty_documents() -> None:
