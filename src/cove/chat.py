@@ -130,6 +130,12 @@ class ChatStream:
         if self._lease is not None:
             self._lease.release(self._keep_alive)
 
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called (a cancelled generation still ends with a
+        :class:`ChatDone`)."""
+        return self._job.cancelled.is_set()
+
     async def admitted(self) -> None:
         """Wait until the generation has a slot (streaming routes wait for this before they
         send a status line, so a refusal is still an HTTP error). Returns too when it was

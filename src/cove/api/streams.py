@@ -5,13 +5,24 @@ of a client that went away."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
 
 from cove.chat import ChatResult, ChatStream
 from cove.errors import CoveError, EngineFailure
+
+T = TypeVar("T", covariant=True)
+
+
+class Collectable(Protocol[T]):
+    """A generation that can be run to the end or cancelled: a :class:`ChatStream`, or a
+    Responses API run over one."""
+
+    def collect(self) -> Awaitable[T]: ...
+
+    def cancel(self) -> None: ...
 
 POLL_SECONDS = 0.25  # how often a waiting route checks that its client is still there
 
@@ -26,7 +37,7 @@ def client_of(request: Request) -> str:
     return f"addr:{request.client.host if request.client else '?'}"
 
 
-async def _until(request: Request, streams: list[ChatStream],
+async def _until(request: Request, streams: list[Collectable[Any]],
                  task: asyncio.Future[Any]) -> bool:
     """Wait for ``task`` while the client is connected; False (streams cancelled) if it left."""
     try:
@@ -61,10 +72,12 @@ async def until_admitted(request: Request, *streams: ChatStream) -> None:
         raise
 
 
-async def collect_unless_disconnected(request: Request, stream: ChatStream) -> ChatResult | None:
+async def collect_unless_disconnected(request: Request, stream: Collectable[T]) -> T | None:
     """Run ``stream`` to the end, cancelling it if the client goes away first (None then)."""
-    results = await collect_choices(request, [stream])
-    return results[0] if results else None
+    task = asyncio.ensure_future(stream.collect())
+    if await _until(request, [stream], task):
+        return task.result()
+    return None
 
 
 async def collect_choices(request: Request,
@@ -79,7 +92,7 @@ async def collect_choices(request: Request,
                 stream.cancel()
 
     task = asyncio.ensure_future(collect_all())
-    if await _until(request, streams, task):
+    if await _until(request, list(streams), task):
         return task.result()
     return None
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from cove.api import extensions
 from cove.api.openai import convert
 from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest
 from cove.api.openai.stream import sse_stream
@@ -28,15 +29,14 @@ PipelineDep = Annotated[ChatPipeline, Depends(get_pipeline)]
 
 
 async def _sse(request: Request, streams: list[ChatStream],
-               body: ChatCompletionRequest | CompletionRequest, **kw: Any) -> StreamingResponse:
+               body: ChatCompletionRequest | CompletionRequest, cove: dict[str, Any],
+               **kw: Any) -> StreamingResponse:
     await until_admitted(request, *streams)
     opts = body.stream_options
-    return StreamingResponse(
-        sse_stream(streams, include_usage=bool(opts and opts.include_usage),
-                   obfuscate=bool(opts and opts.include_obfuscation), **kw),
-        media_type="text/event-stream",
-        headers=SSE_HEADERS,
-    )
+    events = sse_stream(streams, include_usage=bool(opts and opts.include_usage),
+                        obfuscate=bool(opts and opts.include_obfuscation), **kw)
+    return StreamingResponse(extensions.with_results(events, cove),
+                             media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.post("/chat/completions", response_model=None)
@@ -44,13 +44,18 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, pipeline: PipelineDep
 ) -> Any:
     req = dataclasses.replace(convert.to_chat_request(body), client=client_of(request))
+    req, cove = await extensions.apply(request, body.cove, req)
     streams = await pipeline.start_chat_choices(req, body.n)
     if body.stream:
-        return await _sse(request, streams, body, chat=True,
+        return await _sse(request, streams, body, cove, chat=True,
                           logprobs=req.params.logprobs is not None)
     results = await collect_choices(request, streams)
-    return JSONResponse(convert.from_chat_results(results, req.params.logprobs)
-                        if results else {})
+    if not results:
+        return JSONResponse({})
+    if cove:  # the extensions judge the first answer
+        cove = extensions.finish(request, cove, results[0].content)
+    return JSONResponse({**convert.from_chat_results(results, req.params.logprobs),
+                         **({"cove": cove} if cove else {})})
 
 
 @router.post("/completions", response_model=None)
@@ -65,7 +70,7 @@ async def completions(body: CompletionRequest, request: Request, pipeline: Pipel
         suffix=body.suffix or None, n=n, n_param="best_of" if body.best_of else "n",
         client=client_of(request))
     if body.stream:
-        return await _sse(request, streams, body, chat=False,
+        return await _sse(request, streams, body, {}, chat=False,
                           echo_prompt=prompt if body.echo else "",
                           logprobs=body.logprobs is not None)
     results = await collect_choices(request, streams)

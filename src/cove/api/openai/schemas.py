@@ -121,6 +121,9 @@ class ChatCompletionRequest(_Sampling):
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
     prompt_cache_retention: str | None = None
+    cove: dict[str, Any] | None = Field(
+        None, description="Cove's extensions by name, e.g. {'search': {'collections': [...]}} "
+        "(cove.api.extensions)")
 
 
 class CompletionRequest(_Sampling):
