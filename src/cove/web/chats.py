@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from cove.auth.deps import DbDep, SettingsDep, UserDep, check_origin, get_db
 from cove.chats import repo
@@ -46,7 +46,7 @@ class Rename(BaseModel):
 class Send(Sampling):
     content: str | None = None
     edit_from: int | None = None
-    regenerate: bool = False
+    regenerate: StrictBool = False
 
 
 class GuestMessage(BaseModel):

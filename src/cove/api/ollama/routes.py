@@ -4,7 +4,6 @@ convert back. No logic of their own; errors render as ``{"error": "..."}``."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -14,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from cove import __version__
-from cove.api.errors import ndjson_error_line
+from cove.api.errors import as_cove_error, ndjson_error_line
 from cove.api.ollama import convert
 from cove.api.ollama.schemas import (
     ChatBody,
@@ -167,12 +166,8 @@ async def _run_with_progress(request: Request, work: Callable[..., Any],
     async def run() -> None:
         try:
             await asyncio.to_thread(work, report, cancel)
-        except CoveError as e:
-            await queue.put({"error": e.message, "_err": e})
         except Exception as e:  # noqa: BLE001 - a bug must still end the stream with an error
-            logging.getLogger(__name__).exception("model operation failed")
-            err = CoveError(f"the operation failed: {type(e).__name__}")
-            await queue.put({"error": err.message, "_err": err})
+            await queue.put({"_err": as_cove_error(e)})  # a 5xx is logged when rendered
         finally:
             await queue.put(None)
 

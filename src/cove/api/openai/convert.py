@@ -12,7 +12,7 @@ from typing import Any
 from cove.api.errors import sse_error_event
 from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest, Message
 from cove.engine.types import SamplingParams, Usage
-from cove.errors import CoveError, EngineFailure, InvalidRequest
+from cove.errors import InvalidRequest
 from cove.pipeline import ChatDelta, ChatDone, ChatMessage, ChatRequest, ChatResult, ChatStream
 from cove.structured import openai_grammar
 from cove.tools import ToolCall, ToolCalls, parse_tools
@@ -275,9 +275,7 @@ async def sse_stream(
                 if include_usage:
                     yield chunk(None, usage_dict(item.usage))
         yield "data: [DONE]\n\n"
-    except CoveError as e:
-        yield sse_error_event(e)
     except Exception as e:  # noqa: BLE001 - the stream must end with an error event
-        yield sse_error_event(EngineFailure(f"generation failed: {type(e).__name__}"))
+        yield sse_error_event(e)  # a server error shows only its log reference
     finally:
         stream.cancel()

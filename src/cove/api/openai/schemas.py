@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 
 def _no_bool(value: Any) -> Any:
@@ -46,7 +46,7 @@ class Message(_Body):
 
 
 class StreamOptions(_Body):
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class ResponseFormat(_Body):
@@ -76,10 +76,10 @@ class _Sampling(_Body):
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     seed: Int | None = None
     stop: str | list[str] | None = None
-    stream: bool = False
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
     n: Int = Field(1, ge=1, le=1, description="only n=1 is supported")
-    logprobs: bool | int | None = None
+    logprobs: StrictBool | int | None = None
     user: str | None = None
 
 
@@ -92,7 +92,7 @@ class ChatCompletionRequest(_Sampling):
     response_format: ResponseFormat | None = None
     tools: Any = None  # validated by cove.tools.parse_tools (400s name tools[i]...)
     tool_choice: Any = None
-    parallel_tool_calls: bool | None = None
+    parallel_tool_calls: StrictBool | None = None
     thinking: Thinking | None = None
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     reasoning_budget: Int | None = Field(None, ge=1)
@@ -103,5 +103,5 @@ class CompletionRequest(_Sampling):
 
     prompt: str | list[str] = Field(...)
     max_tokens: Int | None = Field(16, ge=1)
-    echo: bool = False
+    echo: StrictBool = False
     suffix: str | None = None
