@@ -20,6 +20,7 @@ from cove.api.hosts import HostCheck
 from cove.api.limits import BodyLimit
 from cove.api.ollama.routes import router as ollama_router
 from cove.api.openai.routes import router as openai_router
+from cove.api.openapi import install_openapi
 from cove.auth.deps import api_access
 from cove.config import Settings
 from cove.features.logic.routes import router as logic_router
@@ -113,6 +114,7 @@ def create_app(
     app.state.pipeline = pipeline
     app.state.db = db
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(openai_router, dependencies=[Depends(api_access)])
     app.include_router(ollama_router, dependencies=[Depends(api_access)])
     app.include_router(logic_router, dependencies=[Depends(api_access)])

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, StrictBool
 
+from cove.api.openapi import EventStream
 from cove.auth.deps import DbDep, SettingsDep, UserDep, check_origin, get_db
 from cove.chats import repo
 from cove.chats.turns import TurnRequest, start_turn
@@ -115,7 +116,7 @@ def delete(conversation_id: str, request: Request, user: UserDep, s: DbDep) -> d
     return {"ok": True}
 
 
-@router.post("/conversations/{conversation_id}/messages")
+@router.post("/conversations/{conversation_id}/messages", response_class=EventStream)
 async def send(conversation_id: str, body: Send, request: Request, user: UserDep,
                settings: SettingsDep) -> StreamingResponse:
     """Store the user message, then stream the answer as SSE (see :mod:`cove.web.sse`) while
@@ -136,7 +137,7 @@ async def send(conversation_id: str, body: Send, request: Request, user: UserDep
     return StreamingResponse(body_iter(), media_type="text/event-stream", headers=sse.HEADERS)
 
 
-@router.post("/guest/chat")
+@router.post("/guest/chat", response_class=EventStream)
 async def guest_chat(body: GuestChat, request: Request, settings: SettingsDep) -> StreamingResponse:
     """Chat without an account: the browser sends the whole conversation each time; nothing is
     written to the database or the log."""

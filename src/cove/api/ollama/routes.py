@@ -27,7 +27,8 @@ from cove.api.ollama.schemas import (
     ShowBody,
 )
 from cove.api.openai.routes import PipelineDep
-from cove.errors import CoveError, InvalidRequest
+from cove.api.openapi import NDJSON_OR_JSON
+from cove.errors import InvalidRequest
 from cove.models import manage
 from cove.models.names import parse_new_ref, parse_ref
 from cove.models.pull import Progress, pull
@@ -80,7 +81,7 @@ async def _load_only(pipeline: ChatPipeline, model: str, keep_alive: float | Non
     return JSONResponse(convert.load_reply(chat, entry.name, unloaded=False))
 
 
-@router.post("/chat", response_model=None)
+@router.post("/chat", response_model=None, responses=NDJSON_OR_JSON)
 async def chat(body: ChatBody, request: Request, pipeline: PipelineDep) -> Response:
     req = convert.to_chat_request(body)
     if not body.messages:
@@ -88,7 +89,7 @@ async def chat(body: ChatBody, request: Request, pipeline: PipelineDep) -> Respo
     return await _reply(request, pipeline, req, chat=True, stream_out=body.stream)
 
 
-@router.post("/generate", response_model=None)
+@router.post("/generate", response_model=None, responses=NDJSON_OR_JSON)
 async def generate(body: GenerateBody, request: Request, pipeline: PipelineDep) -> Response:
     req = convert.to_generate_request(body)
     if not body.prompt and not body.images:
@@ -197,7 +198,7 @@ async def _run_with_progress(request: Request, work: Callable[..., Any],
     return StreamingResponse(lines(), media_type=NDJSON)
 
 
-@router.post("/pull", response_model=None)
+@router.post("/pull", response_model=None, responses=NDJSON_OR_JSON)
 async def pull_model(body: PullBody, request: Request, pipeline: PipelineDep) -> Response:
     ref = convert.require_model(body.ref)
     parse_ref(ref)  # a bad name is a 4xx before any stream starts
@@ -208,7 +209,7 @@ async def pull_model(body: PullBody, request: Request, pipeline: PipelineDep) ->
     return await _run_with_progress(request, work, body.stream)
 
 
-@router.post("/create", response_model=None)
+@router.post("/create", response_model=None, responses=NDJSON_OR_JSON)
 async def create(body: CreateBody, request: Request, pipeline: PipelineDep) -> Response:
     name = convert.require_model(body.ref)
     for field in ("files", "adapters", "quantize", "template"):

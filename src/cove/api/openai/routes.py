@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from cove.api.openai import convert
 from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest
+from cove.api.openapi import SSE_OR_JSON
 from cove.pipeline import ChatPipeline, ChatResult, ChatStream
 
 router = APIRouter(prefix="/v1")
@@ -41,7 +42,7 @@ async def collect_unless_disconnected(request: Request, stream: ChatStream) -> C
             task.cancel()
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post("/chat/completions", response_model=None, responses=SSE_OR_JSON)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, pipeline: PipelineDep
 ) -> Any:
@@ -57,7 +58,7 @@ async def chat_completions(
     return JSONResponse(convert.from_chat_result(result) if result else {})
 
 
-@router.post("/completions", response_model=None)
+@router.post("/completions", response_model=None, responses=SSE_OR_JSON)
 async def completions(body: CompletionRequest, request: Request, pipeline: PipelineDep) -> Any:
     prompt = convert.completion_prompt(body)
     stream = await pipeline.start_completion(body.model, prompt, convert.to_sampling(body),
