@@ -29,7 +29,7 @@ from cove.models.store import ModelStore
 from cove.pipeline import ChatPipeline, EmbedLoader, Loader, load_llama, load_llama_embedder
 from cove.privacy import install_egress_guard
 from cove.store.db import Database, open_database
-from cove.web import account, chats, pages
+from cove.web import account, chats, docs, pages
 
 log = logging.getLogger("cove.app")
 
@@ -109,7 +109,10 @@ def create_app(
 
     # FastAPI's OpenTelemetry hooks off whatever the environment says: no request data is ever
     # traced or exported (FASTAPI_OTEL_AUTO_CONFIGURE and OTEL_* variables are ignored)
-    app = FastAPI(title="Cove", version=__version__, lifespan=lifespan, telemetry=NO_TELEMETRY)
+    # /docs, /redoc and /openapi.json are Cove's own (cove.web.docs): offline, and behind the
+    # API key once accounts exist
+    app = FastAPI(title="Cove", version=__version__, lifespan=lifespan, telemetry=NO_TELEMETRY,
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.pipeline = pipeline
     app.state.db = db
@@ -121,6 +124,7 @@ def create_app(
     app.include_router(account.router)
     app.include_router(chats.router)
     pages.mount(app)
+    docs.mount(app)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
