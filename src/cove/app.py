@@ -21,6 +21,7 @@ from cove.api.limits import BodyLimit
 from cove.api.ollama.routes import router as ollama_router
 from cove.api.openai.routes import router as openai_router
 from cove.api.openapi import install_openapi
+from cove.api.security import SecurityHeaders
 from cove.auth.deps import api_access
 from cove.config import Settings
 from cove.features.logic.routes import router as logic_router
@@ -139,4 +140,7 @@ def create_app(
         CORSMiddleware, allow_origin_regex=origin_regex(settings.origins),
         allow_methods=["GET", "POST", "DELETE", "OPTIONS", "HEAD"], allow_headers=["*"],
     )
+    # outermost, around Starlette's ServerErrorMiddleware too, so that 500s get the headers
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: SecurityHeaders(build_stack())  # type: ignore[method-assign]
     return app
