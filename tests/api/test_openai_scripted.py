@@ -329,13 +329,13 @@ def test_server_errors_show_only_a_reference(fake: FakeWorld,
     import re
 
     fake.engine.enqueue([RuntimeError(SECRET)])
-    with caplog.at_level("ERROR", logger="cove.api.errors"):
+    with caplog.at_level("ERROR"):
         err = assert_error(chat(fake), 500, code="engine_error")
     assert SECRET not in err["message"] and "RuntimeError" not in err["message"]
     ref = re.search(r"reference ([0-9a-f]{8})", err["message"])
     assert ref, err["message"]
-    logged = [r for r in caplog.records if ref[1] in r.getMessage()]
-    assert logged and SECRET in logged[0].getMessage()
+    assert any(ref[1] in r.getMessage() for r in caplog.records)  # the reference is logged
+    assert SECRET in caplog.text  # and so is the exception (its traceback)
 
     fake.engine.enqueue(["partial", RuntimeError(SECRET)])
     events = sse_events(chat(fake, stream=True).text)

@@ -23,7 +23,6 @@ subclassed) closes both:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from cove.api.errors import is_ollama_path, ollama_error_body, openai_error_body, render
+from cove.api.errors import render
 from cove.api.security import SecurityHeaders, add_security_headers
 from cove.errors import CoveError, Overloaded
 
@@ -117,8 +116,7 @@ def _timeout_response(partial: bytes, timeout: float) -> bytes:
     parts = partial.split(b" ", 2)
     path = parts[1].decode("latin-1") if len(parts) == 3 else ""
     err = RequestHeadTimeout(f"the request line and headers did not arrive within {timeout:g} s")
-    body = json.dumps(ollama_error_body(err) if is_ollama_path(path)
-                      else openai_error_body(err)).encode()
+    body = bytes(render(err, path).body)
     headers = add_security_headers([(b"content-type", b"application/json"),
                                     (b"content-length", str(len(body)).encode()),
                                     (b"connection", b"close")])

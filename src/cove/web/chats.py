@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, StrictBool
 
 from cove.api.openapi import EventStream
+from cove.api.streams import client_of, until_admitted
 from cove.auth.deps import DbDep, SettingsDep, UserDep, check_origin, get_db
 from cove.chats import repo
 from cove.chats.turns import TurnRequest, start_turn
@@ -145,7 +146,9 @@ async def guest_chat(body: GuestChat, request: Request, settings: SettingsDep) -
     if not settings.guest_enabled:
         raise Forbidden("guest chat is turned off on this server; sign in")
     messages = [ChatMessage(m.role, m.content) for m in body.messages]
-    stream = await _pipeline(request).start_chat(ChatRequest(messages, body.params(), body.model))
+    stream = await _pipeline(request).start_chat(ChatRequest(messages, body.params(), body.model,
+                                                             client=client_of(request)))
+    await until_admitted(request, stream)
 
     async def body_iter() -> Any:
         try:
