@@ -131,3 +131,25 @@ def test_a_slow_flood_neither_stays_nor_stops_the_connections_already_open(
             sock.close()
         assert time.monotonic() - start <= HEADER_TIMEOUT + 8
     assert httpx.get(server.base_url + "/health", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("sent", [
+    [b"NOT HTTP AT ALL\r\n\r\n"],
+    # a head still incomplete past h11's 16 KiB limit
+    [b"GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000, b"a" * 100],
+])
+def test_a_request_h11_cannot_parse_gets_coves_400(server: LiveServer,
+                                                   sent: list[bytes]) -> None:
+    wait_for_slots(server)
+    sock = connect(server)
+    for part in sent:
+        sock.sendall(part)
+        time.sleep(0.2)
+    data, _ = read_until_closed(sock)
+    sock.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), data[:200]
+    assert b"x-content-type-options: nosniff" in head.lower()
+    err = json.loads(body)["error"]
+    message = err if b"/api/" in sent[0] else err["message"]
+    assert "not valid HTTP/1.1" in message

@@ -12,7 +12,8 @@ subclassed) closes both:
   on a kept-alive one, the client has ``header_timeout`` seconds to complete the request line
   and headers (as nginx's ``client_header_timeout`` and Apache's ``mod_reqtimeout``). Then the
   connection is closed, after a 408 response when part of a request had arrived. Trickling a
-  byte at a time does not extend it. The body has its own deadline
+  byte at a time does not extend it. (A head h11 cannot parse gets Cove's 400, not uvicorn's
+  plain text.) The body has its own deadline
   (:class:`cove.api.limits.BodyLimit`, HTTP 408).
 - **Connection cap.** A connection is admitted when it opens if fewer than ``max_connections``
   admitted connections are open; the requests of one that is not are answered 503 (Cove's error
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from http import HTTPStatus
 from typing import Any
 
 import h11
@@ -32,7 +34,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from cove.api.errors import render
 from cove.api.security import SecurityHeaders, add_security_headers
-from cove.errors import CoveError, Overloaded
+from cove.errors import CoveError, InvalidRequest, Overloaded
 
 log = logging.getLogger("cove.connections")
 
@@ -100,7 +102,18 @@ class GuardedH11Protocol(H11Protocol):
             return
         partial = self.conn.trailing_data[0]
         if partial:
-            self.transport.write(_timeout_response(partial, self.header_timeout))
+            err = RequestHeadTimeout("the request line and headers did not arrive within "
+                                     f"{self.header_timeout:g} s")
+            self.transport.write(raw_error_response(err, partial))
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        """A request h11 cannot parse (a malformed line, a head over h11's 16 KiB): Cove's
+        400 in the API's shape with the security headers, instead of uvicorn's plain text."""
+        self._cancel_head_timer()
+        err = InvalidRequest("the request is not valid HTTP/1.1 (malformed request line or "
+                             "headers, or a head larger than 16 KiB)")
+        self.transport.write(raw_error_response(err, self.conn.trailing_data[0]))
         self.transport.close()
 
     async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
@@ -110,19 +123,20 @@ class GuardedH11Protocol(H11Protocol):
         await SecurityHeaders(render(err, str(scope.get("path", ""))))(scope, receive, send)
 
 
-def _timeout_response(partial: bytes, timeout: float) -> bytes:
-    """A raw ``408`` response for a request head that did not complete in ``timeout`` seconds,
-    in the error shape of the API its request line names (when that much arrived)."""
+def raw_error_response(err: CoveError, partial: bytes) -> bytes:
+    """The bytes of an HTTP/1.1 response for ``err`` (then the connection closes), for a
+    request whose head never became a request: in the error shape of the API named by the
+    request line in ``partial`` (the bytes received), if that much arrived."""
     parts = partial.split(b" ", 2)
     path = parts[1].decode("latin-1") if len(parts) == 3 else ""
-    err = RequestHeadTimeout(f"the request line and headers did not arrive within {timeout:g} s")
-    body = bytes(render(err, path).body)
+    response = render(err, path)
+    body = bytes(response.body)
     headers = add_security_headers([(b"content-type", b"application/json"),
                                     (b"content-length", str(len(body)).encode()),
                                     (b"connection", b"close")])
-    head = b"HTTP/1.1 408 Request Timeout\r\n" + b"".join(k + b": " + v + b"\r\n"
-                                                         for k, v in headers)
-    return head + b"\r\n" + body
+    status = f"HTTP/1.1 {response.status_code} {HTTPStatus(response.status_code).phrase}\r\n"
+    return (status.encode() + b"".join(k + b": " + v + b"\r\n" for k, v in headers)
+            + b"\r\n" + body)
 
 
 def guarded_protocol(header_timeout: float, max_connections: int) -> type[GuardedH11Protocol]:
