@@ -10,8 +10,9 @@ from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
 
+from cove.api.errors import as_cove_error
 from cove.chat import ChatResult, ChatStream
-from cove.errors import CoveError, EngineFailure
+from cove.errors import CoveError
 
 T = TypeVar("T", covariant=True)
 
@@ -100,14 +101,13 @@ async def collect_choices(request: Request,
 async def ending_in_error(events: AsyncIterator[str], stream: ChatStream,
                           error_event: Callable[[CoveError], str]) -> AsyncIterator[str]:
     """``events`` (a streamed answer's wire events), ended by one ``error_event`` if the
-    generation fails midway (an unexpected exception becomes an :class:`EngineFailure`, its
-    details not shown); the generation is cancelled however the stream ends."""
+    generation fails midway (an unexpected exception becomes an :class:`EngineFailure`; a
+    server error shows only its log reference, :func:`cove.api.errors.public`); the generation
+    is cancelled however the stream ends."""
     try:
         async for event in events:
             yield event
-    except CoveError as e:
-        yield error_event(e)
     except Exception as e:  # noqa: BLE001 - the stream must end with an error event
-        yield error_event(EngineFailure(f"generation failed: {type(e).__name__}"))
+        yield error_event(as_cove_error(e))  # a server error shows only its log reference
     finally:
         stream.cancel()

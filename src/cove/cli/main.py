@@ -73,6 +73,7 @@ def serve(host: str | None, port: int | None) -> None:
     """Serve the OpenAI-compatible (/v1) and Ollama-compatible (/api) APIs."""
     import uvicorn
 
+    from cove.api.connections import guarded_protocol
     from cove.app import create_app
 
     overrides: dict[str, object] = {}
@@ -86,6 +87,7 @@ def serve(host: str | None, port: int | None) -> None:
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
         timeout_graceful_shutdown=5,
+        http=guarded_protocol(settings.request_header_timeout, settings.max_connections),
     )
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from cove import __version__
 from cove.auth import repo
@@ -50,7 +50,7 @@ class NewUser(Credentials):
 
 class UserChange(BaseModel):
     role: str | None = None
-    disabled: bool | None = None
+    disabled: StrictBool | None = None
 
 
 class KeyName(BaseModel):

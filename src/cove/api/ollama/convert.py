@@ -16,7 +16,7 @@ from typing import Any
 from cove.api.errors import ndjson_error_line
 from cove.api.ollama.schemas import ChatBody, GenerateBody
 from cove.config import parse_duration
-from cove.errors import CoveError, EngineFailure, InvalidRequest
+from cove.errors import InvalidRequest
 from cove.models import capabilities
 from cove.models.options import sampling_fields, to_sampling, validate_options
 from cove.models.registry import ModelEntry
@@ -234,10 +234,8 @@ async def ndjson_stream(stream: ChatStream, *, chat: bool, think: bool | None,
                 yield _line(_piece(chat, stream.model, item.kind, item.text))
             elif isinstance(item, ChatDone):
                 yield _line(final(chat, stream.model, item, timer))
-    except CoveError as e:
-        yield ndjson_error_line(e)
     except Exception as e:  # noqa: BLE001 - the stream must end with an error line
-        yield ndjson_error_line(EngineFailure(f"generation failed: {type(e).__name__}"))
+        yield ndjson_error_line(e)  # a server error shows only its log reference
     finally:
         stream.cancel()
 

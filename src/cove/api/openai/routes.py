@@ -13,6 +13,7 @@ from cove.api import extensions
 from cove.api.openai import convert
 from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest
 from cove.api.openai.stream import sse_stream
+from cove.api.openapi import SSE_OR_JSON
 from cove.api.streams import client_of, collect_choices, until_admitted
 from cove.pipeline import ChatPipeline, ChatStream
 
@@ -39,7 +40,7 @@ async def _sse(request: Request, streams: list[ChatStream],
                              media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post("/chat/completions", response_model=None, responses=SSE_OR_JSON)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, pipeline: PipelineDep
 ) -> Any:
@@ -58,7 +59,7 @@ async def chat_completions(
                          **({"cove": cove} if cove else {})})
 
 
-@router.post("/completions", response_model=None)
+@router.post("/completions", response_model=None, responses=SSE_OR_JSON)
 async def completions(body: CompletionRequest, request: Request, pipeline: PipelineDep) -> Any:
     prompt = convert.completion_prompt(body)
     params = convert.to_sampling(body)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 
 def _no_bool(value: Any) -> Any:
@@ -53,8 +53,8 @@ class StreamOptions(_Body):
     """``include_usage``: a last chunk with the usage; ``include_obfuscation``: random padding
     in an ``obfuscation`` field of each chunk (OpenAI's default is true, Cove's false)."""
 
-    include_usage: bool = False
-    include_obfuscation: bool = False
+    include_usage: StrictBool = False
+    include_obfuscation: StrictBool = False
 
 
 class ResponseFormat(_Body):
@@ -84,7 +84,7 @@ class _Sampling(_Body):
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     seed: Int | None = None
     stop: str | list[str] | None = None
-    stream: bool = False
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
     n: Int = Field(1, ge=1, le=128, description="answers to generate (at most the slots)")
     logit_bias: Any = None  # {token id string: -100..100}, checked in convert (param logit_bias)
@@ -100,11 +100,11 @@ class ChatCompletionRequest(_Sampling):
     response_format: ResponseFormat | None = None
     tools: Any = None  # validated by cove.tools.parse_tools (400s name tools[i]...)
     tool_choice: Any = None
-    parallel_tool_calls: bool | None = None
+    parallel_tool_calls: StrictBool | None = None
     thinking: Thinking | None = None
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     reasoning_budget: Int | None = Field(None, ge=1)
-    logprobs: bool | None = None
+    logprobs: StrictBool | None = None
     top_logprobs: Int | None = Field(None, ge=0, le=20)
     # refused unless absent (or their do-nothing value): see convert.check_supported
     audio: Any = None
@@ -116,7 +116,7 @@ class ChatCompletionRequest(_Sampling):
     service_tier: str | None = None
     verbosity: str | None = None
     # describe the caller, or hint at caching: accepted, unused
-    store: bool | None = None
+    store: StrictBool | None = None
     metadata: dict[str, str] | None = None
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
@@ -131,7 +131,7 @@ class CompletionRequest(_Sampling):
 
     prompt: str | list[str] = Field(...)
     max_tokens: Int | None = Field(16, ge=1)
-    echo: bool = False
+    echo: StrictBool = False
     suffix: str | None = None
     logprobs: Int | None = Field(None, ge=0, le=20)
     best_of: Int | None = Field(None, ge=1, le=128)

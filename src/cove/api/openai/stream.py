@@ -17,7 +17,6 @@ from cove.api.errors import sse_error_event
 from cove.api.openai.convert import new_id, total_usage, usage_dict
 from cove.api.openai.logprobs import chat_logprobs, completion_logprobs
 from cove.engine.types import Usage
-from cove.errors import CoveError, EngineFailure
 from cove.pipeline import ChatDelta, ChatDone, ChatStream
 from cove.tools import ToolCalls
 
@@ -138,10 +137,8 @@ async def sse_stream(
         if include_usage:
             yield chunk(None, usage_dict(total_usage([u for u in usages if u is not None])))
         yield "data: [DONE]\n\n"
-    except CoveError as e:
-        yield sse_error_event(e)
     except Exception as e:  # noqa: BLE001 - the stream must end with an error event
-        yield sse_error_event(EngineFailure(f"generation failed: {type(e).__name__}"))
+        yield sse_error_event(e)  # a server error shows only its log reference
     finally:
         for stream in streams:
             stream.cancel()
