@@ -18,7 +18,7 @@ class TextStream:
     """Per-sequence text state.
 
     Args:
-        params: the request's sampling parameters (``max_tokens``, ``stop``).
+        params: the request's sampling parameters (``max_tokens``, ``stop``, ``watch``).
         prompt_len: prompt length in tokens.
         n_ctx: the sequence's context window; the budget is ``max_tokens`` capped by
             ``n_ctx - prompt_len`` (reaching either ends with ``"length"``).
@@ -30,6 +30,7 @@ class TextStream:
         self.produced = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._stops = StopMatcher(params.stop)
+        self._watch = params.watch
 
     def push(self, piece: bytes, is_end: bool) -> tuple[str, FinishReason | None]:
         """Add one sampled token. Returns the text now safe to emit and, if the sequence is
@@ -40,6 +41,8 @@ class TextStream:
         text, stopped = self._stops.feed(self._decoder.decode(piece))
         if stopped:
             return text, "stop"
+        if text and self._watch is not None and self._watch(text):
+            return text + self.tail(), "stop"
         if self.produced >= self.budget:
             return text + self.tail(), "length"
         return text, None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -16,6 +17,9 @@ class SamplingParams:
     ``temperature`` 0 means greedy decoding. ``seed`` None means a fresh random seed.
     ``stop`` holds strings that end the generation; the stop text itself is never emitted.
     ``grammar`` is a GBNF grammar (llama.cpp's format) that constrains sampling, or None.
+    ``watch``, when set, is called in the engine's worker with each piece of text as it is
+    emitted; when it returns True the generation ends there (``"stop"``): a stateful check
+    such as "a tool call was repeated" that must act at once, not a step later.
     Defaults follow llama.cpp's (top_k 40, top_p 0.95, min_p 0.05, temperature 0.8).
     """
 
@@ -30,6 +34,7 @@ class SamplingParams:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     grammar: str | None = None
+    watch: Callable[[str], bool] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
