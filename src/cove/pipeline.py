@@ -30,11 +30,20 @@ from cove.engine.types import (
     SamplingParams,
 )
 from cove.errors import ContextLengthExceeded, InvalidRequest
-from cove.models.manager import Embedder, EmbedLoader, Lease, Loader, ModelManager
+from cove.models.manager import (
+    Embedder,
+    EmbedLoader,
+    Lease,
+    Loader,
+    ModelManager,
+    context_window,
+)
 from cove.models.options import SAMPLING_TO_OPTION, to_sampling
 from cove.models.registry import ModelEntry, ModelRegistry
 from cove.reasoning import ThinkParser, strip_reasoning
 from cove.tools.messages import template_message, with_tool_prompt
+from cove.tools.select import select_tools
+from cove.tools.stream import CallScanner
 
 __all__ = [
     "ROLES", "ChatDelta", "ChatDone", "ChatMessage", "ChatPipeline", "ChatRequest", "ChatResult",
@@ -67,7 +76,7 @@ def load_llama(entry: ModelEntry, settings: Settings) -> Engine:
     return LlamaEngine(
         entry.path,
         entry.name,
-        n_ctx=settings.n_ctx,
+        n_ctx=context_window(entry, settings),
         n_slots=settings.n_parallel,
         n_threads=settings.n_threads,
         n_batch=settings.n_batch,
@@ -79,8 +88,8 @@ def load_llama_embedder(entry: ModelEntry, settings: Settings) -> Embedder:
     """Default embedding loader: the llama.cpp model in embedding mode."""
     from cove.engine.llama import LlamaEmbedder
 
-    return LlamaEmbedder(entry.path, entry.name, n_ctx=min(settings.n_ctx, 8192),
-                         n_threads=settings.n_threads)
+    n_ctx = min(context_window(entry, settings, "embed"), 8192)
+    return LlamaEmbedder(entry.path, entry.name, n_ctx=n_ctx, n_threads=settings.n_threads)
 
 
 class ChatPipeline:
@@ -150,7 +159,9 @@ class ChatPipeline:
         """Validate, render with the model's chat template, tokenize and queue the request.
 
         Preset defaults of the model apply: its system prompt when the conversation has none,
-        its options for every sampling field the request did not set.
+        its options for every sampling field the request did not set. Of a request with more
+        than ``max_prompt_tools`` tools only the most relevant are used (the stream's
+        ``tools.offered`` then says how many there were).
 
         Raises:
             InvalidRequest: bad messages (empty, unknown role, text that is not valid Unicode,
@@ -169,16 +180,19 @@ class ChatPipeline:
             thinks = bool(info.chat_template and "<think>" in info.chat_template)
             if request.think and not thinks:
                 raise InvalidRequest(f"{entry.name} does not support thinking", param="think")
-            native_tools = bool(request.tools and info.chat_template
-                                and "tools" in info.chat_template)
-            if request.tools and not native_tools:
-                messages_in = with_tool_prompt(messages_in, request.tools)
+            tools = request.tools
+            if tools is not None:  # the embedder loads on first use: not on the event loop
+                tools = await asyncio.to_thread(select_tools, tools, messages_in,
+                                                self.settings.max_prompt_tools)
+            native_tools = bool(tools and info.chat_template and "tools" in info.chat_template)
+            if tools and not native_tools:
+                messages_in = with_tool_prompt(messages_in, tools)
             messages = self._template_messages(messages_in, info.vision, thinks)
             if len(messages) >= info.n_ctx:  # every message costs at least one token
                 raise ContextLengthExceeded(len(messages), info.n_ctx, at_least=True)
             extra: dict[str, Any] = {"enable_thinking": False} if request.think is False else {}
-            if request.tools and native_tools:
-                extra["tools"] = request.tools.tools
+            if tools and native_tools:
+                extra["tools"] = tools.tools
 
             def render() -> tuple[str, list[int]]:
                 text = render_chat(info.chat_template, messages, bos_token=info.bos_token,
@@ -195,13 +209,14 @@ class ChatPipeline:
                 if request.reasoning_budget is not None and request.think is not False:
                     force = close_reasoning(rt.engine, request.reasoning_budget, in_reasoning)
             params = self._with_defaults(entry, request.params, request.explicit)
-            if request.tools is not None:
-                params = replace(params, grammar=request.tools.grammar())
+            if tools is not None:  # a call repeated verbatim ends the generation
+                params = replace(params, grammar=tools.grammar(),
+                                 watch=CallScanner(tools).repeats)
             job = self._admit(rt.engine, rt.scheduler, prompt, params, "messages", force)
         except BaseException:
             lease.release(request.keep_alive)
             raise
-        return ChatStream(info.name, job, parser, lease, request.keep_alive, request.tools)
+        return ChatStream(info.name, job, parser, lease, request.keep_alive, tools)
 
     async def start_completion(
         self, model: str | None, prompt_text: str, params: SamplingParams, *,

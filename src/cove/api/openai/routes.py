@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from cove.api.headers import tool_headers
 from cove.api.openai import convert
 from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest
 from cove.pipeline import ChatPipeline, ChatResult, ChatStream
@@ -51,10 +52,11 @@ async def chat_completions(
         return StreamingResponse(
             convert.sse_stream(stream, chat=True, include_usage=include_usage),
             media_type="text/event-stream",
-            headers=SSE_HEADERS,
+            headers={**SSE_HEADERS, **tool_headers(stream)},
         )
     result = await collect_unless_disconnected(request, stream)
-    return JSONResponse(convert.from_chat_result(result) if result else {})
+    return JSONResponse(convert.from_chat_result(result) if result else {},
+                        headers=tool_headers(stream))
 
 
 @router.post("/completions", response_model=None)
