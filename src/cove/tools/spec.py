@@ -154,15 +154,11 @@ def signature(function: dict[str, Any]) -> str:
     required = set(params.get("required") or [])
     args = ", ".join(f"{k}{'' if k in required else '?'}: {type_text(v, 1)}"
                      for k, v in props.items())
-    text = f"{function['name']}({args})"
-    desc = _short(function.get("description") or "")
-    notes = [f"{k}: {_short(v['description'], 120)}" for k, v in props.items()
-             if isinstance(v, dict) and v.get("description")]
-    if desc or notes:
-        text += ": " + " ".join(
-            [d if d.endswith((".", "…", "?", "!")) else d + "." for d in [desc] if d]
-            + [n if n.endswith((".", "…", "?", "!")) else n + "." for n in notes])
-    return text
+    notes = [_short(function.get("description") or "")]
+    notes += [f"{k}: {_short(v['description'], 120)}" for k, v in props.items()
+              if isinstance(v, dict) and v.get("description")]
+    text = " ".join(n if n.endswith((".", "…", "?", "!")) else n + "." for n in notes if n)
+    return f"{function['name']}({args})" + (f": {text}" if text else "")
 
 
 def _tool(i: int, tool: Any) -> dict[str, Any]:
