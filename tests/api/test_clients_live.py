@@ -38,7 +38,7 @@ def test_langchain_chat_openai_with_tools(live_server: LiveServer) -> None:
     from langchain_openai import ChatOpenAI
 
     llm = ChatOpenAI(model=MODEL, base_url=live_server.base_url + "/v1", api_key="unused",
-                     max_retries=0, temperature=0, max_tokens=60, timeout=120)
+                     max_retries=0, temperature=0, max_tokens=40, timeout=300)
     plain = llm.invoke("Say hello in one word.")
     assert isinstance(plain.content, str) and plain.content
     msg = llm.bind_tools([WEATHER], tool_choice="required").invoke(ASK)
