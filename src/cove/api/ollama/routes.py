@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from cove import __version__
 from cove.api.errors import as_cove_error, ndjson_error_line
+from cove.api.headers import tool_headers
 from cove.api.ollama import convert
 from cove.api.ollama.blobs import router as blobs_router
 from cove.api.ollama.schemas import (
@@ -67,12 +68,12 @@ async def _reply(request: Request, pipeline: ChatPipeline, req: ChatRequest, *, 
         timer.mark_admitted()
         return StreamingResponse(
             convert.ndjson_stream(stream, chat=chat, think=req.think, timer=timer),
-            media_type=NDJSON)
+            media_type=NDJSON, headers=tool_headers(stream))
     timer.mark_admitted()
     watch = asyncio.ensure_future(_disconnect_watch(request, stream))
     try:
         return JSONResponse(await convert.collect(stream, chat=chat, think=req.think,
-                                                  timer=timer))
+                                                  timer=timer), headers=tool_headers(stream))
     finally:
         watch.cancel()
 
