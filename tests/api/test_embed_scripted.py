@@ -229,3 +229,18 @@ def test_more_waiting_embeds_than_the_queue_is_503(tmp_path: Path) -> None:
             assert resp.headers["Retry-After"]
             w.embedder.gate.set()
             assert [f.result(timeout=20).status_code for f in first] == [200, 200]
+
+
+def test_embeddings_need_an_api_key_once_an_account_exists(world: World) -> None:
+    from tests.web.helpers import Browser
+
+    assert world.v1(input="a").status_code == 200
+    b = Browser(local_client(world.app))
+    b.signup("owner@example.org")
+    assert_error(world.v1(input="a"), 401, code="invalid_api_key")
+    ollama_error(world.api(input="a"), 401)
+    key = b.post("/web/keys", json={"name": "cli"}).json()["key"]
+    auth = {"Authorization": f"Bearer {key}"}
+    resp = world.client.post("/v1/embeddings", json={"model": "scripted", "input": "a"},
+                             headers=auth)
+    assert resp.status_code == 200
