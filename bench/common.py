@@ -68,10 +68,12 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores"
 
 
-def write_section(title: str, body: str) -> None:
-    """Replace (or append) the section ``## title`` in docs/benchmarks.md."""
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n\nRun by hand; see bench/.\n"
+def write_section(title: str, body: str, path: Path = RESULTS,
+                  heading: str = "# Benchmarks\n\nRun by hand; see bench/.\n") -> None:
+    """Replace (or append) the section ``## title`` in ``path`` (docs/benchmarks.md), which
+    starts with ``heading`` when it is new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = path.read_text() if path.exists() else heading
     head = f"## {title}\n"
     start = text.find(head)
     if start == -1:
@@ -81,4 +83,4 @@ def write_section(title: str, body: str) -> None:
         end = len(text) if end == -1 else end + 1
         rest = "\n" + text[end:] if end < len(text) else ""
         text = text[:start] + head + body.rstrip("\n") + "\n" + rest
-    RESULTS.write_text(text)
+    path.write_text(text)

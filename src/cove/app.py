@@ -15,14 +15,18 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.telemetry import TelemetryConfig
 
 from cove import __version__
+from cove.api.anthropic.routes import router as anthropic_router
 from cove.api.errors import install_error_handlers
+from cove.api.head import HeadAsGet
 from cove.api.hosts import HostCheck
 from cove.api.limits import BodyLimit
 from cove.api.ollama.embed import router as ollama_embed_router
 from cove.api.ollama.routes import router as ollama_router
 from cove.api.openai.embeddings import router as openai_embeddings_router
+from cove.api.openai.responses.routes import router as responses_router
 from cove.api.openai.routes import router as openai_router
 from cove.auth.deps import api_access
+from cove.auth.throttle import SignInGuard
 from cove.config import Settings
 from cove.features.logic.routes import router as logic_router
 from cove.models.registry import ModelRegistry
@@ -38,15 +42,19 @@ RETENTION_CHECK_SECONDS = 3600
 
 
 def apply_retention(db: Database, days: int) -> int:
-    """Delete conversations older than ``days`` days (0: none); returns how many."""
+    """Delete conversations not updated and stored API responses not created for ``days``
+    days (0: none); returns how many rows of both."""
     from cove.chats.repo import purge_older_than
+    from cove.store import responses
 
     with db.session() as s:
         n = purge_older_than(s, days)
-    if n:
+        r = responses.purge_older_than(s, days)
+    if n or r:
         db.reclaim_space()
-        log.info("retention: deleted %d conversation(s) older than %d days", n, days)
-    return n
+        log.info("retention: deleted %d conversation(s) and %d stored response(s) older than "
+                 "%d days", n, r, days)
+    return n + r
 
 # Local origins (Ollama's defaults): loopback hosts on any port, and desktop/editor app schemes.
 LOCAL_ORIGINS = (
@@ -76,7 +84,8 @@ def create_app(
     loader: Loader = load_llama,
     embed_loader: EmbedLoader | None = load_llama_embedder,
 ) -> FastAPI:
-    """The Cove server app: the OpenAI API under ``/v1``, Ollama's under ``/api``, the web app
+    """The Cove server app: the OpenAI API under ``/v1`` (Anthropic's Messages API at
+    ``/v1/messages``), Ollama's under ``/api``, the web app
     at ``/`` (JSON under ``/web``). Opens (and migrates) the database right away.
 
     Args:
@@ -114,8 +123,11 @@ def create_app(
     app.state.settings = settings
     app.state.pipeline = pipeline
     app.state.db = db
+    app.state.signin_guard = SignInGuard(settings)
     install_error_handlers(app)
     app.include_router(openai_router, dependencies=[Depends(api_access)])
+    app.include_router(responses_router, dependencies=[Depends(api_access)])
+    app.include_router(anthropic_router, dependencies=[Depends(api_access)])
     app.include_router(ollama_router, dependencies=[Depends(api_access)])
     for embed_router in (openai_embeddings_router, ollama_embed_router):
         app.include_router(embed_router, dependencies=[Depends(api_access)])
@@ -128,6 +140,7 @@ def create_app(
     async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, **pipeline.status()}
 
+    app.add_middleware(HeadAsGet, router=app.router)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.request_body_timeout
     )

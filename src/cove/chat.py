@@ -45,12 +45,15 @@ class ChatRequest:
     ``explicit`` names the :class:`SamplingParams` fields the client set; the others take the
     model's preset defaults (None: every field is explicit). ``tools`` (validated, see
     :mod:`cove.tools`) lets the model answer with tool calls. ``num_ctx`` asks for a context
-    window (an idle model is reloaded with it). ``keep_alive`` is seconds to keep the model
-    loaded after this request (None: the default; < 0 forever; 0 unload at once).
+    window (an idle model is reloaded with it). ``client`` names who asks (``user:<id>``,
+    ``addr:<ip>``; None: anonymous), for the scheduler's fair shares. ``keep_alive`` is
+    seconds to keep the model loaded after this request (None: the default; < 0 forever; 0
+    unload at once).
     ``think`` False asks the template not to reason (``enable_thinking=False``); True on a
     model that cannot reason is an error. ``reasoning_budget`` caps reasoning in tokens: at the
     cap the reasoning is closed (``</think>`` is injected) and the model goes on to answer
-    (a no-op for models that do not reason).
+    (a no-op for models that do not reason). ``prefill`` is text the answer starts with
+    (Anthropic's final assistant turn): it ends the prompt, and the answer continues it.
     """
 
     messages: list[ChatMessage]
@@ -62,6 +65,8 @@ class ChatRequest:
     think: bool | None = None
     tools: ToolSpec | None = None
     reasoning_budget: int | None = None
+    client: str | None = None
+    prefill: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,11 +80,13 @@ class ChatDelta:
 @dataclass(frozen=True)
 class ChatDone:
     """End of a stream. ``finish_reason`` is OpenAI's: ``stop``, ``length`` or
-    ``tool_calls``."""
+    ``tool_calls``; ``stop_sequence`` is the request's stop string that ended the answer (None
+    when the model ended it, or for another reason)."""
 
     finish_reason: str
     usage: Usage
     reasoning_budget_exhausted: bool = False
+    stop_sequence: str | None = None
 
 
 @dataclass
@@ -93,6 +100,7 @@ class ChatResult:
     usage: Usage
     tool_calls: list[ToolCall] = field(default_factory=list)
     reasoning_budget_exhausted: bool = False
+    stop_sequence: str | None = None
 
 
 class ChatStream:
@@ -115,6 +123,27 @@ class ChatStream:
         self._job.cancel()
         if self._lease is not None:
             self._lease.release(self._keep_alive)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called (a cancelled generation still ends with a
+        :class:`ChatDone`)."""
+        return self._job.cancelled.is_set()
+
+    async def admitted(self) -> None:
+        """Wait until the generation has a slot (streaming routes wait for this before they
+        send a status line, so a refusal is still an HTTP error). Returns too when it was
+        cancelled meanwhile.
+
+        Raises:
+            CoveError: it was refused before getting a slot (Overloaded at the queue deadline
+                or to make room for another client's share); the stream is then released.
+        """
+        try:
+            await self._job.admitted()
+        except BaseException:
+            self.cancel()
+            raise
 
     def __aiter__(self) -> AsyncIterator[ChatDelta | ChatDone]:
         """:class:`ChatDelta` pieces then one :class:`ChatDone` (tool calls come as text: use
@@ -143,7 +172,7 @@ class ChatStream:
                         for kind, text in parser.flush():
                             yield ChatDelta(kind, text)
                     reason = "length" if event.reason == "length" else "stop"
-                    yield ChatDone(reason, event.usage, event.forced)
+                    yield ChatDone(reason, event.usage, event.forced, event.stop_sequence)
         finally:
             self.cancel()
 
@@ -168,6 +197,7 @@ class ChatStream:
             done.usage,
             calls,
             done.reasoning_budget_exhausted,
+            done.stop_sequence,
         )
 
 

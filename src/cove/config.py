@@ -136,6 +136,13 @@ class Settings(BaseSettings):
         "OpenAI's limit; more get HTTP 400. Inputs are embedded n_batch tokens at a time and "
         "the work stops when the client disconnects.",
     )
+    queue_timeout: float = Field(
+        60,
+        ge=0,
+        description="Seconds a request may wait for a free generation slot; then HTTP 503 with "
+        "Retry-After (a streamed answer waits for its slot before sending its status line). "
+        "0 = wait as long as it takes.",
+    )
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body, in bytes."
     )
@@ -158,8 +165,8 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         0,
         ge=0,
-        description="Delete conversations not updated for this many days (checked hourly). "
-        "0 keeps them forever.",
+        description="Delete conversations not updated, and stored Responses API responses not "
+        "created, for this many days (checked hourly). 0 keeps them forever.",
     )
     log_content: bool = Field(
         False,
@@ -167,6 +174,23 @@ class Settings(BaseSettings):
     )
     session_days: int = Field(
         30, ge=1, description="How long a web sign-in lasts, in days."
+    )
+    signin_failures: int = Field(
+        5, ge=1, description="Failed sign-ins per account (whether or not the e-mail has one) "
+        "before each further attempt must wait (HTTP 429 with Retry-After). A browser that "
+        "signed in to the account before is not held up by these."
+    )
+    signin_address_failures: int = Field(
+        20, ge=1, description="Failed sign-ins per client address, and separately requests "
+        "with an invalid API key per client address, before each further one must wait."
+    )
+    signin_backoff: float = Field(
+        1.0, gt=0, description="Seconds the first attempt beyond the free failures waits; "
+        "each further failure doubles it, up to signin_backoff_max."
+    )
+    signin_backoff_max: float = Field(
+        300.0, gt=0, description="Longest wait, in seconds, after failed sign-ins or API keys: "
+        "failures from elsewhere can delay an account's owner this long, never lock them out."
     )
 
     request_body_timeout: float = Field(

@@ -99,6 +99,19 @@ class Overloaded(CoveError):
         super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
+class RateLimited(CoveError):
+    """Too many failed attempts (sign-ins, API keys): wait ``retry_after`` seconds (HTTP 429
+    with ``Retry-After``; OpenAI's code ``rate_limit_exceeded``)."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
+
+
 class EngineFailure(CoveError):
     """The inference engine failed unexpectedly (HTTP 500)."""
 

@@ -19,9 +19,15 @@ STORED_PER_USER = {
     "conversations": "title, model, creation and update times",
     "messages": "role, text, reasoning text, model, status (complete/streaming/stopped/"
     "interrupted/error), finish reason, prompt and completion token counts, times",
+    "responses": "OpenAI Responses API results made with store true (the default): the response "
+    "object (output text, reasoning, tool calls, instructions, tools, metadata, user, usage) "
+    "and every input item of its context, owned by the API key's account; made while the "
+    "server had no account: owned by nobody ('local', readable only while it stays open). "
+    "store false keeps nothing",
 }
 NOT_STORED = [
     "guest conversations (they live only in the browser tab)",
+    "Responses API requests made with store false (nothing of them is written)",
     "prompt and answer text in logs (unless COVE_LOG_CONTENT is on)",
     "IP addresses, user agents or analytics of any kind; Cove has no telemetry, and FastAPI's "
     "OpenTelemetry tracing and export are switched off (whatever OTEL_* variables say)",
@@ -35,7 +41,7 @@ def _counts(settings: Settings) -> dict[str, int] | None:
     from sqlalchemy import func, select
 
     from cove.store.db import open_database
-    from cove.store.tables import ApiKey, Conversation, Message, User
+    from cove.store.tables import ApiKey, Conversation, Message, StoredResponse, User
 
     try:
         db = open_database(settings)
@@ -44,7 +50,7 @@ def _counts(settings: Settings) -> dict[str, int] | None:
     try:
         with db.session() as s:
             return {t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
-                    for t in (User, ApiKey, Conversation, Message)}
+                    for t in (User, ApiKey, Conversation, Message, StoredResponse)}
     finally:
         db.close()
 

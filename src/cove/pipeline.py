@@ -8,6 +8,7 @@ a :class:`ChatRequest`, calls :meth:`ChatPipeline.start_chat` (which raises ever
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,6 +32,7 @@ from cove.engine.types import (
     SamplingParams,
 )
 from cove.errors import ContextLengthExceeded, InvalidRequest
+from cove.models import capabilities
 from cove.models.manager import Embedder, EmbedLoader, Lease, Loader, ModelManager
 from cove.models.options import SAMPLING_TO_OPTION, to_sampling
 from cove.models.registry import ModelEntry, ModelRegistry
@@ -162,35 +164,12 @@ class ChatPipeline:
             ModelNotFound: unknown model. Overloaded: the queue is full.
         """
         entry = self.resolve(request.model)
-        messages_in = list(request.messages)
-        if entry.system and not any(m.role in ("system", "developer") for m in messages_in):
-            messages_in.insert(0, ChatMessage("system", entry.system))
+        capabilities.require_completion(entry.name, await asyncio.to_thread(entry.meta))
         lease = await self.acquire(request.model, num_ctx=request.num_ctx)
         try:
             rt = lease.loaded
             info = rt.engine.info
-            thinks = bool(info.chat_template and "<think>" in info.chat_template)
-            if request.think and not thinks:
-                raise InvalidRequest(f"{entry.name} does not support thinking", param="think")
-            native_tools = bool(request.tools and info.chat_template
-                                and "tools" in info.chat_template)
-            if request.tools and not native_tools:
-                messages_in = with_tool_prompt(messages_in, request.tools)
-            messages = self._template_messages(messages_in, info.vision, thinks)
-            if len(messages) >= info.n_ctx:  # every message costs at least one token
-                raise ContextLengthExceeded(len(messages), info.n_ctx, at_least=True)
-            extra: dict[str, Any] = {"enable_thinking": False} if request.think is False else {}
-            if request.tools and native_tools:
-                extra["tools"] = request.tools.tools
-
-            def render() -> tuple[str, list[int]]:
-                text = render_chat(info.chat_template, messages, bos_token=info.bos_token,
-                                   eos_token=info.eos_token, **extra)
-                add_bos = info.add_bos and not (
-                    info.bos_token and text.startswith(info.bos_token))
-                return text, self._tokenize(rt.engine, text, add_bos, "messages")
-
-            prompt_text, prompt = await asyncio.to_thread(render)
+            prompt_text, prompt, thinks = await self._render(entry, rt.engine, request)
             parser = force = None
             if thinks:
                 in_reasoning = prompt_text.rstrip().endswith("<think>")
@@ -200,24 +179,85 @@ class ChatPipeline:
             params = self._with_defaults(entry, request.params, request.explicit)
             if request.tools is not None:
                 params = replace(params, grammar=request.tools.grammar())
-            job = self._admit(rt.engine, rt.scheduler, prompt, params, "messages", force)
+            job = self._admit(rt.engine, rt.scheduler, prompt, params, "messages", force,
+                              request.client)
         except BaseException:
             lease.release(request.keep_alive)
             raise
         return ChatStream(info.name, job, parser, lease, request.keep_alive, request.tools)
 
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """How many prompt tokens ``request`` renders to (system, tools and messages, with the
+        model's chat template), without generating. A prompt longer than the context window is
+        counted, not refused.
+
+        Raises:
+            InvalidRequest: bad messages, as :meth:`start_chat`. ModelNotFound.
+        """
+        entry = self.resolve(request.model)
+        lease = await self.acquire(request.model, num_ctx=request.num_ctx)
+        try:
+            _, prompt, _ = await self._render(entry, lease.loaded.engine, request, bounded=False)
+        finally:
+            lease.release(request.keep_alive)
+        return len(prompt)
+
+    async def _render(self, entry: ModelEntry, engine: Engine, request: ChatRequest, *,
+                      bounded: bool = True) -> tuple[str, list[int], bool]:
+        """``(prompt text, prompt tokens, whether the model reasons)`` of a chat request: the
+        preset's system prompt when the conversation has none, tools (in the template, or
+        described in the system message), the chat template, then ``prefill``. ``bounded``
+        refuses at once a prompt that cannot fit the context window.
+
+        Raises:
+            InvalidRequest: bad messages (``param`` names the request's own message index),
+                ``think`` for a model that cannot reason.
+            ContextLengthExceeded: (``bounded``) the prompt cannot fit.
+        """
+        info = engine.info
+        thinks = capabilities.thinks(info.chat_template)
+        if request.think and not thinks:
+            raise InvalidRequest(f"{entry.name} does not support thinking", param="think")
+        self._check_messages(request.messages, info.vision)
+        check_text(request.prefill, "prefill")
+        if request.tools:
+            check_text(json.dumps(request.tools.tools, ensure_ascii=False), "tools")
+        messages_in = list(request.messages)
+        if entry.system and not any(m.role in ("system", "developer") for m in messages_in):
+            messages_in.insert(0, ChatMessage("system", entry.system))
+        native_tools = bool(request.tools and capabilities.renders_tools(info.chat_template))
+        if request.tools and not native_tools:
+            messages_in = with_tool_prompt(messages_in, request.tools)
+        messages = self._template_messages(messages_in, thinks)
+        if bounded and len(messages) >= info.n_ctx:  # every message costs at least one token
+            raise ContextLengthExceeded(len(messages), info.n_ctx, at_least=True)
+        extra: dict[str, Any] = {"enable_thinking": False} if request.think is False else {}
+        if request.tools and native_tools:
+            extra["tools"] = request.tools.tools
+
+        def render() -> tuple[str, list[int]]:
+            text = render_chat(info.chat_template, messages, bos_token=info.bos_token,
+                               eos_token=info.eos_token, **extra) + request.prefill
+            add_bos = info.add_bos and not (info.bos_token and text.startswith(info.bos_token))
+            return text, self._tokenize(engine, text, add_bos, "messages", bounded)
+
+        text, prompt = await asyncio.to_thread(render)
+        return text, prompt, thinks
+
     async def start_completion(
         self, model: str | None, prompt_text: str, params: SamplingParams, *,
         explicit: frozenset[str] | None = None, num_ctx: int | None = None,
-        keep_alive: float | None = None,
+        keep_alive: float | None = None, client: str | None = None,
     ) -> ChatStream:
-        """Queue a raw text completion (no chat template, no reasoning split).
+        """Queue a raw text completion (no chat template, no reasoning split); ``client`` as
+        :attr:`ChatRequest.client`.
 
         Raises:
             InvalidRequest, ContextLengthExceeded, ModelNotFound, Overloaded: as
             :meth:`start_chat` (naming ``prompt``).
         """
         entry = self.resolve(model)
+        capabilities.require_completion(entry.name, await asyncio.to_thread(entry.meta))
         lease = await self.acquire(model, num_ctx=num_ctx)
         try:
             rt = lease.loaded
@@ -225,7 +265,8 @@ class ChatPipeline:
             prompt = await asyncio.to_thread(
                 self._tokenize, rt.engine, prompt_text, rt.engine.info.add_bos, "prompt")
             params = self._with_defaults(entry, params, explicit)
-            job = self._admit(rt.engine, rt.scheduler, prompt, params, "prompt")
+            job = self._admit(rt.engine, rt.scheduler, prompt, params, "prompt",
+                              client=client)
         except BaseException:
             lease.release(keep_alive)
             raise
@@ -251,12 +292,13 @@ class ChatPipeline:
         return to_sampling(defaults, base=params)
 
     @staticmethod
-    def _tokenize(engine: Engine, text: str, add_bos: bool, param: str) -> list[int]:
-        """Tokenize, refusing at once a text too long to fit even at the longest token per
-        position (tokenizing megabytes only to refuse them would stall the server)."""
+    def _tokenize(engine: Engine, text: str, add_bos: bool, param: str,
+                  bounded: bool = True) -> list[int]:
+        """Tokenize, refusing at once (``bounded``) a text too long to fit even at the longest
+        token per position (tokenizing megabytes only to refuse them would stall the server)."""
         info = engine.info
         size = len(text.encode("utf-8"))
-        if size > info.n_ctx * max(1, info.max_token_bytes):
+        if bounded and size > info.n_ctx * max(1, info.max_token_bytes):
             at_least = -(-size // max(1, info.max_token_bytes))
             raise ContextLengthExceeded(at_least, info.n_ctx, param=param, at_least=True)
         return engine.tokenize(text, add_bos=add_bos, special=True)
@@ -264,22 +306,20 @@ class ChatPipeline:
     @staticmethod
     def _admit(engine: Engine, scheduler: Scheduler | None, prompt: list[int],
                params: SamplingParams, param: str,
-               force: ForcedContinuation | None = None) -> Job:
+               force: ForcedContinuation | None = None, client: str | None = None) -> Job:
         n_ctx = engine.info.n_ctx
         if not prompt:
             raise InvalidRequest("the prompt is empty", param=param)
         if len(prompt) >= n_ctx:
             raise ContextLengthExceeded(len(prompt), n_ctx, param=param)
         assert scheduler is not None
-        return scheduler.submit(prompt, params, force)
+        return scheduler.submit(prompt, params, force, client)
 
     @staticmethod
-    def _template_messages(
-        messages: list[ChatMessage], vision: bool, thinking: bool
-    ) -> list[dict[str, Any]]:
+    def _check_messages(messages: list[ChatMessage], vision: bool) -> None:
+        """Refuse bad messages, naming them by their index in the request."""
         if not messages:
             raise InvalidRequest("messages must contain at least one message", param="messages")
-        out: list[dict[str, Any]] = []
         for i, m in enumerate(messages):
             if m.role not in ROLES:
                 raise InvalidRequest(
@@ -292,6 +332,11 @@ class ChatPipeline:
                     param=f"messages[{i}].content",
                 )
             check_text(m.content, f"messages[{i}].content")
+
+    @staticmethod
+    def _template_messages(messages: list[ChatMessage], thinking: bool) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for m in messages:
             role = "system" if m.role == "developer" else m.role
             content = m.content
             if role == "assistant" and thinking:

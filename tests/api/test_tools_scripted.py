@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from cove.engine.fake import ScriptedEngine
-from tests.api.test_openai_scripted import R1_TEMPLATE, assert_error, chat, sse_events
+from tests.api.test_openai_scripted import assert_error, chat, sse_events
 from tests.conftest import FakeWorld
 
 WEATHER = {"type": "function", "function": {
@@ -117,13 +116,6 @@ def test_ollama_tools(fake: FakeWorld) -> None:
     assert lines[-1]["done"] is True
 
 
-@pytest.fixture
-def thinker(settings: Any) -> Any:
-    world = FakeWorld(settings, ScriptedEngine(name="thinker:latest", chat_template=R1_TEMPLATE))
-    with world.client:
-        yield world
-
-
 def test_reasoning_budget_closes_thinking(thinker: FakeWorld) -> None:
     thinker.engine.enqueue(["a", "b", "c", "d", "e", "Answer", "."])
     r = chat(thinker, model="thinker", thinking={"type": "enabled", "budget_tokens": 3})
@@ -156,3 +148,13 @@ def test_thinking_controls_are_noops_without_reasoning(fake: FakeWorld) -> None:
     fake.engine.enqueue(["hello"])
     r = chat(fake, thinking={"type": "enabled", "budget_tokens": 1})
     assert r.json()["choices"][0]["message"]["content"] == "hello"
+
+
+def test_errors_name_the_clients_message_when_tools_add_a_system_message(
+        fake: FakeWorld) -> None:
+    """The tool description is a system message Cove adds in front: an error must still name
+    the client's own message index."""
+    msgs = [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]
+    assert_error(chat(fake, tools=[WEATHER], messages=msgs), 400, param="messages[0].content")

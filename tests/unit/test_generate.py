@@ -65,3 +65,11 @@ def test_character_cut_off_at_the_end_is_dropped() -> None:
 def test_held_stop_prefix_released_at_end() -> None:
     out, reason, _ = feed([b"abc", b" ST"], SamplingParams(stop=("STOP",)))
     assert ("".join(out), reason) == ("abc ST", "stop")
+
+
+def test_the_stop_sequence_that_ended_the_text_is_told() -> None:
+    ts = TextStream(SamplingParams(stop=("###", "\nUser:")), 3, 2048)
+    assert [ts.push(p, False) for p in (b"Hi\nUs", b"er: x")] == [("Hi", None), ("", "stop")]
+    assert ts.stop_sequence == "\nUser:"
+    ts = TextStream(SamplingParams(stop=("###",)), 3, 2048)
+    assert ts.push(b"Hi", True) == ("", "stop") and ts.stop_sequence is None

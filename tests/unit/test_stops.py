@@ -40,3 +40,12 @@ def test_held_text_never_emitted_before_decided() -> None:
     m = StopMatcher(["</s>"])
     assert m.feed("hi </") == ("hi ", False)
     assert m.feed("x") == ("</x", False)
+
+
+def test_the_stop_that_matched_is_kept() -> None:
+    m = StopMatcher(["END", "x y"])
+    assert m.matched is None
+    assert m.feed("a x") == ("a ", False)
+    assert m.feed(" y END") == ("", True)
+    assert m.matched == "x y"  # the earliest in the text, not the first in the list
+    assert StopMatcher(["Z"]).matched is None

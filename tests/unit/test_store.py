@@ -60,7 +60,7 @@ def test_import_links_and_reads_metadata(registry: ModelRegistry, tmp_path: Path
     assert entry.digest == sha256_file(src)
     meta = entry.meta()
     assert meta["architecture"] == "llama" and meta["context_length"] == 2048
-    assert meta["capabilities"] == ["completion", "thinking"]
+    assert meta["capabilities"] == ["completion", "tools", "thinking"]
     assert meta["parameter_count"] == 4096 and meta["quantization"] == "F32"
     with pytest.raises(InvalidRequest):
         manage.import_gguf(registry, tmp_path / "missing.gguf", "x")

@@ -84,7 +84,8 @@ def test_xss_in_user_text_and_model_output_runs_nothing(page: Any, site: Site) -
 def test_pages_send_a_strict_content_security_policy(page: Any, site: Site) -> None:
     import httpx
 
-    csp = httpx.get(site.base_url + "/").headers["content-security-policy"]
+    csp = httpx.get(site.base_url + "/", headers={"Accept": "text/html"}
+                    ).headers["content-security-policy"]
     assert "script-src 'self'" in csp and "object-src 'none'" in csp
     script_src = csp.split("script-src")[1].split(";")[0]
     assert "unsafe-eval" not in csp and "unsafe-inline" not in script_src

@@ -1,15 +1,18 @@
 """Render every error as the API's own shape, chosen by URL path.
 
-``/api/*`` (the Ollama API) gets Ollama's ``{"error": "message"}``; ``/v1/*`` (and anything not
-claimed by another API) gets OpenAI's ``{"error": {"message", "type", "param", "code"}}``. The
-status code is the error's own in both. Client mistakes are 4xx; only a real server fault is
-5xx, and its message does not leak internals.
+``/api/*`` (the Ollama API) gets Ollama's ``{"error": "message"}``; ``/v1/messages*`` (the
+Anthropic API) gets Anthropic's ``{"type": "error", "error": {"type", "message"}}``; ``/v1/*``
+(and anything not claimed by another API) gets OpenAI's ``{"error": {"message", "type", "param",
+"code"}}``. The status code is the error's own, except that Anthropic's API answers 529 where
+Cove is overloaded (503). Client mistakes are 4xx; only a real server fault is 5xx, and its
+message does not leak internals.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cove.errors import CoveError, InvalidRequest
+from cove.errors import ContextLengthExceeded, CoveError, InvalidRequest
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,56 @@ def is_ollama_path(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
+def is_anthropic_path(path: str) -> bool:
+    """Whether ``path`` belongs to the Anthropic Messages API."""
+    return path == "/v1/messages" or path.startswith("/v1/messages/")
+
+
+# Anthropic's error types by status (docs.anthropic.com, "Errors"); its API says 529
+# overloaded_error where Cove's queue is full (503), which its SDKs retry like any 5xx.
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+
+def dotted(param: str) -> str:
+    """A field path as Anthropic writes it (``messages[0].content`` is ``messages.0.content``)."""
+    return re.sub(r"\[(\d+)\]", r".\1", param)
+
+
+def anthropic_status(err: CoveError) -> int:
+    """The status of ``err`` on the Anthropic API (503 becomes 529)."""
+    return 529 if err.status == 503 else err.status
+
+
+def anthropic_error_body(err: CoveError) -> dict[str, Any]:
+    """Anthropic's error object: ``{"type": "error", "error": {"type", "message"}}``. The
+    field at fault leads the message (``messages.0.content.1: ...``, as Anthropic writes it:
+    its errors have no ``param``); a prompt over the context window reads ``prompt is too long:
+    N tokens > M maximum``, the wording clients look for to trim a conversation."""
+    status = anthropic_status(err)
+    kind = _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    message = err.message
+    if isinstance(err, ContextLengthExceeded):
+        more = "at least " if "at least" in message else ""
+        message = f"prompt is too long: {more}{err.prompt_tokens} tokens > {err.n_ctx} maximum"
+    elif err.param:
+        message = f"{dotted(err.param)}: {message.removeprefix(_invalid_value(err.param))}"
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def anthropic_sse_error(err: CoveError) -> str:
+    """One ``event: error`` SSE event carrying an Anthropic error (ends a failed stream)."""
+    return f"event: error\ndata: {json.dumps(anthropic_error_body(err))}\n\n"
+
+
 def sse_error_event(err: CoveError) -> str:
     """One SSE ``data:`` event carrying an OpenAI error object (ends a failed stream)."""
     return f"data: {json.dumps(openai_error_body(err))}\n\n"
@@ -77,6 +130,9 @@ def sse_error_event(err: CoveError) -> str:
 def render(err: CoveError, path: str = "") -> JSONResponse:
     """The JSON response for ``err`` with its status and headers, shaped for the API that
     ``path`` belongs to."""
+    if is_anthropic_path(path):
+        return JSONResponse(anthropic_error_body(err), status_code=anthropic_status(err),
+                            headers=err.headers)
     body = ollama_error_body(err) if is_ollama_path(path) else openai_error_body(err)
     return JSONResponse(body, status_code=err.status, headers=err.headers)
 
@@ -87,14 +143,15 @@ def _loc_to_param(loc: tuple[Any, ...]) -> str:
     for p in parts:
         if isinstance(p, int):
             out += f"[{p}]"
-        elif not str(p).startswith(("function-", "tagged-union")) and p not in (
-            "str",
-            "list[str]",
-            "list[ContentPart]",
-            "int",
-        ):
+        elif (not str(p).startswith(("function-", "tagged-union"))
+              and "[" not in str(p) and p not in ("str", "int")):  # union members: list[...]
             out += ("." if out else "") + str(p)
     return out
+
+
+def _invalid_value(param: str) -> str:
+    """How a validation error's message starts (Anthropic's shape puts the field first)."""
+    return f"invalid value for '{param}': "
 
 
 def _json_problem(err: Any) -> str:
@@ -124,7 +181,7 @@ def validation_to_error(exc: RequestValidationError) -> CoveError:
     param = _loc_to_param(loc)
     if loc == ("body",) or not param:
         return InvalidRequest(f"request body must be a JSON object: {first.get('msg')}")
-    return InvalidRequest(f"invalid value for '{param}': {first.get('msg')}", param=param)
+    return InvalidRequest(f"{_invalid_value(param)}{first.get('msg')}", param=param)
 
 
 def install_error_handlers(app: FastAPI) -> None:

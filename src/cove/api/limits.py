@@ -14,6 +14,10 @@ The body is read completely (up to ``max_bytes``) before the app sees the reques
 ``timeout`` seconds, then replayed to the app; a ``Content-Length`` over the limit is refused
 before reading anything. A client that sends its body too slowly (or never finishes it) gets 408
 instead of holding a connection and a task forever.
+
+One exemption: ``POST /api/blobs/sha256:<hex>`` (Ollama's blob upload, GGUFs of gigabytes) is
+passed on unbuffered and without the size limit; the route streams it to disk, and a piece of
+its body that takes over ``timeout`` seconds to arrive ends it with 408.
 """
 
 from __future__ import annotations
@@ -67,6 +71,9 @@ def _surrogate_error(body: bytes) -> InvalidRequest | None:
 
 
 API_PREFIXES = ("/api/", "/v1/")
+# The one route whose body is not buffered or size-limited: a blob upload (a GGUF of
+# gigabytes) streams to disk, and only its stalls are timed out.
+BLOB_UPLOAD = re.compile(r"^/api/blobs/sha256[:-][0-9a-fA-F]{64}$")
 
 
 def json_content_type(scope: Scope, body: bytes) -> Scope:
@@ -116,6 +123,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         path = str(scope.get("path", ""))
+        if scope.get("method") == "POST" and BLOB_UPLOAD.match(path):
+            await self.app(scope, self._idle_limited(receive), send)  # streamed to disk
+            return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
@@ -153,6 +163,26 @@ class BodyLimit:
             return await receive()
 
         await self.app(json_content_type(scope, body), replay, send)
+
+    def _idle_limited(self, receive: Receive) -> Receive:
+        """``receive`` that raises :class:`RequestTimeout` when a piece of the body takes over
+        ``timeout`` seconds to arrive (an upload of gigabytes may take long, but may not
+        stall). Once the body is complete, waits (for a disconnect) are not limited."""
+        done = False
+
+        async def timed() -> Message:
+            nonlocal done
+            if done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except TimeoutError:
+                raise RequestTimeout(f"the upload stalled: no data for {self.timeout:g} s") \
+                    from None
+            done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        return timed
 
     async def _read(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []

@@ -19,6 +19,7 @@ from cove.auth.secrets import (
     new_api_key,
     new_token,
     token_hash,
+    verify_nothing,
     verify_password,
 )
 from cove.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
@@ -97,11 +98,17 @@ def sign_up(s: Session, mode: str, email: str, password: str, invite: str | None
 def authenticate(s: Session, email: str, password: str) -> User:
     """The enabled account with these credentials.
 
+    Every attempt costs one argon2 verification, against a dummy hash for an unknown or
+    disabled account, so neither the answer nor its time tells whether the e-mail has one.
+
     Raises:
         Unauthorized: unknown e-mail, wrong password or disabled account (one message for all).
     """
     user = s.execute(select(User).where(User.email == email.strip().lower())).scalar_one_or_none()
-    if user is None or user.disabled or not verify_password(user.password_hash, password):
+    if user is None or user.disabled:
+        verify_nothing(password)
+        raise Unauthorized("wrong e-mail or password")
+    if not verify_password(user.password_hash, password):
         raise Unauthorized("wrong e-mail or password")
     return user
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from functools import lru_cache
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
@@ -29,6 +30,31 @@ def verify_password(stored_hash: str, password: str) -> bool:
         return _hasher.verify(stored_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+# The argon2id hash of a random password nobody kept (made with argon2-cffi's defaults).
+_DUMMY_HASH = ("$argon2id$v=19$m=65536,t=3,p=4$Fdf81VwZyQIhyvMxWprXdw$"
+               "++9ionWIcLLSsOsdbge/fM18+RA8oVEM7aWHxK1LTII")
+
+
+@lru_cache(maxsize=1)
+def dummy_hash() -> str:
+    """A hash with the parameters new passwords get (the stored one, unless argon2-cffi's
+    defaults changed: then one made once, from a random password)."""
+    p, h = extract_parameters(_DUMMY_HASH), _hasher
+    if (p.type, p.time_cost, p.memory_cost, p.parallelism, p.hash_len, p.salt_len) == (
+            h.type, h.time_cost, h.memory_cost, h.parallelism, h.hash_len, h.salt_len):
+        return _DUMMY_HASH
+    return _hasher.hash(new_token())
+
+
+def verify_nothing(password: str) -> bool:
+    """Spend on ``password`` what :func:`verify_password` spends on a real account's hash (one
+    argon2 verification with the same parameters), then return False: a sign-in for an unknown
+    or disabled account takes as long as a wrong password, so its time does not tell whether
+    the e-mail has an account."""
+    verify_password(dummy_hash(), password)
+    return False
 
 
 def new_token() -> str:

@@ -162,7 +162,8 @@ async def start_turn(
             return history, cut, conv.model
 
     history, cut, conv_model = await asyncio.to_thread(read)
-    stream = await pipeline.start_chat(ChatRequest(history, req.params, req.model or conv_model))
+    stream = await pipeline.start_chat(ChatRequest(history, req.params, req.model or conv_model,
+                                                   client=f"user:{user_id}"))
     if log_content:
         log.info("prompt in %s: %r", conversation_id, history[-1].content)
 

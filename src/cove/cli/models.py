@@ -18,6 +18,7 @@ from rich.table import Table
 from cove.cli.common import fail, open_registry, read_settings
 from cove.config import Settings
 from cove.errors import CoveError, ModelNotFound
+from cove.models import capabilities
 from cove.models.names import parse_ref
 
 
@@ -157,7 +158,7 @@ def show(model: str) -> None:
         ("parameters", meta.get("parameter_size", "")),
         ("quantization", meta.get("quantization", "")),
         ("context length", str(meta.get("context_length", ""))),
-        ("capabilities", ", ".join(meta.get("capabilities", []))),
+        ("capabilities", ", ".join(capabilities.of(meta))),
         ("size", _size(entry.size)), ("digest", entry.digest or "(bundled)"),
         ("from", entry.parent or entry.source.get("repo", "") or ""),
         ("license", str(meta.get("license") or "")),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 from cove.engine.types import ModelInfo, SamplingParams
 
@@ -28,6 +29,11 @@ class ScriptedEngine:
     When a script runs out, an end-of-generation token is produced; an exception in a script
     is raised when reached. ``delay`` seconds are slept in every decode step (to test
     concurrency and cancellation).
+
+    With an ``oracle`` (a function of the token list a slot's cells hold, returning a token:
+    0 ends, 1-255 is that byte), every generation samples the oracle instead of scripts, so its
+    output depends on exactly what the KV cells hold: a scheduler that restores, copies or
+    moves the wrong cells changes the output (the property tests compare with a run alone).
     """
 
     def __init__(
@@ -38,6 +44,7 @@ class ScriptedEngine:
         delay: float = 0.0,
         n_slots: int = 4,
         n_batch: int = 512,
+        oracle: Callable[[list[int]], int] | None = None,
     ) -> None:
         self.info = ModelInfo(
             name=name,
@@ -48,6 +55,7 @@ class ScriptedEngine:
             eos_token="<|im_end|>",
         )
         self.delay = delay
+        self.oracle = oracle
         self.n_slots = n_slots
         self.n_batch = n_batch
         self.shared_kv = False
@@ -119,6 +127,8 @@ class ScriptedEngine:
             self._cached.setdefault(slot, []).extend(tokens)
 
     def sample(self, slot: int) -> int:
+        if self.oracle is not None:
+            return self.oracle(self.cached(slot))
         script = self._running.get(slot) or []
         if not script:
             return END

@@ -44,6 +44,11 @@ class TextStream:
             return text + self.tail(), "length"
         return text, None
 
+    @property
+    def stop_sequence(self) -> str | None:
+        """The stop sequence that ended the text (None: none did)."""
+        return self._stops.matched
+
     def tail(self) -> str:
         """Text held back at the end (a possible stop start). A character cut off by the end
         is dropped rather than sent as U+FFFD, as llama.cpp's server does."""

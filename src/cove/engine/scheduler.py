@@ -2,91 +2,55 @@
 
 The :class:`Scheduler` owns one worker thread that drives the engine in steps. Each step:
 
-1. drops cancelled work (queued or running: a disconnected client frees its slot at once);
-2. admits waiting requests into free slots: a slot whose KV cells the prompt continues, or else
-   one with cells copied from the slot (running or idle) that shares the longest prefix, or
-   restored from the host prompt cache; a request that shares a prefix with a prompt still
-   being prefilled waits for it, then copies it. With a stream per slot the running slots are
-   kept contiguous (new requests fill gaps, running ones are moved into gaps). A conversation's
-   cells about to be overwritten are first saved to the host prompt cache (or, without one,
-   parked in the slot with the oldest content);
+1. drops cancelled work (queued or running: a disconnected client frees its slot at once) and
+   refuses jobs past the queue deadline;
+2. admits waiting requests into free slots, the client running the fewest jobs first; which
+   slot and which KV cells a request starts from (a slot's cells, a copy, the host prompt
+   cache) is :mod:`cove.engine.placement`'s choice; a request that shares a prefix with a
+   prompt still being prefilled waits for it, then copies it;
 3. builds one batch in slot order: every decoding sequence's last sampled token, and prompt
-   chunks of sequences still prefilling (capped at ``prefill_chunk`` tokens while others
-   decode, so a long prompt never stalls everyone's decoding);
+   chunks of sequences still prefilling, shortest remaining prompt first (capped at
+   ``prefill_chunk`` tokens while other sequences run, ``lone_prefill_chunk`` alone, so a long
+   prompt never stalls the others and a newcomer never waits long for the step in progress);
 4. runs one ``decode``; samples a token for every sequence that asked for logits, each with its
    own sampler (parameters, seed, grammar, stop sequences stay per request);
 5. hands each request's events to the asyncio loop that submitted it (one wake-up per loop per
    step).
 
-Admission control: at most ``n_slots`` run and ``max_queue`` wait; beyond that :meth:`submit`
-raises :class:`~cove.errors.Overloaded` (HTTP 503 with ``Retry-After``).
+Admission control: at most ``n_slots`` run and ``max_queue`` wait (a client with fewer jobs
+than the busiest one displaces that one's newest waiting job); beyond that :meth:`submit`
+raises :class:`~cove.errors.Overloaded` (HTTP 503 with ``Retry-After``), and so does waiting
+longer than ``queue_timeout``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import math
 import threading
-from collections import deque
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from cove.engine.generate import TextStream
-from cove.engine.prompt_cache import CacheEntry, PromptCache
+from cove.engine.jobs import ADMITTED, SENTINEL, Job, Outbox, send
+from cove.engine.placement import Placement
+from cove.engine.prompt_cache import PromptCache
 from cove.engine.types import (
     Engine,
     Finished,
     FinishReason,
     ForcedContinuation,
-    GenerationEvent,
     SamplingParams,
     TextDelta,
     Usage,
-    common_prefix,
 )
 from cove.errors import CoveError, EngineFailure, Overloaded
 
 log = logging.getLogger(__name__)
 
-_SENTINEL = object()
-
-
-class Job:
-    """A submitted generation. Iterate :meth:`events` on the submitting loop; :meth:`cancel`
-    (idempotent, thread-safe) stops it."""
-
-    def __init__(self, prompt: list[int], params: SamplingParams, wake: threading.Condition,
-                 force: ForcedContinuation | None = None):
-        self.prompt = prompt
-        self.params = params
-        self.force = force
-        self.cancelled = threading.Event()
-        self.loop = asyncio.get_running_loop()
-        self._wake = wake
-        self._events: asyncio.Queue[object] = asyncio.Queue()
-
-    def cancel(self) -> None:
-        if not self.cancelled.is_set():
-            self.cancelled.set()
-            with self._wake:
-                self._wake.notify()
-
-    async def events(self) -> AsyncIterator[GenerationEvent]:
-        """Yield the generation's events; the last is :class:`Finished`.
-
-        Raises:
-            CoveError: the engine failed (the job is over).
-        """
-        try:
-            while True:
-                item = await self._events.get()
-                if item is _SENTINEL:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item  # type: ignore[misc]
-        finally:
-            self.cancel()
+__all__ = ["Job", "Scheduler"]
 
 
 @dataclass
@@ -100,30 +64,7 @@ class _Seq:
     seen: str = ""  # generated text, kept only while a forced continuation may still apply
     forced: bool = False  # the forced continuation is decided (injected or not needed)
     injected: bool = False
-
-
-@dataclass
-class _Outbox:
-    """Events produced in one step, delivered with one wake-up per event loop."""
-
-    items: dict[asyncio.AbstractEventLoop, list[tuple[Job, object]]] = field(default_factory=dict)
-
-    def put(self, job: Job, item: object) -> None:
-        self.items.setdefault(job.loop, []).append((job, item))
-
-    def flush(self) -> None:
-        for loop, items in self.items.items():
-            try:
-                loop.call_soon_threadsafe(_deliver, items)
-            except RuntimeError:  # the loop is closed: nobody listens any more
-                for job, _ in items:
-                    job.cancelled.set()
-        self.items = {}
-
-
-def _deliver(items: list[tuple[Job, object]]) -> None:
-    for job, item in items:
-        job._events.put_nowait(item)
+    began: float = 0.0  # clock time it got its slot
 
 
 class Scheduler:
@@ -139,23 +80,45 @@ class Scheduler:
             takes 3 ms a token). With a shared pool a copy is free and any gain counts.
         prompt_cache_bytes: host memory for the KV cells of conversations that lose their slot
             (see :mod:`cove.engine.prompt_cache`); 0 parks them in idle slots only.
+        lone_prefill_chunk: most prompt tokens decoded in one step when nothing else runs,
+            which bounds how long a request arriving meanwhile waits for the step in progress
+            (a 256-token step of SmolLM2-135M takes ~0.7 s on 2 cores; more tokens a step
+            gain little prefill speed, see docs/reliability.md).
+        queue_timeout: seconds a job may wait for a slot before it is refused with
+            :class:`~cove.errors.Overloaded` (0: no deadline).
+        clock: monotonic time in seconds (tests pass a scripted one).
+        thread: start the worker thread; without it a test drives the scheduler by calling
+            :meth:`run_step` itself.
+
+    Fair shares: when several clients (``client`` of :meth:`submit`) wait, a free slot goes
+    to the one running the fewest jobs (then the oldest job), and a full queue makes room for
+    a client holding fewer jobs than the busiest one by refusing the busiest one's newest
+    waiting job, so one client flooding requests cannot starve the others.
     """
 
     def __init__(self, engine: Engine, max_queue: int = 16, prefill_chunk: int = 128,
-                 min_copy_gain: int = 4, prompt_cache_bytes: int = 0) -> None:
+                 min_copy_gain: int = 4, prompt_cache_bytes: int = 0,
+                 lone_prefill_chunk: int = 256, queue_timeout: float = 0,
+                 clock: Callable[[], float] = time.monotonic, thread: bool = True) -> None:
         self.engine = engine
         self.cache = PromptCache(prompt_cache_bytes)
         self.min_copy_gain = 1 if engine.shared_kv else max(1, min_copy_gain)
         self.max_queue = max_queue
         self.prefill_chunk = max(1, min(prefill_chunk, engine.n_batch))
+        self.lone_prefill_chunk = max(1, min(lone_prefill_chunk, engine.n_batch))
+        self.queue_timeout = queue_timeout
+        self._clock = clock
         self._cv = threading.Condition()
         self._waiting: deque[Job] = deque()
         self._active: dict[int, _Seq] = {}
-        self._lru: list[int] = list(range(engine.n_slots))  # least recently used first
+        self._place = Placement(engine, self.cache, self.min_copy_gain, self._active)
         self._closing = False
-        self._outbox = _Outbox()
-        self._thread = threading.Thread(target=self._work, name="cove-engine", daemon=True)
-        self._thread.start()
+        self._outbox = Outbox()
+        self._job_seconds = 0.0  # moving average of how long a job holds its slot
+        self._thread: threading.Thread | None = None
+        if thread:
+            self._thread = threading.Thread(target=self._work, name="cove-engine", daemon=True)
+            self._thread.start()
 
     @property
     def pending(self) -> int:
@@ -164,24 +127,31 @@ class Scheduler:
             return len(self._waiting) + len(self._active)
 
     def submit(self, prompt: list[int], params: SamplingParams,
-               force: ForcedContinuation | None = None) -> Job:
+               force: ForcedContinuation | None = None, client: str | None = None) -> Job:
         """Queue a generation. Must be called from a running asyncio loop. ``force`` is fed
         into the sequence once its condition holds (fed like prompt tokens: no sampling until
-        the last one).
+        the last one). ``client`` names who asks, for fair shares (None: anonymous, one share).
 
         Raises:
-            Overloaded: every slot is busy and ``max_queue`` jobs already wait.
+            Overloaded: every slot is busy and ``max_queue`` jobs already wait (and the client
+                holds at least as many jobs as any other).
         """
         with self._cv:
             # count the waiting jobs too: a burst submitted while the worker is busy decoding
             # is admitted only at the next step, and must not all be taken meanwhile
             if len(self._active) + len(self._waiting) >= self.engine.n_slots + self.max_queue:
-                raise Overloaded(
-                    f"the server is busy: {len(self._active)} of {self.engine.n_slots} "
-                    f"generation slots are in use and {len(self._waiting)} requests are "
-                    "waiting; retry shortly"
-                )
-            job = Job(prompt, params, self._cv, force)
+                victim = self._displaced_by(client)
+                if victim is None:
+                    raise Overloaded(
+                        f"the server is busy: {len(self._active)} of {self.engine.n_slots} "
+                        f"generation slots are in use and {len(self._waiting)} requests are "
+                        "waiting; retry shortly", retry_after=self._retry_after())
+                self._waiting.remove(victim)
+                send(victim.loop, [(victim, Overloaded(
+                    "the server is busy and other clients are waiting: this client has "
+                    "more requests queued than its share; retry shortly",
+                    retry_after=self._retry_after())), (victim, SENTINEL)])
+            job = Job(prompt, params, self._cv, force, client, self._clock())
             self._waiting.append(job)
             self._cv.notify()
         return job
@@ -193,6 +163,9 @@ class Scheduler:
         with self._cv:
             self._closing = True
             self._cv.notify()
+        if self._thread is None:
+            self._shutdown()
+            return True
         self._thread.join(timeout=timeout)
         return not self._thread.is_alive()
 
@@ -205,25 +178,64 @@ class Scheduler:
                     self._cv.wait()
                 if self._closing:
                     break
-                try:
-                    self._drop_cancelled()
-                    self._admit()
-                    self._compact()
-                except Exception:  # never let the worker die: every job would hang
-                    log.exception("scheduler admission failed")
-                    self._fail_active()
+            self.run_step()
+        self._shutdown()
+
+    def run_step(self) -> None:
+        """One round of the worker: drop cancelled jobs, refuse those past the queue deadline,
+        admit, compact, decode one batch, deliver the events. The worker thread loops on it;
+        a test of a scheduler made with ``thread=False`` calls it itself."""
+        with self._cv:
             try:
-                self._step()
-            except Exception:  # never let the worker die
-                log.exception("scheduler step failed")
+                self._drop_cancelled()
+                self._expire()
+                self._admit()
+                self._place.compact()
+            except Exception:  # never let the worker die: every job would hang
+                log.exception("scheduler admission failed")
                 self._fail_active()
-            self._outbox.flush()
+        try:
+            self._step()
+        except Exception:  # never let the worker die
+            log.exception("scheduler step failed")
+            self._fail_active()
+        self._outbox.flush()
+
+    def _shutdown(self) -> None:
         with self._cv:
             for seq in list(self._active.values()):
                 self._end(seq, "cancelled")
             while self._waiting:
                 self._finish_unstarted(self._waiting.popleft())
         self._outbox.flush()
+
+    def _retry_after(self) -> int:
+        """Seconds until a slot is likely free: the average time a job holds its slot, times
+        the jobs queued ahead per slot (1 to 60)."""
+        ahead = (len(self._waiting) + 1) / self.engine.n_slots
+        return max(1, min(60, math.ceil(self._job_seconds * ahead)))
+
+    def _displaced_by(self, client: str | None) -> Job | None:
+        """With the queue full, the waiting job to refuse so that ``client`` gets a place: the
+        newest of the client holding the most jobs, when that is at least two more than
+        ``client`` holds (so shares converge instead of trading places)."""
+        held = Counter(j.client for j in self._waiting)
+        held.update(s.job.client for s in self._active.values())
+        busiest = max((j.client for j in self._waiting), key=lambda c: held[c], default=None)
+        if not self._waiting or busiest == client or held[busiest] < held[client] + 2:
+            return None
+        return next(j for j in reversed(self._waiting) if j.client == busiest)
+
+    def _expire(self) -> None:
+        """Refuse waiting jobs older than the queue deadline (503 with Retry-After)."""
+        if not self.queue_timeout:
+            return
+        now = self._clock()
+        for job in [j for j in self._waiting if now - j.submitted >= self.queue_timeout]:
+            self._waiting.remove(job)
+            self._outbox.end(job, Overloaded(
+                f"no generation slot became free within {self.queue_timeout:g} s (the "
+                "server is busy); retry shortly", retry_after=self._retry_after()))
 
     def _fail_active(self) -> None:
         """End every running job with an error after an unexpected engine exception; their
@@ -243,173 +255,47 @@ class Scheduler:
             self._end(seq, "cancelled")
 
     def _finish_unstarted(self, job: Job) -> None:
-        self._outbox.put(job, Finished("cancelled", Usage(len(job.prompt), 0)))
-        self._outbox.put(job, _SENTINEL)
+        self._outbox.end(job, Finished("cancelled", Usage(len(job.prompt), 0)))
+
+    def _admission_order(self) -> list[Job]:
+        """Waiting jobs in the order they get slots: the client running the fewest jobs first
+        (recounted as each is admitted), then arrival order."""
+        running = Counter(s.job.client for s in self._active.values())
+        order: list[Job] = []
+        rest = list(self._waiting)
+        while rest:
+            job = min(rest, key=lambda j: (running[j.client], j.number))
+            rest.remove(job)
+            order.append(job)
+            running[job.client] += 1
+        return order
 
     def _admit(self) -> None:
         eng = self.engine
-        for job in list(self._waiting):
+        for job in self._admission_order():
             if len(self._active) >= eng.n_slots:
                 break
-            if self._worth_waiting(job.prompt):
+            if self._place.worth_waiting(job.prompt):
                 continue
             self._waiting.remove(job)
-            slot, source, entry = self._choose_slot(job.prompt)
+            slot, source, entry = self._place.choose(job.prompt)
             try:
-                self._prepare(slot, source, entry, job.prompt)
+                self._place.prepare(slot, source, entry, job.prompt)
                 n_past = eng.start(slot, job.prompt, job.params)
                 text = TextStream(job.params, len(job.prompt), eng.info.n_ctx)
             except Exception as e:
                 if not isinstance(e, CoveError):
                     log.exception("starting a generation failed")
-                    e = EngineFailure(f"generation failed: {type(e).__name__}: {e}")
+                    e = EngineFailure("generation failed")
                     eng.forget(slot)
-                self._outbox.put(job, e)
-                self._outbox.put(job, _SENTINEL)
+                self._outbox.end(job, e)
                 continue
-            seq = _Seq(job, slot, job.prompt[n_past:], text, cached=n_past)
+            self._outbox.put(job, ADMITTED)
+            seq = _Seq(job, slot, job.prompt[n_past:], text, cached=n_past, began=self._clock())
             self._active[slot] = seq
-            self._lru.remove(slot)
-            self._lru.append(slot)
+            self._place.touch(slot)
             if text.budget <= 0:
                 self._end(seq, "length")
-
-    def _shared(self, prompt: list[int]) -> list[int]:
-        """Per slot: how many leading prompt tokens its cells hold (at most all but the last,
-        which is always decoded for its logits)."""
-        limit = len(prompt) - 1
-        return [min(common_prefix(self.engine.cached(s), prompt), limit)
-                for s in range(self.engine.n_slots)]
-
-    def _worth_waiting(self, prompt: list[int]) -> bool:
-        """Whether a sequence still prefilling will soon hold at least ``min_copy_gain`` more
-        of ``prompt`` than any slot holds now (requests arriving together with one system
-        prompt: the first computes it, the others copy it a step later)."""
-        limit = len(prompt) - 1
-        now = max(*self._shared(prompt), min(self.cache.best(prompt)[1], limit))
-        return any(
-            min(common_prefix(seq.job.prompt, prompt), limit) - now >= self.min_copy_gain
-            for seq in self._active.values() if seq.pending
-        )
-
-    def _candidates(self) -> list[int]:
-        """Free slots a new request may take, oldest content first. With a stream per slot
-        only those that keep the running slots contiguous (a hole between them, else a
-        neighbour), since llama.cpp splits a batch at every gap."""
-        free = [s for s in self._lru if s not in self._active]
-        if self.engine.shared_kv or not self._active:
-            return free
-        lo, hi = min(self._active), max(self._active)
-        inner = [s for s in free if lo < s < hi]
-        return inner or [s for s in free if s in (lo - 1, hi + 1)] or free
-
-    def _choose_slot(self, prompt: list[int]) -> tuple[int, int | None, CacheEntry | None]:
-        """Pick a free slot for ``prompt``, and maybe a source of KV cells for it: a slot to
-        copy from, or a host-cache entry to restore.
-
-        Among the candidate slots, one whose cells the prompt continues (it shares at least
-        half of them, or holds the whole prompt) is used as it is; otherwise the one with the
-        oldest content. The slot (running or idle) or cache entry sharing the longest prefix
-        is the source when that saves at least ``min_copy_gain`` tokens of prefill.
-        """
-        eng = self.engine
-        shared = self._shared(prompt)
-        candidates = self._candidates()
-        continued = [s for s in candidates if shared[s] and (
-            shared[s] * 2 >= len(eng.cached(s)) or shared[s] >= len(prompt) - 1)]
-        slot = max(continued, key=lambda s: shared[s]) if continued else candidates[0]
-        source = max(range(eng.n_slots), key=lambda s: shared[s])
-        entry, cached = self.cache.best(prompt)
-        if entry is not None and min(cached, len(prompt) - 1) - max(
-                shared[source], shared[slot]) >= self.min_copy_gain:
-            return slot, None, entry
-        if source != slot and shared[source] - shared[slot] >= self.min_copy_gain:
-            return slot, source, None
-        return slot, None, None
-
-    def _prepare(self, slot: int, source: int | None, entry: CacheEntry | None,
-                 prompt: list[int]) -> None:
-        """Keep what ``slot`` holds if the new request mostly overwrites it (see
-        :meth:`_evict`), then restore ``entry`` or copy the shared prefix from ``source``."""
-        eng = self.engine
-        held = eng.cached(slot)
-        kept = 0 if source is not None or entry is not None else common_prefix(held, prompt)
-        if kept * 2 < len(held):
-            self._evict(slot, avoid=source)
-        if entry is not None:
-            self.cache.take(entry)
-            eng.restore(slot, entry.state, entry.tokens)
-            return
-        if source is None:
-            return
-        n = min(common_prefix(eng.cached(source), prompt), len(prompt) - 1)
-        continued = n * 2 >= len(eng.cached(source))
-        eng.copy(source, slot, n)
-        if continued and source not in self._active:  # its cells now live on in ``slot``
-            self._lru.remove(source)
-            self._lru.insert(0, source)
-
-    def _evict(self, slot: int, avoid: int | None) -> None:
-        """The cells of idle ``slot`` are about to be overwritten: keep them, when at least
-        ``min_copy_gain`` of its tokens are held nowhere else, in the host cache (when it has
-        a budget) or else by parking them in another slot (:meth:`_park`)."""
-        if self.cache.budget:
-            self._save(slot)
-        else:
-            self._park(slot, avoid)
-
-    def _unique(self, slot: int) -> int:
-        """How many of ``slot``'s tokens no other slot holds."""
-        eng = self.engine
-        held = eng.cached(slot)
-        return len(held) - max(common_prefix(eng.cached(s), held) for s in range(eng.n_slots)
-                               if s != slot)
-
-    def _save(self, slot: int) -> None:
-        """Save ``slot``'s cells to the host cache if they are worth it and not there yet."""
-        held = self.engine.cached(slot)
-        if self._unique(slot) < self.min_copy_gain or self.cache.holds(held):
-            return
-        try:
-            self.cache.put(list(held), self.engine.save(slot))
-        except CoveError:
-            log.exception("could not save a slot to the prompt cache")
-
-    def _park(self, slot: int, avoid: int | None) -> None:
-        """Copy the cells of idle ``slot`` into the idle slot with the oldest content, when
-        that content is older than ``slot``'s and at least ``min_copy_gain`` of ``slot``'s
-        tokens are held nowhere else: a conversation's cache survives a busy moment without a
-        host cache."""
-        eng = self.engine
-        older = self._lru[: self._lru.index(slot)]
-        spare = next((s for s in older if s not in self._active and s != avoid), None)
-        if spare is None or self._unique(slot) < self.min_copy_gain:
-            return
-        eng.copy(slot, spare)
-        self._lru.remove(spare)
-        self._lru.insert(self._lru.index(slot), spare)
-
-    def _compact(self) -> None:
-        """With a stream per slot, move running requests so that their slots are contiguous
-        again (after one in the middle ended): llama.cpp decodes contiguous slots in one pass
-        and splits the batch at every gap (measured: 8 sequences 33 ms a step, with one gap
-        43 ms). A move copies one KV stream."""
-        if self.engine.shared_kv:
-            return
-        while len(self._active) >= 2:
-            lo, hi = min(self._active), max(self._active)
-            hole = next((s for s in range(lo + 1, hi) if s not in self._active), None)
-            if hole is None:
-                return
-            self._evict(hole, avoid=hi)
-            self.engine.move(hi, hole)
-            seq = self._active.pop(hi)
-            seq.slot = hole
-            self._active[hole] = seq
-            self._lru.remove(hole)
-            self._lru.append(hole)
-            self._lru.remove(hi)  # holds a stale copy of the moved request's cells
-            self._lru.insert(0, hi)
 
     def _step(self) -> None:
         eng = self.engine
@@ -419,8 +305,14 @@ class Scheduler:
         for seq in decoding:
             feeds.append((seq.slot, [seq.last], True))
             budget -= 1
-        cap = min(budget, self.prefill_chunk) if decoding else budget
-        for seq in [s for s in self._active.values() if s.pending]:
+        # shortest remaining prompt first, so a short request is never stuck behind a long
+        # one; the step's prefill share is capped while more than one sequence runs, and a
+        # lone prefill's by lone_prefill_chunk (a step in progress delays any newcomer)
+        prefilling = sorted((s for s in self._active.values() if s.pending),
+                            key=lambda s: len(s.pending))
+        shared = decoding or len(prefilling) > 1
+        cap = min(budget, self.prefill_chunk if shared else self.lone_prefill_chunk)
+        for seq in prefilling:
             n = min(len(seq.pending), cap)
             if n <= 0:
                 break
@@ -448,8 +340,8 @@ class Scheduler:
                 piece = b"" if eng.is_end(token) else eng.piece(token)
                 text, reason = seq.text.push(piece, eng.is_end(token))
             except Exception as e:
-                log.exception("sampling failed")
-                self._end(seq, EngineFailure(f"generation failed: {type(e).__name__}: {e}"))
+                log.exception("sampling failed: %s", type(e).__name__)
+                self._end(seq, EngineFailure("generation failed"))
                 continue
             seq.last = token
             if text:
@@ -489,10 +381,12 @@ class Scheduler:
             self.engine.release(seq.slot)
         except Exception:
             log.exception("release failed")
+        held = self._clock() - seq.began
+        self._job_seconds = held if not self._job_seconds else (
+            0.8 * self._job_seconds + 0.2 * held)
         if isinstance(outcome, CoveError):
-            self._outbox.put(seq.job, outcome)
+            self._outbox.end(seq.job, outcome)
         else:
             usage = Usage(len(seq.job.prompt), seq.text.produced, seq.cached)
-            finished = Finished(outcome, usage, seq.injected)  # type: ignore[arg-type]
-            self._outbox.put(seq.job, finished)
-        self._outbox.put(seq.job, _SENTINEL)
+            self._outbox.end(seq.job, Finished(outcome, usage, seq.injected,  # type: ignore[arg-type]
+                                               seq.text.stop_sequence))

@@ -21,6 +21,7 @@ class StopMatcher:
         self.stops = [s for s in stops if s]
         self._held = ""
         self.stopped = False
+        self.matched: str | None = None  # the stop sequence that ended the text, if any
 
     def feed(self, text: str) -> tuple[str, bool]:
         """Add ``text``; return ``(safe_text, stopped)``. After a stop, further input is ignored."""
@@ -33,7 +34,7 @@ class StopMatcher:
         for s in self.stops:
             i = buf.find(s)
             if i != -1 and (first == -1 or i < first):
-                first = i
+                first, self.matched = i, s
         if first != -1:
             self._held = ""
             self.stopped = True

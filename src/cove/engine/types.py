@@ -160,11 +160,13 @@ class TextDelta:
 @dataclass(frozen=True)
 class Finished:
     """The end of a generation, with why it ended and the token counts. ``forced`` says a
-    :class:`ForcedContinuation` was injected."""
+    :class:`ForcedContinuation` was injected; ``stop_sequence`` is the stop string that ended
+    it (reason ``stop``), None for an end-of-generation token or another reason."""
 
     reason: FinishReason
     usage: Usage
     forced: bool = False
+    stop_sequence: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from cove.errors import InvalidRequest
+from cove.models.capabilities import served
 
 GGUF_MAGIC = b"GGUF"
 _SKIP_ARRAYS = ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges",
                 "tokenizer.ggml.scores")
-_EMBEDDING_ARCHS = {"bert", "nomic-bert", "jina-bert-v2", "t5encoder", "modern-bert"}
 
 
 def is_gguf(path: Path) -> bool:
@@ -53,7 +53,7 @@ def read_metadata(path: Path, cache_dir: Path | None = None) -> dict[str, Any]:
     ``parameter_size`` (e.g. ``"135M"``), ``quantization`` (e.g. ``"Q4_K_M"``),
     ``context_length`` (trained, tokens), ``embedding_length``, ``block_count``,
     ``head_count_kv``, ``chat_template`` (str or None), ``license`` (str or None),
-    ``capabilities`` (list of ``completion``/``thinking``/``tools``/``vision``/``embedding``),
+    ``capabilities`` (what Cove serves: :func:`cove.models.capabilities.served`),
     ``kv`` (every scalar/string key, and short arrays, as in Ollama's ``model_info``).
 
     Raises:
@@ -119,7 +119,7 @@ def _read_cached(path: str, size: int, mtime_ns: int) -> dict[str, Any]:
         "head_count_kv": kv.get(f"{arch}.attention.head_count_kv"),
         "chat_template": template if isinstance(template, str) else None,
         "license": kv.get("general.license"),
-        "capabilities": capabilities(arch, kv, template if isinstance(template, str) else None),
+        "capabilities": served(arch, kv, template if isinstance(template, str) else None),
         "kv": kv,
     }
 
@@ -131,26 +131,3 @@ def human_params(n: int) -> str:
             v = n / scale
             return f"{v:.1f}{unit}".replace(".0", "") if v < 10 else f"{v:.0f}{unit}"
     return str(n)
-
-
-def capabilities(arch: str, kv: dict[str, Any], template: str | None) -> list[str]:
-    """Infer what a model can do from its metadata and chat template (Ollama's names).
-
-    ``embedding``: an encoder architecture or a pooling type; ``completion`` otherwise.
-    ``thinking``: the template writes ``<think>`` (R1 distills, QwQ, Qwen3).
-    ``tools``: the template handles a ``tools`` variable. ``vision``: vision keys in the model
-    (``clip.*``, ``<arch>.vision.*``) — the projector file, when separate, is not needed here.
-    """
-    caps: list[str] = []
-    if arch in _EMBEDDING_ARCHS or f"{arch}.pooling_type" in kv:
-        caps.append("embedding")
-    else:
-        caps.append("completion")
-    if template:
-        if "<think>" in template:
-            caps.append("thinking")
-        if "tools" in template:
-            caps.append("tools")
-    if arch == "clip" or any(k.startswith(("clip.", f"{arch}.vision.")) for k in kv):
-        caps.append("vision")
-    return caps

@@ -28,7 +28,12 @@ OLLAMA_PARAMS = "application/vnd.ollama.image.params"
 OLLAMA_LICENSE = "application/vnd.ollama.image.license"
 
 
-def _store(registry: ModelRegistry) -> ModelStore:
+def store_of(registry: ModelRegistry) -> ModelStore:
+    """The registry's model store.
+
+    Raises:
+        CoveError: the registry has none (one of built-in models only).
+    """
     if registry.store is None:
         raise CoveError("this registry has no model store")
     return registry.store
@@ -51,7 +56,7 @@ def import_gguf(registry: ModelRegistry, file: Path, name: str | None = None, *,
     Raises:
         InvalidRequest: bad name, no such file, a directory, or not a readable GGUF file.
     """
-    store = _store(registry)
+    store = store_of(registry)
     ref = parse_new_ref(name or default_name(file), param="name")
     if registry.builtin(str(ref)) is not None:
         raise InvalidRequest(f"{ref} is a built-in model name; choose another", param="name")
@@ -76,7 +81,7 @@ def copy_model(registry: ModelRegistry, source: str, destination: str) -> ModelE
         ModelNotFound: no ``source`` (or a bad source name). InvalidRequest: ``destination``
         is not a valid name or is a built-in name.
     """
-    store = _store(registry)
+    store = store_of(registry)
     src = registry.resolve(source)
     dst = parse_new_ref(destination, param="destination")
     if registry.builtin(str(dst)) is not None:
@@ -90,7 +95,7 @@ def copy_model(registry: ModelRegistry, source: str, destination: str) -> ModelE
 
 
 def _manifest_of(registry: ModelRegistry, entry: ModelEntry) -> Manifest:
-    store = _store(registry)
+    store = store_of(registry)
     if registry.builtin(entry.name) is not None:  # bundled (or built in): refer to it by name
         return Manifest(entry.name, bundled=entry.name, source={"kind": "copy"},
                         system=entry.system, options=dict(entry.options))
@@ -106,7 +111,7 @@ def remove_model(registry: ModelRegistry, ref: str) -> None:
     Raises:
         ModelNotFound: not installed. InvalidRequest: the bundled model.
     """
-    store = _store(registry)
+    store = store_of(registry)
     entry = registry.resolve(ref)
     if registry.builtin(ref) is not None:
         raise InvalidRequest(f"{entry.name} ships with Cove and cannot be removed", param="model")
@@ -170,11 +175,20 @@ def preset_from_dict(data: dict[str, Any]) -> PresetSpec:
     base = data.get("from")
     if not isinstance(base, str) or not base:
         raise InvalidRequest("a preset needs 'from': the base model", param="from")
-    system = data.get("system")
+    return PresetSpec(base, *preset_defaults(data.get("system"), data.get("parameters")))
+
+
+def preset_defaults(system: Any, parameters: Any) -> tuple[str | None, dict[str, Any]]:
+    """A model's default ``system`` prompt and ``parameters`` (Ollama option names), checked.
+
+    Raises:
+        InvalidRequest: a non-string ``system``, bad parameters (an unknown name, see
+            :func:`~cove.models.options.check_option_names`, or value).
+    """
     if system is not None and not isinstance(system, str):
         raise InvalidRequest("'system' must be a string", param="system")
-    check_option_names(data.get("parameters"))
-    return PresetSpec(base, system, validate_options(data.get("parameters"), "parameters"))
+    check_option_names(parameters)
+    return system, validate_options(parameters, "parameters")
 
 
 def create_preset(registry: ModelRegistry, name: str, spec: PresetSpec) -> ModelEntry:
@@ -187,7 +201,7 @@ def create_preset(registry: ModelRegistry, name: str, spec: PresetSpec) -> Model
         ModelNotFound: no such base (or a bad base name). InvalidRequest: ``name`` is not a
         valid name or is built in.
     """
-    store = _store(registry)
+    store = store_of(registry)
     ref = parse_new_ref(name)
     if registry.builtin(str(ref)) is not None:
         raise InvalidRequest(f"{ref} is a built-in model name", param="model")
@@ -235,7 +249,7 @@ def import_ollama(registry: ModelRegistry, root: Path | None = None, *,
     Raises:
         InvalidRequest: ``root`` is not an Ollama store.
     """
-    store = _store(registry)
+    store = store_of(registry)
     root = (root or default_ollama_dir()).expanduser()
     manifests = root / "manifests"
     if not manifests.is_dir():

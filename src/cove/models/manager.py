@@ -247,7 +247,8 @@ class ModelManager:
             else:
                 engine = self._loader(entry, settings)
                 scheduler = Scheduler(engine, self.settings.max_queue,
-                                      prompt_cache_bytes=self.settings.prompt_cache_mb << 20)
+                                      prompt_cache_bytes=self.settings.prompt_cache_mb << 20,
+                                      queue_timeout=self.settings.queue_timeout)
             loaded = Loaded(entry, kind, engine, scheduler, n_ctx, need, active=1,
                             last_used=time.monotonic())
             with self._lock:

@@ -193,6 +193,7 @@ class ModelRegistry:
             return None
         kind = m.source.get("kind", "")
         desc = {"pull": f"from {m.source.get('repo', '')}", "preset": f"preset of {m.base}",
+                "create": "created from uploaded files",
                 "copy": f"copy of {m.base}"}.get(kind, kind)
         return ModelEntry(
             name=m.name,

@@ -4,6 +4,7 @@ Layout under ``<COVE_HOME>/models``::
 
     blobs/sha256-<hex>                 GGUF files (and projectors), named by their SHA-256
     blobs/sha256-<hex>-partial         a download in progress (resumable)
+    blobs/sha256-<hex>-upload-<random> an upload in progress (removed if it fails)
     manifests/<name parts>/<tag>.json  one JSON manifest per model name and tag
 
 Manifest paths are built only from a validated :class:`~cove.models.names.ModelRef` and checked
@@ -38,7 +39,7 @@ def norm_digest(digest: str) -> str:
     Raises:
         InvalidRequest: not a SHA-256 digest.
     """
-    m = _DIGEST.match(digest or "")
+    m = _DIGEST.match((digest or "").lower())
     if m is None:
         raise InvalidRequest(f"{digest!r} is not a sha256 digest", param="digest")
     return f"sha256:{m[1]}"
@@ -199,6 +200,22 @@ class ModelStore:
 
     # -- blobs ------------------------------------------------------------------------------
 
+    def has_blob(self, digest: str) -> bool:
+        """Whether the blob ``digest`` is stored.
+
+        Raises:
+            InvalidRequest: not a sha256 digest.
+        """
+        return self.blob_path(digest).is_file()
+
+    def upload(self, digest: str) -> BlobUpload:
+        """Start receiving the blob ``digest`` (see :class:`BlobUpload`).
+
+        Raises:
+            InvalidRequest: not a sha256 digest.
+        """
+        return BlobUpload(self, norm_digest(digest))
+
     def add_blob(self, src: Path, *, digest: str | None = None, link: bool = True) -> Layer:
         """Put the file ``src`` into the store (hard link where the filesystem allows and
         ``link`` is set, else a copy) and return its layer.
@@ -232,6 +249,52 @@ class ModelStore:
         finally:
             tmp.unlink(missing_ok=True)
         return Layer(actual, size)
+
+
+class BlobUpload:
+    """A blob arriving in pieces (``POST /api/blobs/sha256:<hex>``): each :meth:`write` goes
+    to a temporary file in ``blobs/`` and into the hash, so the body is never held in memory;
+    :meth:`finish` checks the digest and renames the file into place (atomically; a concurrent
+    upload of the same blob is harmless). :meth:`abort` (or a failed :meth:`finish`) removes
+    the temporary file."""
+
+    def __init__(self, store: ModelStore, digest: str) -> None:
+        self.digest = digest
+        self.target = store.blob_path(digest)
+        store.blobs.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.target.with_name(f"{self.target.name}-upload-{os.urandom(6).hex()}")
+        self._file = self.tmp.open("xb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        """Append ``data`` (any size) to the blob."""
+        self._file.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    def finish(self) -> Layer:
+        """Verify and store the blob; returns its layer.
+
+        Raises:
+            InvalidRequest: the bytes received do not have the announced digest (the temporary
+                file is removed).
+        """
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        actual = f"sha256:{self._hash.hexdigest()}"
+        if actual != self.digest:
+            self.abort()
+            raise InvalidRequest(f"digest mismatch: the body's digest is {actual}, not "
+                                 f"{self.digest}", param="digest")
+        os.replace(self.tmp, self.target)
+        return Layer(self.digest, self.size)
+
+    def abort(self) -> None:
+        """Drop what was received."""
+        self._file.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -17,17 +18,21 @@ from cove.auth.deps import (
     AdminDep,
     CallerDep,
     DbDep,
+    GuardDep,
     SettingsDep,
     UserDep,
     check_origin,
+    client_address,
     get_db,
 )
 from cove.auth.secrets import verify_password
+from cove.auth.throttle import SignInGuard
 from cove.chats.repo import export_user
-from cove.errors import Forbidden, InvalidRequest, Unauthorized
+from cove.errors import Conflict, Forbidden, InvalidRequest, Unauthorized
 from cove.store.tables import ApiKey, User
 
 router = APIRouter(prefix="/web")
+DEVICE_COOKIE = "cove_device"
 
 
 class Credentials(BaseModel):
@@ -69,11 +74,33 @@ def key_dict(k: ApiKey) -> dict[str, Any]:
             if k.last_used_at else None}
 
 
-def _sign_in(request: Request, response: Response, s: Any, user: User, days: int) -> dict[str, Any]:
+def _sign_in(request: Request, response: Response, s: Any, user: User, days: int,
+             device: str) -> dict[str, Any]:
     new = repo.create_session(s, user, days)
+    secure = request.url.scheme == "https"
     response.set_cookie(SESSION_COOKIE, new.token, max_age=days * 86400, httponly=True,
-                        samesite="lax", secure=request.url.scheme == "https", path="/")
+                        samesite="lax", secure=secure, path="/")
+    # marks this browser as one that knew the password: failed sign-ins from elsewhere do not
+    # hold it up (see cove.auth.throttle); valid until the server restarts
+    response.set_cookie(DEVICE_COOKIE, device, max_age=365 * 86400, httponly=True,
+                        samesite="strict", secure=secure, path="/web")
     return {"user": user_dict(user), "csrf": new.csrf}
+
+
+def check_password(guard: SignInGuard, request: Request, email: str,
+                   check: Callable[[], User]) -> User:
+    """Run ``check`` (a password verification for ``email``, raising Unauthorized when it
+    fails) under the sign-in back-off of the account and the client address.
+
+    Raises:
+        RateLimited: the account or the address must wait first.
+        Unauthorized: from ``check``.
+    """
+    address = client_address(request)
+    guard.begin_signin(email, address, request.cookies.get(DEVICE_COOKIE))
+    user = check()  # a failure stays counted
+    guard.signed_in(email, address)
+    return user
 
 
 @router.get("/session")
@@ -91,18 +118,32 @@ def session(c: CallerDep, s: DbDep, settings: SettingsDep) -> dict[str, Any]:
 
 @router.post("/signup")
 def signup(body: SignUp, request: Request, response: Response, s: DbDep,
-           settings: SettingsDep) -> dict[str, Any]:
+           settings: SettingsDep, guard: GuardDep) -> dict[str, Any]:
+    """Create an account and sign in. An e-mail already registered is a 409 saying so (open
+    sign-up cannot hide it: the person needs to know to sign in instead); each such answer
+    counts as a failed sign-in of the client address, so addresses cannot be tried in bulk."""
     check_origin(request)
-    user = repo.sign_up(s, settings.signup, body.email, body.password, body.invite)
-    return _sign_in(request, response, s, user, settings.session_days)
+    address = client_address(request)
+    guard.check_address(address)
+    try:
+        user = repo.sign_up(s, settings.signup, body.email, body.password, body.invite)
+    except Conflict:
+        guard.failed_signup(address)
+        raise
+    return _sign_in(request, response, s, user, settings.session_days,
+                    guard.device_token(user.email))
 
 
 @router.post("/login")
 def login(body: Credentials, request: Request, response: Response, s: DbDep,
-          settings: SettingsDep) -> dict[str, Any]:
+          settings: SettingsDep, guard: GuardDep) -> dict[str, Any]:
+    """Sign in. A wrong password, an unknown e-mail and a disabled account get the same 401 in
+    the same time; failures make the account and the address wait (429, Retry-After)."""
     check_origin(request)
-    user = repo.authenticate(s, body.email, body.password)
-    return _sign_in(request, response, s, user, settings.session_days)
+    user = check_password(guard, request, body.email,
+                          lambda: repo.authenticate(s, body.email, body.password))
+    return _sign_in(request, response, s, user, settings.session_days,
+                    guard.device_token(user.email))
 
 
 @router.post("/logout")
@@ -142,10 +183,16 @@ def export(user: UserDep, s: DbDep) -> Response:
 
 @router.delete("/account")
 def delete_account(body: Password, request: Request, response: Response, user: UserDep,
-                   s: DbDep) -> dict[str, Any]:
-    """Hard-delete the signed-in account and everything of it (password required)."""
-    if not verify_password(user.password_hash, body.password):
-        raise Unauthorized("wrong password", param="password")
+                   s: DbDep, guard: GuardDep) -> dict[str, Any]:
+    """Hard-delete the signed-in account and everything of it (password required; wrong ones
+    count as failed sign-ins)."""
+
+    def check() -> User:
+        if not verify_password(user.password_hash, body.password):
+            raise Unauthorized("wrong password", param="password")
+        return user
+
+    check_password(guard, request, user.email, check)
     repo.delete_user(s, repo.get_user(s, user.id))
     s.commit()
     get_db(request).reclaim_space()

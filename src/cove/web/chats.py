@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from cove.api.streams import client_of, until_admitted
 from cove.auth.deps import DbDep, SettingsDep, UserDep, check_origin, get_db
 from cove.chats import repo
 from cove.chats.turns import TurnRequest, start_turn
@@ -144,7 +145,9 @@ async def guest_chat(body: GuestChat, request: Request, settings: SettingsDep) -
     if not settings.guest_enabled:
         raise Forbidden("guest chat is turned off on this server; sign in")
     messages = [ChatMessage(m.role, m.content) for m in body.messages]
-    stream = await _pipeline(request).start_chat(ChatRequest(messages, body.params(), body.model))
+    stream = await _pipeline(request).start_chat(ChatRequest(messages, body.params(), body.model,
+                                                             client=client_of(request)))
+    await until_admitted(request, stream)
 
     async def body_iter() -> Any:
         try:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC = Path(__file__).parent / "static"
@@ -30,10 +30,25 @@ SECURITY_HEADERS = {
 router = APIRouter()
 
 
+OLLAMA_BANNER = "Ollama is running"
+
+
+def wants_html(accept: str) -> bool:
+    """Whether an ``Accept`` header asks for HTML (a browser navigating), as opposed to the
+    ``*/*`` (or nothing) of API clients and scripts."""
+    return any(part.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml")
+               for part in accept.split(","))
+
+
 @router.get("/", include_in_schema=False)
-async def index() -> FileResponse:
-    return FileResponse(STATIC / "index.html", headers={**SECURITY_HEADERS,
-                                                         "Cache-Control": "no-cache"})
+async def index(request: Request) -> Response:
+    """The web app for a browser; for any other client the plain text ``Ollama is running``
+    (status 200, ``text/plain``), as Ollama answers there, so clients that probe ``/`` to
+    find an Ollama server find Cove."""
+    headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache", "Vary": "Accept"}
+    if not wants_html(request.headers.get("accept", "")):
+        return PlainTextResponse(OLLAMA_BANNER, headers=headers)
+    return FileResponse(STATIC / "index.html", headers=headers)
 
 
 @router.get("/favicon.ico", include_in_schema=False)

@@ -17,6 +17,7 @@ from cove.api.errors import ndjson_error_line
 from cove.api.ollama.schemas import ChatBody, GenerateBody
 from cove.config import parse_duration
 from cove.errors import CoveError, EngineFailure, InvalidRequest
+from cove.models import capabilities
 from cove.models.options import sampling_fields, to_sampling, validate_options
 from cove.models.registry import ModelEntry
 from cove.pipeline import ChatDelta, ChatDone, ChatMessage, ChatRequest, ChatStream
@@ -314,7 +315,7 @@ def show(entry: ModelEntry) -> dict[str, Any]:
         "template": meta.get("chat_template") or "",
         "details": details(entry),
         "model_info": info,
-        "capabilities": meta.get("capabilities", ["completion"]),
+        "capabilities": capabilities.of(meta),
         "modified_at": now_iso(entry.modified),
     }
     if entry.system:

@@ -4,6 +4,7 @@ convert back. No logic of their own; errors render as ``{"error": "..."}``."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from cove import __version__
 from cove.api.errors import ndjson_error_line
 from cove.api.ollama import convert
+from cove.api.ollama.blobs import router as blobs_router
 from cove.api.ollama.schemas import (
     ChatBody,
     CopyBody,
@@ -26,13 +28,15 @@ from cove.api.ollama.schemas import (
     ShowBody,
 )
 from cove.api.openai.routes import PipelineDep
+from cove.api.streams import client_of, until_admitted
 from cove.errors import CoveError, InvalidRequest
-from cove.models import manage
+from cove.models import manage, uploads
 from cove.models.names import parse_new_ref, parse_ref
 from cove.models.pull import Progress, pull
 from cove.pipeline import ChatPipeline, ChatRequest, ChatStream
 
 router = APIRouter(prefix="/api")
+router.include_router(blobs_router)
 
 NDJSON = "application/x-ndjson"
 OLLAMA_VERSION = "0.9.0"  # the Ollama API level these routes follow
@@ -52,14 +56,16 @@ async def _reply(request: Request, pipeline: ChatPipeline, req: ChatRequest, *, 
     if raw_prompt is not None:
         stream = await pipeline.start_completion(
             req.model, raw_prompt, req.params, explicit=req.explicit, num_ctx=req.num_ctx,
-            keep_alive=req.keep_alive)
+            keep_alive=req.keep_alive, client=client_of(request))
     else:
-        stream = await pipeline.start_chat(req)
-    timer.mark_admitted()
+        stream = await pipeline.start_chat(dataclasses.replace(req, client=client_of(request)))
     if stream_out:
+        await until_admitted(request, stream)
+        timer.mark_admitted()
         return StreamingResponse(
             convert.ndjson_stream(stream, chat=chat, think=req.think, timer=timer),
             media_type=NDJSON)
+    timer.mark_admitted()
     watch = asyncio.ensure_future(_disconnect_watch(request, stream))
     try:
         return JSONResponse(await convert.collect(stream, chat=chat, think=req.think,
@@ -211,29 +217,63 @@ async def pull_model(body: PullBody, request: Request, pipeline: PipelineDep) ->
     return await _run_with_progress(request, work, body.stream)
 
 
+_CREATE_REFUSED = {
+    "adapters": "LoRA adapters are not supported",
+    "quantize": "quantizing is not supported; upload a GGUF of the quantization you want",
+    "template": "a TEMPLATE is not supported: Cove renders the Jinja chat template inside the "
+                "GGUF (tokenizer.chat_template)",
+    "messages": "MESSAGE (example conversation) is not supported",
+}
+
+
 @router.post("/create", response_model=None)
 async def create(body: CreateBody, request: Request, pipeline: PipelineDep) -> Response:
+    """A model from uploaded GGUF ``files`` or a preset ``from`` an installed model, with
+    ``system``, ``parameters`` (and, from files, ``license``). Everything is checked before
+    the progress stream starts, so a bad request is a plain 400."""
     name = convert.require_model(body.ref)
-    for field in ("files", "adapters", "quantize", "template"):
+    for field, why in _CREATE_REFUSED.items():
         if getattr(body, field):
-            raise InvalidRequest(f"'{field}' is not supported; create a preset with 'from', "
-                                 "'system' and 'parameters'", param=field)
-    if body.from_ is None:
-        raise InvalidRequest("'from' (the base model) is required" if not body.modelfile else
-                             "Modelfiles are not supported; send 'from', 'system' and "
-                             "'parameters'", param="from")
+            raise InvalidRequest(why, param=field)
+    if body.files and body.from_:
+        raise InvalidRequest("send 'files' (uploaded GGUF blobs) or 'from' (an installed "
+                             "model), not both", param="from")
+    if body.files is None and body.from_ is None:
+        raise InvalidRequest("'from' (the base model) or 'files' is required" if not
+                             body.modelfile else "Modelfiles are not supported; send 'from' or "
+                             "'files', 'system' and 'parameters'", param="from")
+    parse_new_ref(name)  # a bad name or base is a 4xx before any stream starts
+    if body.files is not None:
+        license = (body.license if body.license is None or isinstance(body.license, str)
+                   else "\n\n".join(body.license))
+        system, options = manage.preset_defaults(body.system, body.parameters)
+        files = await asyncio.to_thread(uploads.check_files, pipeline.registry, body.files)
+
+        def from_files(report: Callable[[Progress], None], cancel: threading.Event) -> None:
+            report(Progress("parsing GGUF"))
+            for layer in (files.model, files.projector):
+                if layer is not None:
+                    report(Progress(f"using existing layer {layer.digest}"))
+            uploads.create_from_files(pipeline.registry, name, files, system=system,
+                                      options=options, license=license)
+            report(Progress("writing manifest"))
+            report(Progress("success"))
+
+        return await _run_with_progress(request, from_files, body.stream)
+    if body.license is not None:
+        raise InvalidRequest("'license' is kept only for a model created from 'files'; a "
+                             "preset shows its base model's license", param="license")
     spec = manage.preset_from_dict({"from": body.from_, "system": body.system,
                                     "parameters": body.parameters})
-    parse_new_ref(name)  # a bad name or base is a 4xx before any stream starts
     pipeline.resolve(spec.base)
 
-    def work(report: Callable[[Progress], None], cancel: threading.Event) -> None:
+    def preset(report: Callable[[Progress], None], cancel: threading.Event) -> None:
         report(Progress("using existing layer"))
         manage.create_preset(pipeline.registry, name, spec)
         report(Progress("writing manifest"))
         report(Progress("success"))
 
-    return await _run_with_progress(request, work, body.stream)
+    return await _run_with_progress(request, preset, body.stream)
 
 
 @router.get("/version")

@@ -109,8 +109,8 @@ class PullBody(_Named):
 
 
 class CreateBody(_Named):
-    """``POST /api/create``: a preset ``from`` a base model with ``system`` and
-    ``parameters``."""
+    """``POST /api/create``: a model from uploaded GGUF ``files`` (file name -> ``sha256:<hex>``
+    of a blob) or a preset ``from`` a base model, with ``system`` and ``parameters``."""
 
     from_: str | None = Field(None, alias="from")
     system: str | None = None
@@ -118,6 +118,8 @@ class CreateBody(_Named):
     stream: bool = True
     modelfile: str | None = None
     files: dict[str, str] | None = None
+    license: str | list[str] | None = None
     adapters: dict[str, str] | None = None
     quantize: str | None = None
     template: str | None = None
+    messages: list[dict[str, Any]] | None = None

@@ -102,15 +102,20 @@ def reasoning_controls(body: ChatCompletionRequest) -> tuple[bool | None, int | 
     """``(think, reasoning budget)`` from DeepSeek's ``thinking``, OpenAI's
     ``reasoning_effort`` (``none``/``minimal`` turn thinking off) and Cove's
     ``reasoning_budget`` / ``thinking.budget_tokens``."""
-    think: bool | None = None
+    think = effort_think(body.reasoning_effort)
     budget = body.reasoning_budget
-    if body.reasoning_effort is not None:
-        think = False if body.reasoning_effort in ("none", "minimal") else None
     if body.thinking is not None:
         # enabled is the default of a reasoning model, and a no-op for others
         think = False if body.thinking.type == "disabled" else None
         budget = body.thinking.budget_tokens or budget
     return think, budget
+
+
+def effort_think(effort: str | None) -> bool | None:
+    """``think`` for OpenAI's reasoning effort (``reasoning_effort``, or ``reasoning.effort`` of
+    the Responses API): ``none``/``minimal`` turn thinking off, the others (and None) keep the
+    model's default."""
+    return False if effort in ("none", "minimal") else None
 
 
 def tool_calls_json(calls: list[ToolCall]) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import time
 from typing import Annotated, Any
 
@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from cove.api.openai import convert
 from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest
-from cove.pipeline import ChatPipeline, ChatResult, ChatStream
+from cove.api.streams import client_of, collect_unless_disconnected, until_admitted
+from cove.pipeline import ChatPipeline
 
 router = APIRouter(prefix="/v1")
 
@@ -25,28 +26,14 @@ def get_pipeline(request: Request) -> ChatPipeline:
 PipelineDep = Annotated[ChatPipeline, Depends(get_pipeline)]
 
 
-async def collect_unless_disconnected(request: Request, stream: ChatStream) -> ChatResult | None:
-    """Run ``stream`` to the end, cancelling it if the client goes away first."""
-    task = asyncio.ensure_future(stream.collect())
-    try:
-        while not task.done():
-            done, _ = await asyncio.wait({task}, timeout=0.25)
-            if not done and await request.is_disconnected():
-                stream.cancel()
-                task.cancel()
-                return None
-        return task.result()
-    finally:
-        if not task.done():
-            task.cancel()
-
-
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, pipeline: PipelineDep
 ) -> Any:
-    stream = await pipeline.start_chat(convert.to_chat_request(body))
+    req = dataclasses.replace(convert.to_chat_request(body), client=client_of(request))
+    stream = await pipeline.start_chat(req)
     if body.stream:
+        await until_admitted(request, stream)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
             convert.sse_stream(stream, chat=True, include_usage=include_usage),
@@ -61,8 +48,10 @@ async def chat_completions(
 async def completions(body: CompletionRequest, request: Request, pipeline: PipelineDep) -> Any:
     prompt = convert.completion_prompt(body)
     stream = await pipeline.start_completion(body.model, prompt, convert.to_sampling(body),
-                                             explicit=convert.explicit_fields(body))
+                                             explicit=convert.explicit_fields(body),
+                                             client=client_of(request))
     if body.stream:
+        await until_admitted(request, stream)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
             convert.sse_stream(

@@ -1,0 +1,2 @@
+"""Anthropic-compatible Messages API (``/v1/messages``): schemas, conversion to the pipeline,
+routes."""
