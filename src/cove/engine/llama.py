@@ -39,6 +39,22 @@ PENALTY_LAST_N = 64
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])  # llama.h
 
 
+def load_gguf(path: Path, name: str) -> _internals.LlamaModel:
+    """The weights of ``path`` (llama.cpp's own log lines silenced).
+
+    Raises:
+        EngineFailure: the file could not be loaded.
+    """
+    llama_cpp.llama_backend_init()
+    set_verbose(False)  # llama.cpp's info lines would mix with the CLI's output
+    try:
+        return _internals.LlamaModel(
+            path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False
+        )
+    except ValueError as e:
+        raise EngineFailure(f"could not load model {name!r} from {path}: {e}") from e
+
+
 @dataclass
 class _Slot:
     cached: list[int] = field(default_factory=list)  # tokens whose KV cells this slot holds
@@ -77,15 +93,7 @@ class LlamaEngine:
         if n_slots > n_batch:  # llama.cpp would abort the process when reserving the graph
             raise EngineFailure(f"{n_slots} slots cannot be decoded together in batches of "
                                 f"{n_batch} tokens; use at most {n_batch} slots")
-        llama_cpp.llama_backend_init()
-        set_verbose(False)  # llama.cpp's info lines would mix with the CLI's output
-        try:
-            self._model = _internals.LlamaModel(
-                path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False
-            )
-        except ValueError as e:
-            raise EngineFailure(f"could not load model {name!r} from {path}: {e}") from e
-        model = self._model
+        self._model = model = load_gguf(path, name)
         n_ctx_train = model.n_ctx_train()
         if n_ctx_train > 0:
             n_ctx = min(n_ctx, n_ctx_train)

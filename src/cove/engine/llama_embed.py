@@ -10,8 +10,8 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 from llama_cpp import _internals
-from llama_cpp._logger import set_verbose
 
+from cove.engine.llama import load_gguf
 from cove.errors import EngineFailure
 
 
@@ -42,15 +42,7 @@ class LlamaEmbedder:
 
     def __init__(self, path: Path, name: str, *, n_ctx: int = 2048, n_threads: int = 2,
                  n_seq_max: int = 64) -> None:
-        llama_cpp.llama_backend_init()
-        set_verbose(False)
-        try:
-            self._model = _internals.LlamaModel(
-                path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False
-            )
-        except ValueError as e:
-            raise EngineFailure(f"could not load model {name!r} for embeddings: {e}") from e
-        model = self._model
+        self._model = model = load_gguf(path, name)
         if model.n_ctx_train() > 0:
             n_ctx = min(n_ctx, model.n_ctx_train())
         arch = model.metadata().get("general.architecture", "")
