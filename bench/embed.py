@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import statistics
 import sys
 import time
@@ -74,6 +75,7 @@ def main() -> None:
     from cove.engine.llama_embed import LlamaEmbedder
 
     settings = load_settings()
+    load = f"{os.getloadavg()[0]:.1f}"
     n_ctx, threads = args.n_ctx, settings.n_threads
     inputs = texts(20)
     path = str(bundled_model_path())
@@ -118,7 +120,8 @@ def main() -> None:
         "Embeddings: 20 inputs of 2,000 characters",
         f"""Measured {dt.date.today().isoformat()} on {machine()}; model SmolLM2-135M-Instruct Q4_1
 (bundled), {threads} threads, context {n_ctx} tokens, {n_tokens} tokens in all, median of
-{args.rounds} rounds, the sides taking turns (`bench/embed.py`).
+{args.rounds} rounds, the sides taking turns (`bench/embed.py`); load average at start {load}
+(other work on the machine slows every side alike: read the ratios).
 
 | side | seconds | tokens/s |
 |---|---|---|
