@@ -4,6 +4,7 @@ same vectors as llama-cpp-python's own ``Llama.embed`` (mean pooling)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import llama_cpp
 import numpy as np
@@ -73,3 +74,20 @@ def test_closed_embedder_refuses_work() -> None:
     e.close()  # idempotent
     with pytest.raises(EngineFailure):
         e.embed_batch([tokens])
+
+
+def test_pooling_declared_by_the_gguf(tmp_path: Path, embedder: LlamaEmbedder) -> None:
+    """CLS or last pooling when the GGUF says so; none (or no key) falls back to mean."""
+    from tests.gguf_files import rewrite_gguf
+
+    tokens = embedder.tokenize(TEXTS[1])
+    mean = unit(embedder.embed_batch([tokens]))[0]
+    for value, same in ((3, False), (0, True)):  # last; none
+        path = rewrite_gguf(bundled_model_path(), tmp_path / f"p{value}.gguf",
+                            ints={"llama.pooling_type": value})
+        e = LlamaEmbedder(path, "pooled", n_ctx=256, n_threads=2)
+        try:
+            got = unit(e.embed_batch([tokens]))[0]
+        finally:
+            e.close()
+        assert (float(got @ mean) > 0.9999) is same, value

@@ -14,6 +14,11 @@ from llama_cpp import _internals
 from cove.engine.llama import load_gguf
 from cove.errors import EngineFailure
 
+# the model's own pooling is used when its GGUF declares mean, CLS or last (llama.h's
+# llama_pooling_type); none, rank or no key at all: mean
+_POOLED = {str(llama_cpp.LLAMA_POOLING_TYPE_MEAN), str(llama_cpp.LLAMA_POOLING_TYPE_CLS),
+           str(llama_cpp.LLAMA_POOLING_TYPE_LAST)}
+
 
 class LlamaEmbedder:
     """A GGUF model loaded in embedding mode, for ``/api/embed`` and ``/v1/embeddings``.
@@ -22,8 +27,8 @@ class LlamaEmbedder:
     sequences: :meth:`embed_batch` decodes several inputs in one ``llama_decode`` (each its own
     sequence id, every token an output) and reads one pooled vector per sequence
     (``llama_get_embeddings_seq``), as llama.cpp's server does. Pooling is the model's own when
-    its GGUF declares one (``<arch>.pooling_type``: mean, CLS or last for embedding models),
-    mean otherwise. ``n_ubatch`` is ``n_ctx``, so that an input of up to ``n_ctx`` tokens is
+    its GGUF declares mean, CLS or last (``<arch>.pooling_type``, as embedding models do), mean
+    otherwise. ``n_ubatch`` is ``n_ctx``, so that an input of up to ``n_ctx`` tokens is
     pooled in one micro-batch (llama.cpp pools per micro-batch). Encoder models (BERT) have no
     KV cache: llama.cpp runs ``llama_decode`` as an encode.
 
@@ -51,7 +56,7 @@ class LlamaEmbedder:
         cp.n_seq_max = max(1, min(n_seq_max, llama_cpp.llama_max_parallel_sequences()))
         cp.kv_unified = True  # batches hold several short inputs; cells are cleared per batch
         cp.embeddings = True
-        if f"{arch}.pooling_type" not in model.metadata():
+        if model.metadata().get(f"{arch}.pooling_type") not in _POOLED:
             cp.pooling_type = llama_cpp.LLAMA_POOLING_TYPE_MEAN
         cp.n_threads = cp.n_threads_batch = n_threads
         cp.no_perf = True
