@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body, in bytes."
     )
+    max_upload_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024,
+        description="Largest document accepted into a knowledge collection, in bytes (web "
+        "uploads are also bounded by COVE_MAX_BODY_BYTES).",
+    )
     database_url: str | None = Field(
         None,
         description="SQLAlchemy database URL, e.g. postgresql+psycopg://user:pw@localhost/cove. "
@@ -184,6 +189,20 @@ class Settings(BaseSettings):
         30.0,
         gt=0,
         description="Seconds a client may take to send a request body; slower ones get HTTP 408.",
+    )
+    request_header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client may take to send a request's line and headers, counted "
+        "from connecting (or from the first byte of a next request on a kept-alive "
+        "connection); then the connection is closed, with HTTP 408 if part of a request came.",
+    )
+    max_connections: int = Field(
+        256,
+        ge=0,
+        description="Most HTTP connections `cove serve` keeps open; requests on connections "
+        "beyond it get HTTP 503 with Retry-After and the connection is closed, while those "
+        "already open go on being served. 0 = no limit.",
     )
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         "info", description="Server log level: critical, error, warning, info, debug, trace."
