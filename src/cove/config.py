@@ -125,6 +125,19 @@ class Settings(BaseSettings):
         ge=0,
         description="Requests that may wait for a free slot; more get HTTP 503 with Retry-After.",
     )
+    embed_max_inputs: int = Field(
+        2048,
+        ge=1,
+        description="Most inputs one embeddings request (/api/embed, /v1/embeddings) may "
+        "carry, as OpenAI's limit; more get HTTP 400.",
+    )
+    embed_max_tokens: int = Field(
+        300_000,
+        ge=1,
+        description="Most tokens one embeddings request may embed in all inputs together, as "
+        "OpenAI's limit; more get HTTP 400. Inputs are embedded n_batch tokens at a time and "
+        "the work stops when the client disconnects.",
+    )
     queue_timeout: float = Field(
         60,
         ge=0,

@@ -23,6 +23,7 @@ from cove.chat import (
     check_text,
 )
 from cove.config import Settings
+from cove.embed_service import Cancelled, EmbedRequest, EmbedResult, EmbedService
 from cove.engine.scheduler import Job, Scheduler
 from cove.engine.template import render_chat
 from cove.engine.types import (
@@ -88,8 +89,9 @@ def load_llama(entry: ModelEntry, settings: Settings) -> Engine:
 
 
 def load_llama_embedder(entry: ModelEntry, settings: Settings) -> Embedder:
-    """Default embedding loader: the llama.cpp model in embedding mode."""
-    from cove.engine.llama import LlamaEmbedder
+    """Default embedding loader: the llama.cpp model in embedding mode, its longest input
+    ``n_ctx`` tokens (at most 8192: one batch is sized for it)."""
+    from cove.engine.llama_embed import LlamaEmbedder
 
     n_ctx = min(context_window(entry, settings, "embed"), 8192)
     return LlamaEmbedder(entry.path, entry.name, n_ctx=n_ctx, n_threads=settings.n_threads)
@@ -114,6 +116,7 @@ class ChatPipeline:
         self.settings = settings
         self.registry = registry
         self.models = ModelManager(settings, loader, embed_loader)
+        self.embeddings = EmbedService(settings, self.models)
 
     def resolve(self, model: str | None) -> ModelEntry:
         """The installed model ``model`` names (the default model if None or empty).
@@ -344,27 +347,15 @@ class ChatPipeline:
         return [ChatStream(info.name, job, None, lease, keep_alive)
                 for job, lease in zip(jobs, leases, strict=True)]
 
-    async def embed(self, model: str | None, texts: list[str], *, truncate: bool = True,
-                    keep_alive: float | None = None) -> tuple[str, list[list[float]], int]:
-        """Embed ``texts`` with ``model``: ``(model name, unit vectors, input token count)``.
+    async def embed(self, request: EmbedRequest,
+                    cancelled: Cancelled | None = None) -> EmbedResult | None:
+        """Embed ``request`` (see :meth:`cove.embed_service.EmbedService.embed`); None when
+        ``cancelled()`` reported the client gone.
 
         Raises:
-            ModelNotFound. InvalidRequest: an input too long with ``truncate`` False, or no
-            embedding support.
+            ModelNotFound, InvalidRequest, Overloaded, InsufficientMemory, EngineFailure.
         """
-        entry = self.resolve(model)
-        lease = await self.models.acquire(entry, kind="embed")
-        try:
-            m = lease.loaded
-
-            def run() -> tuple[list[list[float]], int]:
-                with m.lock:
-                    return m.engine.embed(texts, truncate)  # type: ignore[no-any-return]
-
-            vectors, count = await asyncio.to_thread(run) if texts else ([], 0)
-        finally:
-            lease.release(keep_alive)
-        return entry.name, vectors, count
+        return await self.embeddings.embed(self.resolve(request.model), request, cancelled)
 
     @staticmethod
     def _with_defaults(entry: ModelEntry, params: SamplingParams,

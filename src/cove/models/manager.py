@@ -29,10 +29,24 @@ Kind = Literal["chat", "embed"]
 
 
 class Embedder(Protocol):
-    """A model loaded for embeddings."""
+    """A model loaded for embeddings (see :class:`cove.engine.llama_embed.LlamaEmbedder`).
 
-    def embed(self, texts: list[str], truncate: bool = True) -> tuple[list[list[float]], int]:
-        """Unit-length vectors for ``texts`` and the input token count."""
+    ``n_ctx``: most tokens of one input, and of one batch; ``n_seq_max``: most inputs in one
+    batch; ``n_embd``: vector size; ``n_vocab``: token ids are ``0 .. n_vocab - 1``.
+    """
+
+    n_ctx: int
+    n_seq_max: int
+    n_embd: int
+    n_vocab: int
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text``, with the special tokens the model's inputs carry."""
+        ...
+
+    def embed_batch(self, inputs: list[list[int]]) -> Any:
+        """One pooled vector per input (token-id lists, non-empty, fitting ``n_ctx`` and
+        ``n_seq_max`` together): an array-like of shape ``(len(inputs), n_embd)``."""
         ...
 
     def close(self) -> None: ...
