@@ -145,6 +145,22 @@ def test_errors_raise_the_sdks_exceptions(client: anthropic.Anthropic) -> None:
         client.messages.create(model=MODEL, max_tokens=5, messages=long)
 
 
+def test_models_list_and_retrieve_in_anthropics_shape(client: anthropic.Anthropic,
+                                                     live_server: LiveServer) -> None:
+    """The SDK's ``models`` calls get Anthropic's ``ModelInfo`` (``type``, ``display_name``,
+    ``created_at``) and page fields; an OpenAI client still gets OpenAI's plain shape."""
+    page = client.models.list()
+    ids = [m.id for m in page.data]
+    assert MODEL in ids
+    m = next(m for m in page.data if m.id == MODEL)
+    assert m.type == "model" and m.display_name == MODEL and m.created_at is not None
+    assert page.has_more is False and page.first_id == ids[0] and page.last_id == ids[-1]
+    one = client.models.retrieve(MODEL)
+    assert one.id == MODEL and one.type == "model" and one.created_at == m.created_at
+    plain = httpx.get(f"{live_server.base_url}/v1/models").json()
+    assert "has_more" not in plain and "type" not in plain["data"][0]
+
+
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """A server of its own with an account (so every API request needs a key), and a key."""

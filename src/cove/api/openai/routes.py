@@ -86,28 +86,31 @@ async def completions(body: CompletionRequest, request: Request, pipeline: Pipel
                                                         body.logprobs, usage))
 
 
+def _model_card(request: Request, name: str, path: Any) -> dict[str, Any]:
+    """One model as OpenAI's ``model`` object; for Anthropic's SDK (it sends ``anthropic-version``)
+    also Anthropic's ``ModelInfo`` fields ``type``, ``display_name`` and ``created_at`` (RFC 3339),
+    so ``anthropic.Anthropic(...).models.list()`` gets real values, not ``None``."""
+    created = int(path.stat().st_mtime) if path.exists() else int(time.time())
+    card: dict[str, Any] = {"id": name, "object": "model", "created": created, "owned_by": "cove"}
+    if "anthropic-version" in request.headers:
+        card.update(type="model", display_name=name, created_at=time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)))
+    return card
+
+
 @router.get("/models")
-async def list_models(pipeline: PipelineDep) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": [
-            {
-                "id": e.name,
-                "object": "model",
-                "created": int(e.path.stat().st_mtime) if e.path.exists() else int(time.time()),
-                "owned_by": "cove",
-            }
-            for e in pipeline.registry.list()
-        ],
-    }
+async def list_models(request: Request, pipeline: PipelineDep) -> dict[str, Any]:
+    """OpenAI's list (``object``, ``data``); with ``anthropic-version`` also Anthropic's page
+    fields ``has_more`` (always false: one page), ``first_id`` and ``last_id``."""
+    data = [_model_card(request, e.name, e.path) for e in pipeline.registry.list()]
+    page: dict[str, Any] = {"object": "list", "data": data}
+    if "anthropic-version" in request.headers:
+        page.update(has_more=False, first_id=data[0]["id"] if data else None,
+                    last_id=data[-1]["id"] if data else None)
+    return page
 
 
 @router.get("/models/{model:path}")
-async def get_model(model: str, pipeline: PipelineDep) -> dict[str, Any]:
+async def get_model(model: str, request: Request, pipeline: PipelineDep) -> dict[str, Any]:
     entry = pipeline.registry.resolve(model)
-    return {
-        "id": entry.name,
-        "object": "model",
-        "created": int(entry.path.stat().st_mtime),
-        "owned_by": "cove",
-    }
+    return _model_card(request, entry.name, entry.path)
