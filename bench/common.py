@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import httpx
@@ -24,36 +24,62 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_process(cmd: list[str], health: str, env: dict[str, str] | None = None,
+                  port: int | None = None, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start a server command with ``--port <port>`` added (a free one by default), its output
+    appended to ``log`` (else discarded); wait until ``health`` answers 200 on loopback.
+
+    Raises:
+        RuntimeError: the process exited, or did not answer within 120 s (it is killed).
+    """
+    port = port or free_port()
+    with open(log, "ab") if log else nullcontext(subprocess.DEVNULL) as out:
+        proc = subprocess.Popen([*cmd, "--port", str(port)], stdout=out,
+                                stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}")
+        try:
+            if httpx.get(base + health, timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"{cmd[0]} did not answer {health} within 120 s")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextmanager
 def process_server(cmd: list[str], health: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """Run a server command with ``--port <free port>`` added; wait until ``health`` answers
     200 on loopback; yield its base URL; stop it afterwards."""
     port = free_port()
-    proc = subprocess.Popen([*cmd, "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
-    base = f"http://127.0.0.1:{port}"
+    proc = start_process(cmd, health, env, port)
     try:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}")
-            try:
-                if httpx.get(base + health, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        yield base
+        yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
-def cove_server(env: dict[str, str] | None = None) -> Iterator[str]:
+COVE_SERVE = [sys.executable, "-m", "cove", "serve"]
+
+
+def cove_server(env: dict[str, str] | None = None) -> AbstractContextManager[str]:
     """Run `cove serve` on a free loopback port; yield its base URL."""
-    return process_server([sys.executable, "-m", "cove", "serve"], "/health",
-                          {"COVE_LOG_LEVEL": "warning", **(env or {})})
+    return process_server(COVE_SERVE, "/health", {"COVE_LOG_LEVEL": "warning", **(env or {})})
 
 
 def machine() -> str:

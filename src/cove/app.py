@@ -21,12 +21,14 @@ from cove.api.head import HeadAsGet
 from cove.api.hosts import HostCheck
 from cove.api.limits import BodyLimit
 from cove.api.ollama.routes import router as ollama_router
+from cove.api.openai.responses.routes import router as responses_router
 from cove.api.openai.routes import router as openai_router
 from cove.api.openapi import install_openapi
 from cove.api.security import SecurityHeaders
 from cove.auth.deps import api_access
 from cove.auth.throttle import SignInGuard
 from cove.config import Settings
+from cove.features import search as search_feature
 from cove.features.logic.routes import router as logic_router
 from cove.models.registry import ModelRegistry
 from cove.models.store import ModelStore
@@ -41,15 +43,19 @@ RETENTION_CHECK_SECONDS = 3600
 
 
 def apply_retention(db: Database, days: int) -> int:
-    """Delete conversations older than ``days`` days (0: none); returns how many."""
+    """Delete conversations not updated and stored API responses not created for ``days``
+    days (0: none); returns how many rows of both."""
     from cove.chats.repo import purge_older_than
+    from cove.store import responses
 
     with db.session() as s:
         n = purge_older_than(s, days)
-    if n:
+        r = responses.purge_older_than(s, days)
+    if n or r:
         db.reclaim_space()
-        log.info("retention: deleted %d conversation(s) older than %d days", n, days)
-    return n
+        log.info("retention: deleted %d conversation(s) and %d stored response(s) older than "
+                 "%d days", n, r, days)
+    return n + r
 
 # Local origins (Ollama's defaults): loopback hosts on any port, and desktop/editor app schemes.
 LOCAL_ORIGINS = (
@@ -125,11 +131,13 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(openai_router, dependencies=[Depends(api_access)])
+    app.include_router(responses_router, dependencies=[Depends(api_access)])
     app.include_router(anthropic_router, dependencies=[Depends(api_access)])
     app.include_router(ollama_router, dependencies=[Depends(api_access)])
     app.include_router(logic_router, dependencies=[Depends(api_access)])
     app.include_router(account.router)
     app.include_router(chats.router)
+    search_feature.install(app)
     pages.mount(app)
     docs.mount(app)
 

@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body, in bytes."
     )
+    max_upload_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024,
+        description="Largest document accepted into a knowledge collection, in bytes (web "
+        "uploads are also bounded by COVE_MAX_BODY_BYTES).",
+    )
     database_url: str | None = Field(
         None,
         description="SQLAlchemy database URL, e.g. postgresql+psycopg://user:pw@localhost/cove. "
@@ -152,8 +157,8 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         0,
         ge=0,
-        description="Delete conversations not updated for this many days (checked hourly). "
-        "0 keeps them forever.",
+        description="Delete conversations not updated, and stored Responses API responses not "
+        "created, for this many days (checked hourly). 0 keeps them forever.",
     )
     log_content: bool = Field(
         False,

@@ -160,28 +160,42 @@ class ChatPipeline:
             ContextLengthExceeded: the prompt does not fit the context window.
             ModelNotFound: unknown model. Overloaded: the queue is full.
         """
+        return (await self.start_chat_choices(request, 1))[0]
+
+    async def start_chat_choices(self, request: ChatRequest, n: int,
+                                 n_param: str = "n") -> list[ChatStream]:
+        """Like :meth:`start_chat`, for ``n`` answers to the one prompt (OpenAI's ``n``),
+        decoded side by side: the first computes the prompt's KV cells and the others copy
+        them (see the scheduler). With a ``seed``, answer ``i`` uses ``seed + i``.
+
+        Raises:
+            InvalidRequest: as :meth:`start_chat`, or ``n`` above the model's slots (naming
+                ``n_param``). Overloaded: the queue cannot take all ``n`` (none is queued).
+        """
         entry = self.resolve(request.model)
         capabilities.require_completion(entry.name, await asyncio.to_thread(entry.meta))
-        lease = await self.acquire(request.model, num_ctx=request.num_ctx)
+        leases = [await self.acquire(request.model, num_ctx=request.num_ctx)]
         try:
-            rt = lease.loaded
+            rt = leases[0].loaded
             info = rt.engine.info
             prompt_text, prompt, thinks = await self._render(entry, rt.engine, request)
-            parser = force = None
-            if thinks:
-                in_reasoning = prompt_text.rstrip().endswith("<think>")
-                parser = ThinkParser(start_in_reasoning=in_reasoning)
-                if request.reasoning_budget is not None and request.think is not False:
-                    force = close_reasoning(rt.engine, request.reasoning_budget, in_reasoning)
+            force = None
+            in_reasoning = prompt_text.rstrip().endswith("<think>")
+            if thinks and request.reasoning_budget is not None and request.think is not False:
+                force = close_reasoning(rt.engine, request.reasoning_budget, in_reasoning)
             params = self._with_defaults(entry, request.params, request.explicit)
             if request.tools is not None:
                 params = replace(params, grammar=request.tools.grammar())
-            job = self._admit(rt.engine, rt.scheduler, prompt, params, "messages", force,
-                              request.client)
+            jobs = await self._admit(rt.engine, rt.scheduler, prompt, params, "messages", force,
+                                     n=n, n_param=n_param, leases=leases, ref=request.model,
+                                     num_ctx=request.num_ctx, client=request.client)
         except BaseException:
-            lease.release(request.keep_alive)
+            for lease in leases:
+                lease.release(request.keep_alive)
             raise
-        return ChatStream(info.name, job, parser, lease, request.keep_alive, request.tools)
+        return [ChatStream(info.name, job, ThinkParser(start_in_reasoning=in_reasoning)
+                           if thinks else None, lease, request.keep_alive, request.tools)
+                for job, lease in zip(jobs, leases, strict=True)]
 
     async def count_tokens(self, request: ChatRequest) -> int:
         """How many prompt tokens ``request`` renders to (system, tools and messages, with the
@@ -244,30 +258,66 @@ class ChatPipeline:
     async def start_completion(
         self, model: str | None, prompt_text: str, params: SamplingParams, *,
         explicit: frozenset[str] | None = None, num_ctx: int | None = None,
-        keep_alive: float | None = None, client: str | None = None,
+        keep_alive: float | None = None, suffix: str | None = None, client: str | None = None,
     ) -> ChatStream:
         """Queue a raw text completion (no chat template, no reasoning split); ``client`` as
-        :attr:`ChatRequest.client`.
+        :attr:`ChatRequest.client`. With a ``suffix``, fill in the middle between
+        ``prompt_text`` and it (see :meth:`start_completion_choices`).
 
         Raises:
             InvalidRequest, ContextLengthExceeded, ModelNotFound, Overloaded: as
-            :meth:`start_chat` (naming ``prompt``).
+            :meth:`start_chat` (naming ``prompt``); ``suffix`` for a model without
+            fill-in-the-middle tokens.
+        """
+        return (await self.start_completion_choices(
+            model, prompt_text, params, explicit=explicit, num_ctx=num_ctx,
+            keep_alive=keep_alive, suffix=suffix, client=client))[0]
+
+    async def start_completion_choices(
+        self, model: str | None, prompt_text: str, params: SamplingParams, *,
+        explicit: frozenset[str] | None = None, num_ctx: int | None = None,
+        keep_alive: float | None = None, suffix: str | None = None, n: int = 1,
+        n_param: str = "n", client: str | None = None,
+    ) -> list[ChatStream]:
+        """Like :meth:`start_completion`, for ``n`` completions of the one prompt (as
+        :meth:`start_chat_choices`).
+
+        With a ``suffix`` the prompt is llama-server's ``/infill`` layout: ``[BOS] FIM_PRE
+        prefix FIM_SUF suffix FIM_MID`` (prefix and suffix tokenized without parsing special
+        tokens), so the model writes the middle.
+
+        Raises:
+            As :meth:`start_completion`, and :meth:`start_chat_choices` for ``n``.
         """
         entry = self.resolve(model)
         capabilities.require_completion(entry.name, await asyncio.to_thread(entry.meta))
-        lease = await self.acquire(model, num_ctx=num_ctx)
+        leases = [await self.acquire(model, num_ctx=num_ctx)]
         try:
-            rt = lease.loaded
+            rt = leases[0].loaded
+            info = rt.engine.info
             check_text(prompt_text, "prompt")
-            prompt = await asyncio.to_thread(
-                self._tokenize, rt.engine, prompt_text, rt.engine.info.add_bos, "prompt")
+            if suffix is not None:
+                if info.fim is None:
+                    raise InvalidRequest(
+                        f"{entry.name} cannot fill in the middle: its vocabulary has no "
+                        "fill-in-the-middle tokens (GGUF tokenizer.ggml.fim_pre_token_id, ...); "
+                        "use a code model that has them, or leave out suffix", param="suffix")
+                check_text(suffix, "suffix")
+                prompt = await asyncio.to_thread(self._fim_prompt, rt.engine, prompt_text,
+                                                 suffix)
+            else:
+                prompt = await asyncio.to_thread(
+                    self._tokenize, rt.engine, prompt_text, info.add_bos, "prompt")
             params = self._with_defaults(entry, params, explicit)
-            job = self._admit(rt.engine, rt.scheduler, prompt, params, "prompt",
-                              client=client)
+            jobs = await self._admit(rt.engine, rt.scheduler, prompt, params, "prompt", n=n,
+                                     n_param=n_param, leases=leases, ref=model,
+                                     num_ctx=num_ctx, client=client)
         except BaseException:
-            lease.release(keep_alive)
+            for lease in leases:
+                lease.release(keep_alive)
             raise
-        return ChatStream(rt.engine.info.name, job, None, lease, keep_alive)
+        return [ChatStream(info.name, job, None, lease, keep_alive)
+                for job, lease in zip(jobs, leases, strict=True)]
 
     async def embed(self, model: str | None, texts: list[str], *, truncate: bool = True,
                     keep_alive: float | None = None) -> tuple[str, list[list[float]], int]:
@@ -302,27 +352,69 @@ class ChatPipeline:
 
     @staticmethod
     def _tokenize(engine: Engine, text: str, add_bos: bool, param: str,
-                  bounded: bool = True) -> list[int]:
+                  bounded: bool = True, special: bool = True) -> list[int]:
         """Tokenize, refusing at once (``bounded``) a text too long to fit even at the longest
-        token per position (tokenizing megabytes only to refuse them would stall the server)."""
+        token per position (tokenizing megabytes only to refuse them would stall the server);
+        ``special`` parses special-token texts such as ``<|im_start|>``."""
         info = engine.info
         size = len(text.encode("utf-8"))
         if bounded and size > info.n_ctx * max(1, info.max_token_bytes):
             at_least = -(-size // max(1, info.max_token_bytes))
             raise ContextLengthExceeded(at_least, info.n_ctx, param=param, at_least=True)
-        return engine.tokenize(text, add_bos=add_bos, special=True)
+        return engine.tokenize(text, add_bos=add_bos, special=special)
 
-    @staticmethod
-    def _admit(engine: Engine, scheduler: Scheduler | None, prompt: list[int],
-               params: SamplingParams, param: str,
-               force: ForcedContinuation | None = None, client: str | None = None) -> Job:
+    @classmethod
+    def _fim_prompt(cls, engine: Engine, prefix: str, suffix: str) -> list[int]:
+        """``[BOS] FIM_PRE prefix FIM_SUF suffix FIM_MID`` (llama-server's ``format_infill``,
+        without its repository context), the texts' special-token look-alikes kept as
+        text."""
+        info = engine.info
+        assert info.fim is not None
+        pre, suf, mid = info.fim
+        bos = engine.tokenize("", add_bos=True, special=False) if info.add_bos else []
+        return [*bos, pre, *cls._tokenize(engine, prefix, False, "prompt", special=False),
+                suf, *cls._tokenize(engine, suffix, False, "suffix", special=False), mid]
+
+    async def _admit(self, engine: Engine, scheduler: Scheduler | None, prompt: list[int],
+                     params: SamplingParams, param: str,
+                     force: ForcedContinuation | None = None, *, n: int = 1,
+                     n_param: str = "n", leases: list[Lease], ref: str | None,
+                     num_ctx: int | None, client: str | None = None) -> list[Job]:
+        """Queue ``n`` jobs for ``prompt`` (answer ``i`` seeded ``seed + i``) for ``client``,
+        all or none; ``leases`` (holding one) gets one lease per job.
+
+        Raises:
+            InvalidRequest: empty prompt, ``n`` above the slots, a ``logit_bias`` token
+                outside the vocabulary. ContextLengthExceeded. Overloaded.
+        """
         n_ctx = engine.info.n_ctx
         if not prompt:
             raise InvalidRequest("the prompt is empty", param=param)
         if len(prompt) >= n_ctx:
             raise ContextLengthExceeded(len(prompt), n_ctx, param=param)
+        if n > engine.n_slots:
+            raise InvalidRequest(
+                f"{n_param} may be at most {engine.n_slots}: the answers are decoded side by "
+                f"side, one per slot (COVE_N_PARALLEL={engine.n_slots})", param=n_param)
+        n_vocab = engine.info.n_vocab
+        for token, _ in params.logit_bias:
+            if n_vocab and token >= n_vocab:
+                raise InvalidRequest(f"logit_bias names token {token}, outside the "
+                                     f"vocabulary (0-{n_vocab - 1})", param="logit_bias")
         assert scheduler is not None
-        return scheduler.submit(prompt, params, force, client)
+        while len(leases) < n:
+            leases.append(await self.acquire(ref, num_ctx=num_ctx))
+        jobs: list[Job] = []
+        try:
+            for i in range(n):
+                seeded = params if i == 0 or params.seed is None else replace(
+                    params, seed=params.seed + i)
+                jobs.append(scheduler.submit(prompt, seeded, force, client))
+        except BaseException:
+            for job in jobs:
+                job.cancel()
+            raise
+        return jobs
 
     @staticmethod
     def _check_messages(messages: list[ChatMessage], vision: bool) -> None:
@@ -350,5 +442,8 @@ class ChatPipeline:
             content = m.content
             if role == "assistant" and thinking:
                 content = strip_reasoning(content)
-            out.append(template_message(role, content, m.tool_calls, m.tool_call_id))
+            message = template_message(role, content, m.tool_calls, m.tool_call_id)
+            if m.name:
+                message["name"] = m.name
+            out.append(message)
         return out

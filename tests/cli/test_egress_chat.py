@@ -140,7 +140,8 @@ def test_privacy_inventory(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "cove", "privacy", "--json"], capture_output=True,
                        text=True, timeout=60, env={**env, "COVE_HOST": "0.0.0.0"})
     inv = json.loads(r.stdout)
-    assert inv["data"]["rows"] == {"users": 0, "api_keys": 0, "conversations": 0, "messages": 0}
+    assert inv["data"]["rows"] == {"users": 0, "api_keys": 0, "conversations": 0, "messages": 0,
+                                 "responses": 0}
     assert inv["data"]["database_files"][0]["bytes"] > 0
     assert inv["listening"] == {"address": "0.0.0.0:11435", "loopback_only": False,
                                 "api_without_key": "never", "guest_chat": False}

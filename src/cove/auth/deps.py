@@ -208,3 +208,14 @@ def api_access(request: Request) -> None:
         "(create keys in the web app under Settings -> API keys)",
         code="invalid_api_key",
     )
+
+
+def api_user_id(request: Request) -> int | None:
+    """The account a ``/v1`` or ``/api`` request acts for, as :func:`api_access` found it (the
+    owner of its API key, else of its web session). None when the server is open (loopback,
+    no account yet): Cove calls data made then "local"."""
+    user_id = getattr(request.state, "user_id", None)
+    return user_id if isinstance(user_id, int) else None
+
+
+ApiUserDep = Annotated[int | None, Depends(api_user_id)]

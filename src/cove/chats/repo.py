@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from cove import __version__
 from cove.errors import InvalidRequest, NotFound
+from cove.store import responses as stored_responses
 from cove.store.tables import ApiKey, Conversation, Message, User, utcnow
 
 MAX_TITLE = 200
@@ -151,8 +152,8 @@ def add_message(s: Session, conversation: Conversation, role: str, content: str,
 
 def export_user(s: Session, user: User) -> dict[str, Any]:
     """Everything Cove stores about ``user``, as one JSON-ready object: the account (without the
-    password hash), API keys (name, prefix, dates; never the key) and every conversation with
-    its messages."""
+    password hash), API keys (name, prefix, dates; never the key), every conversation with
+    its messages, and every stored Responses API response with its input items."""
     convs = list(s.scalars(select(Conversation).where(Conversation.user_id == user.id)
                            .order_by(Conversation.created_at, Conversation.id)))
     keys = s.scalars(select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.id))
@@ -168,6 +169,7 @@ def export_user(s: Session, user: User) -> dict[str, Any]:
             {**conversation_dict(c), "messages": [message_dict(m) for m in messages(s, c)]}
             for c in convs
         ],
+        "responses": stored_responses.export(s, user.id),
     }
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from cove.config import Settings
+from cove.store import responses
 from cove.store.tables import Message
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -92,7 +93,8 @@ class Database:
 
 def open_database(settings: Settings) -> Database:
     """Open and migrate the database of ``settings``; answers left ``streaming`` by a process
-    that died are marked ``interrupted`` (their partial text is kept)."""
+    that died are marked ``interrupted`` (their partial text is kept), stored API responses
+    left ``in_progress`` are marked ``failed``."""
     engine = make_engine(settings.db_url)
     migrate(engine)
     db = Database(engine, sessionmaker(engine, expire_on_commit=False))
@@ -100,6 +102,7 @@ def open_database(settings: Settings) -> Database:
         s.execute(
             update(Message).where(Message.status == "streaming").values(status="interrupted")
         )
+        responses.mark_interrupted(s)
     return db
 
 

@@ -121,3 +121,29 @@ class Message(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class StoredResponse(Base):
+    """A response of the OpenAI Responses API kept for ``GET /v1/responses/{id}`` and
+    ``previous_response_id`` (``store: true``, the default). ``user_id`` is the owner (the API
+    key's or web session's account); NULL means "local": made while the server was open
+    (loopback, no account), readable only while it still is. ``body`` is the response object
+    as JSON; ``input_items`` the JSON list of every input item of its context (those of the
+    responses it continues, their outputs, then its own), so a chain never needs its ancestors.
+    ``status`` mirrors the body's (``in_progress`` while generating)."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), default=None
+    )
+    model: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="in_progress")
+    previous_response_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    body: Mapped[str] = mapped_column(Text)
+    input_items: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_responses_user_created", "user_id", "created_at"),)

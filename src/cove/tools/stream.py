@@ -39,18 +39,20 @@ async def tool_events(events: AsyncIterator[Any], spec: ToolSpec) -> AsyncIterat
     from dataclasses import replace
 
     held: list[str] = []
+    logprobs: tuple[Any, ...] = ()  # of the held text (when the request asked for them)
     mode = "hold" if spec.choice != "auto" else "undecided"
     async for item in events:
         kind = getattr(item, "kind", None)
         if kind == "content" and mode != "pass":
             held.append(item.text)
+            logprobs += item.logprobs
             if mode == "undecided":
                 start = "".join(held).lstrip()
                 if start:
                     mode = "hold" if start[0] in "{[<" else "pass"
                     if mode == "pass":
-                        yield replace(item, text="".join(held))
-                        held = []
+                        yield replace(item, text="".join(held), logprobs=logprobs)
+                        held, logprobs = [], ()
             continue
         if kind is None and hasattr(item, "finish_reason"):  # ChatDone
             text = "".join(held)
@@ -59,8 +61,8 @@ async def tool_events(events: AsyncIterator[Any], spec: ToolSpec) -> AsyncIterat
                 yield ToolCalls(calls)
                 yield replace(item, finish_reason="tool_calls")
                 return
-            if text:
+            if text or logprobs:
                 from cove.pipeline import ChatDelta
 
-                yield ChatDelta("content", text)
+                yield ChatDelta("content", text, logprobs)
         yield item

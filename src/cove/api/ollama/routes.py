@@ -53,12 +53,13 @@ async def _disconnect_watch(request: Request, stream: ChatStream) -> None:
 
 
 async def _reply(request: Request, pipeline: ChatPipeline, req: ChatRequest, *, chat: bool,
-                 stream_out: bool, raw_prompt: str | None = None) -> Response:
+                 stream_out: bool, raw_prompt: str | None = None,
+                 suffix: str | None = None) -> Response:
     timer = convert.Timer()
     if raw_prompt is not None:
         stream = await pipeline.start_completion(
             req.model, raw_prompt, req.params, explicit=req.explicit, num_ctx=req.num_ctx,
-            keep_alive=req.keep_alive, client=client_of(request))
+            keep_alive=req.keep_alive, suffix=suffix, client=client_of(request))
     else:
         stream = await pipeline.start_chat(dataclasses.replace(req, client=client_of(request)))
     if stream_out:
@@ -98,10 +99,12 @@ async def chat(body: ChatBody, request: Request, pipeline: PipelineDep) -> Respo
 @router.post("/generate", response_model=None, responses=NDJSON_OR_JSON)
 async def generate(body: GenerateBody, request: Request, pipeline: PipelineDep) -> Response:
     req = convert.to_generate_request(body)
-    if not body.prompt and not body.images:
+    if not body.prompt and not body.images and not body.suffix:
         return await _load_only(pipeline, req.model or "", req.keep_alive, chat=False)
+    untemplated = body.raw or bool(body.suffix)
     return await _reply(request, pipeline, req, chat=False, stream_out=body.stream,
-                        raw_prompt=body.prompt if body.raw else None)
+                        raw_prompt=body.prompt or "" if untemplated else None,
+                        suffix=body.suffix or None)
 
 
 @router.get("/tags")
