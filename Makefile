@@ -18,3 +18,4 @@ bench: setup
 	.venv/bin/pip install -q -e ".[bench]"
 	.venv/bin/python bench/single_stream.py
 	.venv/bin/python bench/concurrency.py
+	.venv/bin/python bench/embed.py

@@ -20,7 +20,9 @@ from cove.api.errors import install_error_handlers
 from cove.api.head import HeadAsGet
 from cove.api.hosts import HostCheck
 from cove.api.limits import BodyLimit
+from cove.api.ollama.embed import router as ollama_embed_router
 from cove.api.ollama.routes import router as ollama_router
+from cove.api.openai.embeddings import router as openai_embeddings_router
 from cove.api.openai.responses.routes import router as responses_router
 from cove.api.openai.routes import router as openai_router
 from cove.api.openapi import install_openapi
@@ -134,6 +136,8 @@ def create_app(
     app.include_router(responses_router, dependencies=[Depends(api_access)])
     app.include_router(anthropic_router, dependencies=[Depends(api_access)])
     app.include_router(ollama_router, dependencies=[Depends(api_access)])
+    for embed_router in (openai_embeddings_router, ollama_embed_router):
+        app.include_router(embed_router, dependencies=[Depends(api_access)])
     app.include_router(logic_router, dependencies=[Depends(api_access)])
     app.include_router(account.router)
     app.include_router(chats.router)

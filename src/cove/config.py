@@ -85,10 +85,12 @@ class Settings(BaseSettings):
     default_model: str = Field(
         "smollm2:135m", description="Model used when a request or command names none."
     )
-    n_ctx: int = Field(
-        4096,
-        ge=64,
-        description="Context window in tokens (capped at the model's trained context length).",
+    n_ctx: int | Literal["auto"] = Field(
+        "auto",
+        description="Context window of each slot in tokens (capped at the model's trained "
+        "context length). auto: the trained length, as long as the model (weights, a window "
+        "per slot and the prompt cache) takes at most half the memory budget; never below "
+        "4096 (or the trained length when shorter).",
     )
     n_threads: int = Field(
         default_factory=lambda: max(1, os.cpu_count() or 1),
@@ -122,6 +124,19 @@ class Settings(BaseSettings):
         16,
         ge=0,
         description="Requests that may wait for a free slot; more get HTTP 503 with Retry-After.",
+    )
+    embed_max_inputs: int = Field(
+        2048,
+        ge=1,
+        description="Most inputs one embeddings request (/api/embed, /v1/embeddings) may "
+        "carry, as OpenAI's limit; more get HTTP 400.",
+    )
+    embed_max_tokens: int = Field(
+        300_000,
+        ge=1,
+        description="Most tokens one embeddings request may embed in all inputs together, as "
+        "OpenAI's limit; more get HTTP 400. Inputs are embedded n_batch tokens at a time and "
+        "the work stops when the client disconnects.",
     )
     queue_timeout: float = Field(
         60,
@@ -225,6 +240,27 @@ class Settings(BaseSettings):
         "", description="Extra browser origins allowed by CORS, comma-separated (e.g. "
         "https://app.example.com, or * for any); local origins are always allowed."
     )
+
+    max_prompt_tools: int = Field(
+        8, ge=0, description="Most tool definitions described to the model: of a request "
+        "with more tools, only the most relevant to the conversation (by the text embedder) "
+        "go into the prompt, and the response headers say which. 0 = always all."
+    )
+
+    @field_validator("n_ctx", mode="before")
+    @classmethod
+    def _window(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() == "auto":
+            return "auto"
+        if isinstance(v, bool):
+            raise ValueError("expected a number of tokens or auto")
+        try:
+            n = int(v)
+        except (TypeError, ValueError):
+            raise ValueError("expected a number of tokens (at least 64) or auto") from None
+        if n < 64:
+            raise ValueError("a context window needs at least 64 tokens")
+        return n
 
     @field_validator("n_parallel")
     @classmethod

@@ -23,6 +23,7 @@ from cove.chat import (
     check_text,
 )
 from cove.config import Settings
+from cove.embed_service import Cancelled, EmbedRequest, EmbedResult, EmbedService
 from cove.engine.scheduler import Job, Scheduler
 from cove.engine.template import render_chat
 from cove.engine.types import (
@@ -32,11 +33,21 @@ from cove.engine.types import (
 )
 from cove.errors import ContextLengthExceeded, InvalidRequest
 from cove.models import capabilities
-from cove.models.manager import Embedder, EmbedLoader, Lease, Loader, ModelManager
+from cove.models.manager import (
+    Embedder,
+    EmbedLoader,
+    Lease,
+    Loader,
+    ModelManager,
+    context_window,
+)
 from cove.models.options import SAMPLING_TO_OPTION, to_sampling
 from cove.models.registry import ModelEntry, ModelRegistry
 from cove.reasoning import ThinkParser, strip_reasoning
 from cove.tools.messages import template_message, with_tool_prompt
+from cove.tools.select import select_tools
+from cove.tools.spec import ToolSpec
+from cove.tools.stream import CallScanner
 
 __all__ = [
     "ROLES", "ChatDelta", "ChatDone", "ChatMessage", "ChatPipeline", "ChatRequest", "ChatResult",
@@ -69,7 +80,7 @@ def load_llama(entry: ModelEntry, settings: Settings) -> Engine:
     return LlamaEngine(
         entry.path,
         entry.name,
-        n_ctx=settings.n_ctx,
+        n_ctx=context_window(entry, settings),
         n_slots=settings.n_parallel,
         n_threads=settings.n_threads,
         n_batch=settings.n_batch,
@@ -78,11 +89,12 @@ def load_llama(entry: ModelEntry, settings: Settings) -> Engine:
 
 
 def load_llama_embedder(entry: ModelEntry, settings: Settings) -> Embedder:
-    """Default embedding loader: the llama.cpp model in embedding mode."""
-    from cove.engine.llama import LlamaEmbedder
+    """Default embedding loader: the llama.cpp model in embedding mode, its longest input
+    ``n_ctx`` tokens (at most 8192: one batch is sized for it)."""
+    from cove.engine.llama_embed import LlamaEmbedder
 
-    return LlamaEmbedder(entry.path, entry.name, n_ctx=min(settings.n_ctx, 8192),
-                         n_threads=settings.n_threads)
+    n_ctx = min(context_window(entry, settings, "embed"), 8192)
+    return LlamaEmbedder(entry.path, entry.name, n_ctx=n_ctx, n_threads=settings.n_threads)
 
 
 class ChatPipeline:
@@ -104,6 +116,7 @@ class ChatPipeline:
         self.settings = settings
         self.registry = registry
         self.models = ModelManager(settings, loader, embed_loader)
+        self.embeddings = EmbedService(settings, self.models)
 
     def resolve(self, model: str | None) -> ModelEntry:
         """The installed model ``model`` names (the default model if None or empty).
@@ -152,7 +165,9 @@ class ChatPipeline:
         """Validate, render with the model's chat template, tokenize and queue the request.
 
         Preset defaults of the model apply: its system prompt when the conversation has none,
-        its options for every sampling field the request did not set.
+        its options for every sampling field the request did not set. Of a request with more
+        than ``max_prompt_tools`` tools only the most relevant are used (the stream's
+        ``tools.offered`` then says how many there were).
 
         Raises:
             InvalidRequest: bad messages (empty, unknown role, text that is not valid Unicode,
@@ -178,6 +193,7 @@ class ChatPipeline:
         try:
             rt = leases[0].loaded
             info = rt.engine.info
+            request = await self._choose_tools(request)
             prompt_text, prompt, thinks = await self._render(entry, rt.engine, request)
             force = None
             in_reasoning = prompt_text.rstrip().endswith("<think>")
@@ -188,7 +204,8 @@ class ChatPipeline:
                 params = replace(params, grammar=request.tools.grammar())
             jobs = await self._admit(rt.engine, rt.scheduler, prompt, params, "messages", force,
                                      n=n, n_param=n_param, leases=leases, ref=request.model,
-                                     num_ctx=request.num_ctx, client=request.client)
+                                     num_ctx=request.num_ctx, client=request.client,
+                                     tools=request.tools)
         except BaseException:
             for lease in leases:
                 lease.release(request.keep_alive)
@@ -208,10 +225,21 @@ class ChatPipeline:
         entry = self.resolve(request.model)
         lease = await self.acquire(request.model, num_ctx=request.num_ctx)
         try:
+            request = await self._choose_tools(request)
             _, prompt, _ = await self._render(entry, lease.loaded.engine, request, bounded=False)
         finally:
             lease.release(request.keep_alive)
         return len(prompt)
+
+    async def _choose_tools(self, request: ChatRequest) -> ChatRequest:
+        """``request`` with at most ``max_prompt_tools`` of its tools, the most relevant to the
+        conversation (:func:`cove.tools.select.select_tools`; the embedder loads on first use,
+        so this runs off the event loop)."""
+        if request.tools is None:
+            return request
+        tools = await asyncio.to_thread(select_tools, request.tools, request.messages,
+                                        self.settings.max_prompt_tools)
+        return replace(request, tools=tools)
 
     async def _render(self, entry: ModelEntry, engine: Engine, request: ChatRequest, *,
                       bounded: bool = True) -> tuple[str, list[int], bool]:
@@ -319,27 +347,15 @@ class ChatPipeline:
         return [ChatStream(info.name, job, None, lease, keep_alive)
                 for job, lease in zip(jobs, leases, strict=True)]
 
-    async def embed(self, model: str | None, texts: list[str], *, truncate: bool = True,
-                    keep_alive: float | None = None) -> tuple[str, list[list[float]], int]:
-        """Embed ``texts`` with ``model``: ``(model name, unit vectors, input token count)``.
+    async def embed(self, request: EmbedRequest,
+                    cancelled: Cancelled | None = None) -> EmbedResult | None:
+        """Embed ``request`` (see :meth:`cove.embed_service.EmbedService.embed`); None when
+        ``cancelled()`` reported the client gone.
 
         Raises:
-            ModelNotFound. InvalidRequest: an input too long with ``truncate`` False, or no
-            embedding support.
+            ModelNotFound, InvalidRequest, Overloaded, InsufficientMemory, EngineFailure.
         """
-        entry = self.resolve(model)
-        lease = await self.models.acquire(entry, kind="embed")
-        try:
-            m = lease.loaded
-
-            def run() -> tuple[list[list[float]], int]:
-                with m.lock:
-                    return m.engine.embed(texts, truncate)  # type: ignore[no-any-return]
-
-            vectors, count = await asyncio.to_thread(run) if texts else ([], 0)
-        finally:
-            lease.release(keep_alive)
-        return entry.name, vectors, count
+        return await self.embeddings.embed(self.resolve(request.model), request, cancelled)
 
     @staticmethod
     def _with_defaults(entry: ModelEntry, params: SamplingParams,
@@ -379,9 +395,11 @@ class ChatPipeline:
                      params: SamplingParams, param: str,
                      force: ForcedContinuation | None = None, *, n: int = 1,
                      n_param: str = "n", leases: list[Lease], ref: str | None,
-                     num_ctx: int | None, client: str | None = None) -> list[Job]:
+                     num_ctx: int | None, client: str | None = None,
+                     tools: ToolSpec | None = None) -> list[Job]:
         """Queue ``n`` jobs for ``prompt`` (answer ``i`` seeded ``seed + i``) for ``client``,
-        all or none; ``leases`` (holding one) gets one lease per job.
+        all or none; ``leases`` (holding one) gets one lease per job. With ``tools``, each job
+        watches its own text for a tool call repeated verbatim, which ends the generation.
 
         Raises:
             InvalidRequest: empty prompt, ``n`` above the slots, a ``logit_bias`` token
@@ -409,6 +427,8 @@ class ChatPipeline:
             for i in range(n):
                 seeded = params if i == 0 or params.seed is None else replace(
                     params, seed=params.seed + i)
+                if tools is not None:  # the scanner is stateful: one per answer
+                    seeded = replace(seeded, watch=CallScanner(tools).repeats)
                 jobs.append(scheduler.submit(prompt, seeded, force, client))
         except BaseException:
             for job in jobs:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,17 +30,21 @@ def scheduler(world: FakeWorld) -> Scheduler:
     return loaded.scheduler  # type: ignore[no-any-return]
 
 
-async def gone_client(app: Any, path: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
+async def gone_client(app: Any, path: str, payload: dict[str, Any],
+                      gone: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
     """Send the request, then report the connection closed (as uvicorn does when the client
-    has gone by the time the response starts)."""
+    has gone by the time the response starts); with ``gone``, only once ``gone()`` is true."""
     body = json.dumps(payload).encode()
-    inbox: list[dict[str, Any]] = [{"type": "http.request", "body": body, "more_body": False},
-                                   {"type": "http.disconnect"}]
+    inbox: list[dict[str, Any]] = [{"type": "http.request", "body": body, "more_body": False}]
+    if gone is None:
+        inbox.append({"type": "http.disconnect"})
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         if inbox:
             return inbox.pop(0)
+        if gone is not None and gone():
+            return {"type": "http.disconnect"}
         await asyncio.sleep(3600)
         return {"type": "http.disconnect"}
 

@@ -17,8 +17,9 @@ from cove.config import Settings
 from cove.engine.fake import ScriptedEngine
 from cove.models.registry import ModelEntry, ModelRegistry
 from cove.models.store import ModelStore
-from tests.api.test_ollama_scripted import FakeEmbedder, assert_error, lines
+from tests.api.test_ollama_scripted import assert_error, lines
 from tests.conftest import local_client
+from tests.fake_embedder import ScriptedEmbedder
 from tests.gguf_files import THINK_TEMPLATE, make_gguf
 
 CHATML = ScriptedEngine().info.chat_template
@@ -37,7 +38,7 @@ class Store:
             return ScriptedEngine(name=entry.name, chat_template=entry.meta()["chat_template"])
 
         self.app = create_app(settings, registry=self.registry, loader=loader,
-                              embed_loader=lambda e, s: FakeEmbedder())
+                              embed_loader=lambda e, s: ScriptedEmbedder())
         self.client = local_client(self.app)
         self.blobs = settings.home / "models" / "blobs"
 

@@ -16,19 +16,8 @@ from cove.engine.fake import ScriptedEngine
 from cove.models.registry import ModelEntry, ModelRegistry
 from cove.models.store import ModelStore
 from tests.conftest import local_client
+from tests.fake_embedder import ScriptedEmbedder
 from tests.gguf_files import THINK_TEMPLATE, make_gguf
-
-
-class FakeEmbedder:
-    def __init__(self) -> None:
-        self.closed = False
-
-    def embed(self, texts: list[str], truncate: bool = True) -> tuple[list[list[float]], int]:
-        vecs = [[float(len(t)), 1.0, 0.0] for t in texts]
-        return [[x / sum(y * y for y in v) ** 0.5 for x in v] for v in vecs], sum(map(len, texts))
-
-    def close(self) -> None:
-        self.closed = True
 
 
 class World:
@@ -45,7 +34,7 @@ class World:
             return self.thinker if entry.name.startswith("thinker") else self.engine
 
         self.app = create_app(settings, registry=self.registry, loader=loader,
-                              embed_loader=lambda e, s: FakeEmbedder())
+                              embed_loader=lambda e, s: ScriptedEmbedder())
         self.client = local_client(self.app)
 
 
@@ -246,7 +235,8 @@ def test_embed(world: World) -> None:
     assert single["embeddings"] == body["embeddings"][:1]
     legacy = world.client.post("/api/embeddings", json={"model": "scripted", "prompt": "a"})
     assert legacy.json()["embedding"] == body["embeddings"][0]
-    assert_error(world.client.post("/api/embed", json={"model": "scripted", "input": []}), 400)
+    empty = world.client.post("/api/embed", json={"model": "scripted", "input": []}).json()
+    assert empty["embeddings"] == [] and empty["prompt_eval_count"] == 0
 
 
 def test_version(world: World) -> None:

@@ -24,7 +24,7 @@ class TextStream:
     """Per-sequence text state.
 
     Args:
-        params: the request's sampling parameters (``max_tokens``, ``stop``).
+        params: the request's sampling parameters (``max_tokens``, ``stop``, ``watch``).
         prompt_len: prompt length in tokens.
         n_ctx: the sequence's context window; the budget is ``max_tokens`` capped by
             ``n_ctx - prompt_len`` (reaching either ends with ``"length"``).
@@ -42,6 +42,7 @@ class TextStream:
         self._end = 0  # where the last token's text ends (counting a character it began)
         self._waiting: list[tuple[int, int, TokenLogprob]] = []  # (start, end, entry)
         self._ready: list[TokenLogprob] = []
+        self._watch = params.watch
 
     def push(self, piece: bytes, is_end: bool,
              logprob: TokenLogprob | None = None) -> tuple[str, FinishReason | None]:
@@ -60,6 +61,8 @@ class TextStream:
         text, stopped = self._stops.feed(decoded)
         if stopped:
             return self._settle(text, True), "stop"
+        if text and self._watch is not None and self._watch(text):
+            return self._settle(text + self.tail(), True), "stop"
         if self.produced >= self.budget:
             return self._settle(text + self.tail(), True), "length"
         return self._settle(text, False), None

@@ -1,4 +1,5 @@
-"""The llama.cpp engine: the only module that imports ``llama_cpp``.
+"""The llama.cpp engine: with :mod:`cove.engine.llama_embed`, the only module that imports
+``llama_cpp``.
 
 Drives llama.cpp's batch API through llama-cpp-python's low-level bindings: one model, one context
 with ``n_slots`` sequences, one ``llama_decode`` call per scheduler
@@ -44,6 +45,22 @@ LOGPROB_FLOOR = -9999.0  # reported for a token the model gives no chance (OpenA
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])  # llama.h
 
 
+def load_gguf(path: Path, name: str) -> _internals.LlamaModel:
+    """The weights of ``path`` (llama.cpp's own log lines silenced).
+
+    Raises:
+        EngineFailure: the file could not be loaded.
+    """
+    llama_cpp.llama_backend_init()
+    set_verbose(False)  # llama.cpp's info lines would mix with the CLI's output
+    try:
+        return _internals.LlamaModel(
+            path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False
+        )
+    except ValueError as e:
+        raise EngineFailure(f"could not load model {name!r} from {path}: {e}") from e
+
+
 @dataclass
 class _Slot:
     cached: list[int] = field(default_factory=list)  # tokens whose KV cells this slot holds
@@ -85,15 +102,7 @@ class LlamaEngine:
         if n_slots > n_batch:  # llama.cpp would abort the process when reserving the graph
             raise EngineFailure(f"{n_slots} slots cannot be decoded together in batches of "
                                 f"{n_batch} tokens; use at most {n_batch} slots")
-        llama_cpp.llama_backend_init()
-        set_verbose(False)  # llama.cpp's info lines would mix with the CLI's output
-        try:
-            self._model = _internals.LlamaModel(
-                path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False
-            )
-        except ValueError as e:
-            raise EngineFailure(f"could not load model {name!r} from {path}: {e}") from e
-        model = self._model
+        self._model = model = load_gguf(path, name)
         n_ctx_train = model.n_ctx_train()
         if n_ctx_train > 0:
             n_ctx = min(n_ctx, n_ctx_train)
@@ -457,56 +466,6 @@ def _finite(value: float) -> float:
     return value if value > LOGPROB_FLOOR else LOGPROB_FLOOR
 
 
-class LlamaEmbedder:
-    """A GGUF model loaded in embedding mode (mean pooling), for ``/api/embed``.
-
-    Args:
-        path: the ``.gguf`` file. name: the model's Cove name.
-        n_ctx: longest input in tokens (also the batch size, as pooling needs whole inputs).
-        n_threads: CPU threads.
-
-    Raises:
-        EngineFailure: the file could not be loaded.
-    """
-
-    def __init__(self, path: Path, name: str, *, n_ctx: int = 2048, n_threads: int = 2) -> None:
-        import llama_cpp
-
-        try:
-            self._llm = llama_cpp.Llama(
-                model_path=str(path), embedding=True, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
-                n_threads=n_threads, n_threads_batch=n_threads,
-                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, verbose=False,
-            )
-        except (ValueError, RuntimeError, OSError) as e:
-            raise EngineFailure(f"could not load model {name!r} for embeddings: {e}") from e
-        self.name = name
-        self.n_ctx = self._llm.n_ctx()
-
-    def count(self, text: str) -> int:
-        """Tokens in ``text`` (with BOS where the model wants it)."""
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True))
-
-    def embed(self, texts: list[str], truncate: bool = True) -> tuple[list[list[float]], int]:
-        """L2-normalised mean-pooled embeddings of ``texts`` and the total input token count.
-        Inputs over ``n_ctx`` tokens are cut to fit when ``truncate``.
-
-        Raises:
-            InvalidRequest: an input is too long and ``truncate`` is False.
-        """
-        if not truncate:
-            for i, t in enumerate(texts):
-                if self.count(t) > self.n_ctx:
-                    raise InvalidRequest(f"input {i} is longer than the context window "
-                                         f"({self.n_ctx} tokens)", param="input")
-        vectors, count = self._llm.embed(texts, normalize=True, truncate=True, return_count=True)
-        return [list(map(float, v)) for v in vectors], int(count)
-
-    def close(self) -> None:
-        """Free the model."""
-        self._llm.close()
-
-
 def json_grammar(schema: dict[str, object] | None) -> str:
     """A GBNF grammar for any JSON object (``schema`` None) or for a JSON schema, using
     llama-cpp-python's converter (a port of llama.cpp's ``json_schema_to_grammar``).
@@ -518,9 +477,18 @@ def json_grammar(schema: dict[str, object] | None) -> str:
 
     from llama_cpp import llama_grammar
 
+    class Converter(llama_grammar.SchemaConverter):  # type: ignore[misc]
+        def _format_literal(self, literal: str) -> str:
+            # the port escapes CR, LF and '"' but not the backslash (GBNF's escape character):
+            # a property name or enum value holding '"' made a grammar llama.cpp could not
+            # parse, one holding a backslash a grammar that wrote a different string
+            return str(super()._format_literal(literal.replace("\\", "\\\\")))
+
     if schema is None:
         return llama_grammar.JSON_GBNF
-    try:
-        return llama_grammar.json_schema_to_gbnf(json.dumps(schema))
+    try:  # as llama_grammar.json_schema_to_gbnf, with the converter above
+        converter = Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+        converter.visit(converter.resolve_refs(json.loads(json.dumps(schema)), "stdin"), "")
+        return str(converter.format_grammar())
     except Exception as e:  # noqa: BLE001 - the converter raises assorted errors
         raise InvalidRequest(f"cannot use this JSON schema: {e}", param="format") from e

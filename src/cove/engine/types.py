@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -20,6 +21,9 @@ class SamplingParams:
     other sampler (OpenAI's ``logit_bias``; -100 all but bans a token, +100 all but forces it).
     ``logprobs`` None: no log-probabilities; k >= 0: report each sampled token's
     log-probability and the k most likely alternatives (see :class:`TokenLogprob`).
+    ``watch``, when set, is called in the engine's worker with each piece of text as it is
+    emitted; when it returns True the generation ends there (``"stop"``): a stateful check
+    such as "a tool call was repeated" that must act at once, not a step later.
     Defaults follow llama.cpp's (top_k 40, top_p 0.95, min_p 0.05, temperature 0.8).
     """
 
@@ -36,6 +40,7 @@ class SamplingParams:
     grammar: str | None = None
     logit_bias: tuple[tuple[int, float], ...] = ()
     logprobs: int | None = None
+    watch: Callable[[str], bool] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

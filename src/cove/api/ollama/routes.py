@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from cove import __version__
 from cove.api.errors import as_cove_error, ndjson_error_line
+from cove.api.headers import tool_headers
 from cove.api.ollama import convert
 from cove.api.ollama.blobs import router as blobs_router
 from cove.api.ollama.schemas import (
@@ -22,8 +23,6 @@ from cove.api.ollama.schemas import (
     CopyBody,
     CreateBody,
     DeleteBody,
-    EmbedBody,
-    EmbeddingsBody,
     GenerateBody,
     PullBody,
     ShowBody,
@@ -67,12 +66,12 @@ async def _reply(request: Request, pipeline: ChatPipeline, req: ChatRequest, *, 
         timer.mark_admitted()
         return StreamingResponse(
             convert.ndjson_stream(stream, chat=chat, think=req.think, timer=timer),
-            media_type=NDJSON)
+            media_type=NDJSON, headers=tool_headers(stream))
     timer.mark_admitted()
     watch = asyncio.ensure_future(_disconnect_watch(request, stream))
     try:
         return JSONResponse(await convert.collect(stream, chat=chat, think=req.think,
-                                                  timer=timer))
+                                                  timer=timer), headers=tool_headers(stream))
     finally:
         watch.cancel()
 
@@ -275,43 +274,6 @@ async def create(body: CreateBody, request: Request, pipeline: PipelineDep) -> R
         report(Progress("success"))
 
     return await _run_with_progress(request, preset, body.stream)
-
-
-def _embed_input(value: str | list[str]) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
-
-
-@router.post("/embed")
-async def embed(body: EmbedBody, pipeline: PipelineDep) -> dict[str, Any]:
-    start = time.perf_counter_ns()
-    keep = convert.keep_alive(body.keep_alive)
-    texts = _embed_input(body.input)
-    if not texts or any(not t for t in texts):
-        raise InvalidRequest("input must be a non-empty string or list of strings",
-                             param="input")
-    name, vectors, count = await pipeline.embed(convert.require_model(body.ref), texts,
-                                                truncate=body.truncate is not False,
-                                                keep_alive=keep)
-    if body.dimensions:
-        vectors = [_renorm(v[: body.dimensions]) for v in vectors]
-    return {"model": name, "embeddings": vectors,
-            "total_duration": time.perf_counter_ns() - start, "load_duration": 0,
-            "prompt_eval_count": count}
-
-
-def _renorm(v: list[float]) -> list[float]:
-    norm = sum(x * x for x in v) ** 0.5 or 1.0
-    return [x / norm for x in v]
-
-
-@router.post("/embeddings")
-async def embeddings(body: EmbeddingsBody, pipeline: PipelineDep) -> dict[str, Any]:
-    keep = convert.keep_alive(body.keep_alive)
-    if not body.prompt:
-        return {"embedding": []}
-    _, vectors, _ = await pipeline.embed(convert.require_model(body.ref), [body.prompt],
-                                         keep_alive=keep)
-    return {"embedding": vectors[0]}
 
 
 @router.get("/version")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from cove.api import extensions
+from cove.api.headers import tool_headers
 from cove.api.openai import convert
 from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest
 from cove.api.openai.stream import sse_stream
@@ -37,7 +38,8 @@ async def _sse(request: Request, streams: list[ChatStream],
     events = sse_stream(streams, include_usage=bool(opts and opts.include_usage),
                         obfuscate=bool(opts and opts.include_obfuscation), **kw)
     return StreamingResponse(extensions.with_results(events, cove),
-                             media_type="text/event-stream", headers=SSE_HEADERS)
+                             media_type="text/event-stream",
+                             headers={**SSE_HEADERS, **tool_headers(streams[0])})
 
 
 @router.post("/chat/completions", response_model=None, responses=SSE_OR_JSON)
@@ -56,7 +58,7 @@ async def chat_completions(
     if cove:  # the extensions judge the first answer
         cove = extensions.finish(request, cove, results[0].content)
     return JSONResponse({**convert.from_chat_results(results, req.params.logprobs),
-                         **({"cove": cove} if cove else {})})
+                         **({"cove": cove} if cove else {})}, headers=tool_headers(streams[0]))
 
 
 @router.post("/completions", response_model=None, responses=SSE_OR_JSON)
