@@ -150,11 +150,14 @@ def breakdown(threads: int) -> list[tuple[str, float, float]]:
     from cove import embeddings
     from cove.chat import ChatMessage, ChatRequest
     from cove.config import load_settings
+    from cove.models import gguf_meta
     from cove.models.registry import ModelRegistry
     from cove.pipeline import ChatPipeline
     from cove.tools import parse_tools
     from cove.tools.select import select_tools
 
+    gguf_meta._read_cached.cache_clear()  # cold, as in a new process: metadata read again,
+    embeddings._model = None  # the embedder loaded again
     body = json.loads((FIXTURES / "openwebui_first_chat_openai.json").read_text())
     steps: list[tuple[str, float, float]] = []
     clock: list[float] = []
@@ -200,10 +203,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--raw-tokens", type=int, default=3072)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-all-tools", action="store_true",
+                    help="skip the every-tool comparison (its long prefill takes minutes)")
     ap.add_argument("--load", default="", help="what else ran on the machine (for the notes)")
     args = ap.parse_args()
     sides = {"defaults (8 most relevant tools)": {},
              "every tool in the prompt (COVE_MAX_PROMPT_TOOLS=0)": {"COVE_MAX_PROMPT_TOOLS": "0"}}
+    if args.no_all_tools:
+        sides.popitem()
     rows = []
     for label, env in sides.items():
         res = cove_rounds(args.rounds, {"COVE_N_THREADS": str(args.threads), **env})
