@@ -39,6 +39,10 @@ def make_gguf(path: Path, *, name: str = "tiny", arch: str = "llama", n_ctx: int
     w.close()
     return path
 
+# GGUF keys of the fill-in-the-middle tokens (prefix, suffix, middle), as llama.cpp reads them
+FIM_KEYS = ("tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.fim_suf_token_id",
+            "tokenizer.ggml.fim_mid_token_id")
+
 
 def rewrite_gguf(src: Path, dst: Path, *, template: str | None = None,
                  ints: dict[str, int] | None = None) -> Path:

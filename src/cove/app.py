@@ -25,16 +25,19 @@ from cove.api.ollama.routes import router as ollama_router
 from cove.api.openai.embeddings import router as openai_embeddings_router
 from cove.api.openai.responses.routes import router as responses_router
 from cove.api.openai.routes import router as openai_router
+from cove.api.openapi import install_openapi
+from cove.api.security import SecurityHeaders
 from cove.auth.deps import api_access
 from cove.auth.throttle import SignInGuard
 from cove.config import Settings
+from cove.features import search as search_feature
 from cove.features.logic.routes import router as logic_router
 from cove.models.registry import ModelRegistry
 from cove.models.store import ModelStore
 from cove.pipeline import ChatPipeline, EmbedLoader, Loader, load_llama, load_llama_embedder
 from cove.privacy import install_egress_guard
 from cove.store.db import Database, open_database
-from cove.web import account, chats, pages
+from cove.web import account, chats, docs, pages
 
 log = logging.getLogger("cove.app")
 
@@ -119,12 +122,16 @@ def create_app(
 
     # FastAPI's OpenTelemetry hooks off whatever the environment says: no request data is ever
     # traced or exported (FASTAPI_OTEL_AUTO_CONFIGURE and OTEL_* variables are ignored)
-    app = FastAPI(title="Cove", version=__version__, lifespan=lifespan, telemetry=NO_TELEMETRY)
+    # /docs, /redoc and /openapi.json are Cove's own (cove.web.docs): offline, and behind the
+    # API key once accounts exist
+    app = FastAPI(title="Cove", version=__version__, lifespan=lifespan, telemetry=NO_TELEMETRY,
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.pipeline = pipeline
     app.state.db = db
     app.state.signin_guard = SignInGuard(settings)
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(openai_router, dependencies=[Depends(api_access)])
     app.include_router(responses_router, dependencies=[Depends(api_access)])
     app.include_router(anthropic_router, dependencies=[Depends(api_access)])
@@ -134,7 +141,9 @@ def create_app(
     app.include_router(logic_router, dependencies=[Depends(api_access)])
     app.include_router(account.router)
     app.include_router(chats.router)
+    search_feature.install(app)
     pages.mount(app)
+    docs.mount(app)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -150,4 +159,7 @@ def create_app(
         CORSMiddleware, allow_origin_regex=origin_regex(settings.origins),
         allow_methods=["GET", "POST", "DELETE", "OPTIONS", "HEAD"], allow_headers=["*"],
     )
+    # outermost, around Starlette's ServerErrorMiddleware too, so that 500s get the headers
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: SecurityHeaders(build_stack())  # type: ignore[method-assign]
     return app

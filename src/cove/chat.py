@@ -16,6 +16,7 @@ from cove.engine.types import (
     Finished,
     SamplingParams,
     TextDelta,
+    TokenLogprob,
     Usage,
 )
 from cove.errors import InvalidRequest
@@ -36,6 +37,7 @@ class ChatMessage:
     images: int = 0
     tool_calls: list[dict[str, Any]] | None = None  # OpenAI shape: {id, type, function}
     tool_call_id: str | None = None
+    name: str | None = None  # OpenAI's participant name, given to the template
 
 
 @dataclass
@@ -71,10 +73,13 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class ChatDelta:
-    """A streamed piece: ``kind`` is ``"reasoning"`` or ``"content"``, never both."""
+    """A streamed piece: ``kind`` is ``"reasoning"`` or ``"content"``, never both.
+    ``logprobs`` (when the request asked for them) are those of the tokens completed since
+    the previous piece; the last piece may carry logprobs and no text."""
 
     kind: Kind
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ class ChatResult:
     tool_calls: list[ToolCall] = field(default_factory=list)
     reasoning_budget_exhausted: bool = False
     stop_sequence: str | None = None
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 class ChatStream:
@@ -159,18 +165,24 @@ class ChatStream:
 
     async def _events(self) -> AsyncIterator[ChatDelta | ChatDone]:
         parser = self._parser
+        carry: tuple[TokenLogprob, ...] = ()  # logprobs of text the parser holds back
         try:
             async for event in self._job.events():
                 if isinstance(event, TextDelta):
                     if parser is None:
-                        yield ChatDelta("content", event.text)
-                    else:
-                        for kind, text in parser.feed(event.text):
-                            yield ChatDelta(kind, text)
+                        yield ChatDelta("content", event.text, event.logprobs)
+                        continue
+                    carry += event.logprobs
+                    for kind, text in parser.feed(event.text):
+                        yield ChatDelta(kind, text, carry)
+                        carry = ()
                 elif isinstance(event, Finished):
                     if parser is not None:
                         for kind, text in parser.flush():
-                            yield ChatDelta(kind, text)
+                            yield ChatDelta(kind, text, carry)
+                            carry = ()
+                    if carry:
+                        yield ChatDelta("content", "", carry)
                     reason = "length" if event.reason == "length" else "stop"
                     yield ChatDone(reason, event.usage, event.forced, event.stop_sequence)
         finally:
@@ -181,9 +193,11 @@ class ChatStream:
         parts: dict[str, list[str]] = {"reasoning": [], "content": []}
         done: ChatDone | None = None
         calls: list[ToolCall] = []
+        logprobs: list[TokenLogprob] = []
         async for item in self.items():
             if isinstance(item, ChatDelta):
                 parts[item.kind].append(item.text)
+                logprobs.extend(item.logprobs)
             elif isinstance(item, ToolCalls):
                 calls = item.calls
             else:
@@ -198,6 +212,7 @@ class ChatStream:
             calls,
             done.reasoning_budget_exhausted,
             done.stop_sequence,
+            logprobs,
         )
 
 

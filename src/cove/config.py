@@ -85,10 +85,12 @@ class Settings(BaseSettings):
     default_model: str = Field(
         "smollm2:135m", description="Model used when a request or command names none."
     )
-    n_ctx: int = Field(
-        4096,
-        ge=64,
-        description="Context window in tokens (capped at the model's trained context length).",
+    n_ctx: int | Literal["auto"] = Field(
+        "auto",
+        description="Context window of each slot in tokens (capped at the model's trained "
+        "context length). auto: the trained length, as long as the model (weights, a window "
+        "per slot and the prompt cache) takes at most half the memory budget; never below "
+        "4096 (or the trained length when shorter).",
     )
     n_threads: int = Field(
         default_factory=lambda: max(1, os.cpu_count() or 1),
@@ -146,6 +148,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body, in bytes."
     )
+    max_upload_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024,
+        description="Largest document accepted into a knowledge collection, in bytes (web "
+        "uploads are also bounded by COVE_MAX_BODY_BYTES).",
+    )
     database_url: str | None = Field(
         None,
         description="SQLAlchemy database URL, e.g. postgresql+psycopg://user:pw@localhost/cove. "
@@ -198,6 +205,20 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a client may take to send a request body; slower ones get HTTP 408.",
     )
+    request_header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client may take to send a request's line and headers, counted "
+        "from connecting (or from the first byte of a next request on a kept-alive "
+        "connection); then the connection is closed, with HTTP 408 if part of a request came.",
+    )
+    max_connections: int = Field(
+        256,
+        ge=0,
+        description="Most HTTP connections `cove serve` keeps open; requests on connections "
+        "beyond it get HTTP 503 with Retry-After and the connection is closed, while those "
+        "already open go on being served. 0 = no limit.",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         "info", description="Server log level: critical, error, warning, info, debug, trace."
     )
@@ -219,6 +240,27 @@ class Settings(BaseSettings):
         "", description="Extra browser origins allowed by CORS, comma-separated (e.g. "
         "https://app.example.com, or * for any); local origins are always allowed."
     )
+
+    max_prompt_tools: int = Field(
+        8, ge=0, description="Most tool definitions described to the model: of a request "
+        "with more tools, only the most relevant to the conversation (by the text embedder) "
+        "go into the prompt, and the response headers say which. 0 = always all."
+    )
+
+    @field_validator("n_ctx", mode="before")
+    @classmethod
+    def _window(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() == "auto":
+            return "auto"
+        if isinstance(v, bool):
+            raise ValueError("expected a number of tokens or auto")
+        try:
+            n = int(v)
+        except (TypeError, ValueError):
+            raise ValueError("expected a number of tokens (at least 64) or auto") from None
+        if n < 64:
+            raise ValueError("a context window needs at least 64 tokens")
+        return n
 
     @field_validator("n_parallel")
     @classmethod

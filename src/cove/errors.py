@@ -16,11 +16,16 @@ class CoveError(Exception):
         code: machine-readable code (OpenAI ``code``), or None.
         param: the request field at fault (a path such as ``messages[0].role``), or None.
         headers: extra HTTP headers for the response (e.g. ``Retry-After``).
+        expose: whether a server error's (5xx) message is written for the client and may be
+            shown; otherwise the API shows only a reference to the logged error.
+        reference: the log reference of a server error once it has been reported, or None.
     """
 
     status: int = 500
     type: str = "server_error"
     code: str | None = "internal_error"
+    expose: bool = False
+    reference: str | None = None
 
     def __init__(
         self,
@@ -94,6 +99,7 @@ class Overloaded(CoveError):
     status = 503
     type = "server_error"
     code = "overloaded"
+    expose = True
 
     def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after)})
@@ -176,6 +182,7 @@ class PullFailed(CoveError):
     status = 502
     type = "server_error"
     code = "pull_failed"
+    expose = True
 
 
 class InsufficientMemory(CoveError):
@@ -184,3 +191,4 @@ class InsufficientMemory(CoveError):
     status = 500
     type = "server_error"
     code = "insufficient_memory"
+    expose = True

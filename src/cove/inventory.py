@@ -19,12 +19,21 @@ STORED_PER_USER = {
     "conversations": "title, model, creation and update times",
     "messages": "role, text, reasoning text, model, status (complete/streaming/stopped/"
     "interrupted/error), finish reason, prompt and completion token counts, times",
+    "search_collections": "knowledge collection names and creation times",
+    "search_documents": "file name, format, size, SHA-256, page and character counts, "
+    "extraction notes, time added (the file itself is not kept)",
+    "search_files": "files uploaded through /v1/files, as sent (name, purpose, size, bytes), "
+    "until deleted",
+    "search_chunks": "passages of the documents' text with page, heading path and character "
+    "range, their keyword index entries and embedding vectors (embedder id and dimension)",
     "responses": "OpenAI Responses API results made with store true (the default): the response "
     "object (output text, reasoning, tool calls, instructions, tools, metadata, user, usage) "
     "and every input item of its context, owned by the API key's account; made while the "
     "server had no account: owned by nobody ('local', readable only while it stays open). "
     "store false keeps nothing",
 }
+# tables of features, counted when their migration has run
+FEATURE_TABLES = ("search_collections", "search_documents", "search_chunks", "search_files")
 NOT_STORED = [
     "guest conversations (they live only in the browser tab)",
     "Responses API requests made with store false (nothing of them is written)",
@@ -38,7 +47,7 @@ def _counts(settings: Settings) -> dict[str, int] | None:
     url = make_url(settings.db_url)
     if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).exists()):
         return None
-    from sqlalchemy import func, select
+    from sqlalchemy import func, inspect, select, table
 
     from cove.store.db import open_database
     from cove.store.tables import ApiKey, Conversation, Message, StoredResponse, User
@@ -48,9 +57,15 @@ def _counts(settings: Settings) -> dict[str, int] | None:
     except Exception:  # noqa: BLE001 - unreachable server or missing driver: no counts
         return None
     try:
+        present = set(inspect(db.engine).get_table_names())
         with db.session() as s:
-            return {t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
-                    for t in (User, ApiKey, Conversation, Message, StoredResponse)}
+            counts = {t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
+                      for t in (User, ApiKey, Conversation, Message, StoredResponse)}
+            for name in FEATURE_TABLES:
+                if name in present:
+                    counts[name] = int(s.scalar(select(func.count()).select_from(
+                        table(name))) or 0)
+            return counts
     finally:
         db.close()
 

@@ -23,7 +23,7 @@ from cove.chat import (
     check_text,
 )
 from cove.config import Settings
-from cove.embeddings import Cancelled, EmbedRequest, EmbedResult, EmbedService
+from cove.embed_pipeline import Cancelled, EmbedRequest, EmbedResult, EmbedService
 from cove.engine.scheduler import Job, Scheduler
 from cove.engine.template import render_chat
 from cove.engine.types import (
@@ -33,11 +33,21 @@ from cove.engine.types import (
 )
 from cove.errors import ContextLengthExceeded, InvalidRequest
 from cove.models import capabilities
-from cove.models.manager import Embedder, EmbedLoader, Lease, Loader, ModelManager
+from cove.models.manager import (
+    Embedder,
+    EmbedLoader,
+    Lease,
+    Loader,
+    ModelManager,
+    context_window,
+)
 from cove.models.options import SAMPLING_TO_OPTION, to_sampling
 from cove.models.registry import ModelEntry, ModelRegistry
 from cove.reasoning import ThinkParser, strip_reasoning
 from cove.tools.messages import template_message, with_tool_prompt
+from cove.tools.select import select_tools
+from cove.tools.spec import ToolSpec
+from cove.tools.stream import CallScanner
 
 __all__ = [
     "ROLES", "ChatDelta", "ChatDone", "ChatMessage", "ChatPipeline", "ChatRequest", "ChatResult",
@@ -70,7 +80,7 @@ def load_llama(entry: ModelEntry, settings: Settings) -> Engine:
     return LlamaEngine(
         entry.path,
         entry.name,
-        n_ctx=settings.n_ctx,
+        n_ctx=context_window(entry, settings),
         n_slots=settings.n_parallel,
         n_threads=settings.n_threads,
         n_batch=settings.n_batch,
@@ -83,8 +93,8 @@ def load_llama_embedder(entry: ModelEntry, settings: Settings) -> Embedder:
     ``n_ctx`` tokens (at most 8192: one batch is sized for it)."""
     from cove.engine.llama_embed import LlamaEmbedder
 
-    return LlamaEmbedder(entry.path, entry.name, n_ctx=min(settings.n_ctx, 8192),
-                         n_threads=settings.n_threads)
+    n_ctx = min(context_window(entry, settings, "embed"), 8192)
+    return LlamaEmbedder(entry.path, entry.name, n_ctx=n_ctx, n_threads=settings.n_threads)
 
 
 class ChatPipeline:
@@ -155,7 +165,9 @@ class ChatPipeline:
         """Validate, render with the model's chat template, tokenize and queue the request.
 
         Preset defaults of the model apply: its system prompt when the conversation has none,
-        its options for every sampling field the request did not set.
+        its options for every sampling field the request did not set. Of a request with more
+        than ``max_prompt_tools`` tools only the most relevant are used (the stream's
+        ``tools.offered`` then says how many there were).
 
         Raises:
             InvalidRequest: bad messages (empty, unknown role, text that is not valid Unicode,
@@ -163,28 +175,44 @@ class ChatPipeline:
             ContextLengthExceeded: the prompt does not fit the context window.
             ModelNotFound: unknown model. Overloaded: the queue is full.
         """
+        return (await self.start_chat_choices(request, 1))[0]
+
+    async def start_chat_choices(self, request: ChatRequest, n: int,
+                                 n_param: str = "n") -> list[ChatStream]:
+        """Like :meth:`start_chat`, for ``n`` answers to the one prompt (OpenAI's ``n``),
+        decoded side by side: the first computes the prompt's KV cells and the others copy
+        them (see the scheduler). With a ``seed``, answer ``i`` uses ``seed + i``.
+
+        Raises:
+            InvalidRequest: as :meth:`start_chat`, or ``n`` above the model's slots (naming
+                ``n_param``). Overloaded: the queue cannot take all ``n`` (none is queued).
+        """
         entry = self.resolve(request.model)
         capabilities.require_completion(entry.name, await asyncio.to_thread(entry.meta))
-        lease = await self.acquire(request.model, num_ctx=request.num_ctx)
+        leases = [await self.acquire(request.model, num_ctx=request.num_ctx)]
         try:
-            rt = lease.loaded
+            rt = leases[0].loaded
             info = rt.engine.info
+            request = await self._choose_tools(request)
             prompt_text, prompt, thinks = await self._render(entry, rt.engine, request)
-            parser = force = None
-            if thinks:
-                in_reasoning = prompt_text.rstrip().endswith("<think>")
-                parser = ThinkParser(start_in_reasoning=in_reasoning)
-                if request.reasoning_budget is not None and request.think is not False:
-                    force = close_reasoning(rt.engine, request.reasoning_budget, in_reasoning)
+            force = None
+            in_reasoning = prompt_text.rstrip().endswith("<think>")
+            if thinks and request.reasoning_budget is not None and request.think is not False:
+                force = close_reasoning(rt.engine, request.reasoning_budget, in_reasoning)
             params = self._with_defaults(entry, request.params, request.explicit)
             if request.tools is not None:
                 params = replace(params, grammar=request.tools.grammar())
-            job = self._admit(rt.engine, rt.scheduler, prompt, params, "messages", force,
-                              request.client)
+            jobs = await self._admit(rt.engine, rt.scheduler, prompt, params, "messages", force,
+                                     n=n, n_param=n_param, leases=leases, ref=request.model,
+                                     num_ctx=request.num_ctx, client=request.client,
+                                     tools=request.tools)
         except BaseException:
-            lease.release(request.keep_alive)
+            for lease in leases:
+                lease.release(request.keep_alive)
             raise
-        return ChatStream(info.name, job, parser, lease, request.keep_alive, request.tools)
+        return [ChatStream(info.name, job, ThinkParser(start_in_reasoning=in_reasoning)
+                           if thinks else None, lease, request.keep_alive, request.tools)
+                for job, lease in zip(jobs, leases, strict=True)]
 
     async def count_tokens(self, request: ChatRequest) -> int:
         """How many prompt tokens ``request`` renders to (system, tools and messages, with the
@@ -197,10 +225,21 @@ class ChatPipeline:
         entry = self.resolve(request.model)
         lease = await self.acquire(request.model, num_ctx=request.num_ctx)
         try:
+            request = await self._choose_tools(request)
             _, prompt, _ = await self._render(entry, lease.loaded.engine, request, bounded=False)
         finally:
             lease.release(request.keep_alive)
         return len(prompt)
+
+    async def _choose_tools(self, request: ChatRequest) -> ChatRequest:
+        """``request`` with at most ``max_prompt_tools`` of its tools, the most relevant to the
+        conversation (:func:`cove.tools.select.select_tools`; the embedder loads on first use,
+        so this runs off the event loop)."""
+        if request.tools is None:
+            return request
+        tools = await asyncio.to_thread(select_tools, request.tools, request.messages,
+                                        self.settings.max_prompt_tools)
+        return replace(request, tools=tools)
 
     async def _render(self, entry: ModelEntry, engine: Engine, request: ChatRequest, *,
                       bounded: bool = True) -> tuple[str, list[int], bool]:
@@ -247,34 +286,70 @@ class ChatPipeline:
     async def start_completion(
         self, model: str | None, prompt_text: str, params: SamplingParams, *,
         explicit: frozenset[str] | None = None, num_ctx: int | None = None,
-        keep_alive: float | None = None, client: str | None = None,
+        keep_alive: float | None = None, suffix: str | None = None, client: str | None = None,
     ) -> ChatStream:
         """Queue a raw text completion (no chat template, no reasoning split); ``client`` as
-        :attr:`ChatRequest.client`.
+        :attr:`ChatRequest.client`. With a ``suffix``, fill in the middle between
+        ``prompt_text`` and it (see :meth:`start_completion_choices`).
 
         Raises:
             InvalidRequest, ContextLengthExceeded, ModelNotFound, Overloaded: as
-            :meth:`start_chat` (naming ``prompt``).
+            :meth:`start_chat` (naming ``prompt``); ``suffix`` for a model without
+            fill-in-the-middle tokens.
+        """
+        return (await self.start_completion_choices(
+            model, prompt_text, params, explicit=explicit, num_ctx=num_ctx,
+            keep_alive=keep_alive, suffix=suffix, client=client))[0]
+
+    async def start_completion_choices(
+        self, model: str | None, prompt_text: str, params: SamplingParams, *,
+        explicit: frozenset[str] | None = None, num_ctx: int | None = None,
+        keep_alive: float | None = None, suffix: str | None = None, n: int = 1,
+        n_param: str = "n", client: str | None = None,
+    ) -> list[ChatStream]:
+        """Like :meth:`start_completion`, for ``n`` completions of the one prompt (as
+        :meth:`start_chat_choices`).
+
+        With a ``suffix`` the prompt is llama-server's ``/infill`` layout: ``[BOS] FIM_PRE
+        prefix FIM_SUF suffix FIM_MID`` (prefix and suffix tokenized without parsing special
+        tokens), so the model writes the middle.
+
+        Raises:
+            As :meth:`start_completion`, and :meth:`start_chat_choices` for ``n``.
         """
         entry = self.resolve(model)
         capabilities.require_completion(entry.name, await asyncio.to_thread(entry.meta))
-        lease = await self.acquire(model, num_ctx=num_ctx)
+        leases = [await self.acquire(model, num_ctx=num_ctx)]
         try:
-            rt = lease.loaded
+            rt = leases[0].loaded
+            info = rt.engine.info
             check_text(prompt_text, "prompt")
-            prompt = await asyncio.to_thread(
-                self._tokenize, rt.engine, prompt_text, rt.engine.info.add_bos, "prompt")
+            if suffix is not None:
+                if info.fim is None:
+                    raise InvalidRequest(
+                        f"{entry.name} cannot fill in the middle: its vocabulary has no "
+                        "fill-in-the-middle tokens (GGUF tokenizer.ggml.fim_pre_token_id, ...); "
+                        "use a code model that has them, or leave out suffix", param="suffix")
+                check_text(suffix, "suffix")
+                prompt = await asyncio.to_thread(self._fim_prompt, rt.engine, prompt_text,
+                                                 suffix)
+            else:
+                prompt = await asyncio.to_thread(
+                    self._tokenize, rt.engine, prompt_text, info.add_bos, "prompt")
             params = self._with_defaults(entry, params, explicit)
-            job = self._admit(rt.engine, rt.scheduler, prompt, params, "prompt",
-                              client=client)
+            jobs = await self._admit(rt.engine, rt.scheduler, prompt, params, "prompt", n=n,
+                                     n_param=n_param, leases=leases, ref=model,
+                                     num_ctx=num_ctx, client=client)
         except BaseException:
-            lease.release(keep_alive)
+            for lease in leases:
+                lease.release(keep_alive)
             raise
-        return ChatStream(rt.engine.info.name, job, None, lease, keep_alive)
+        return [ChatStream(info.name, job, None, lease, keep_alive)
+                for job, lease in zip(jobs, leases, strict=True)]
 
     async def embed(self, request: EmbedRequest,
                     cancelled: Cancelled | None = None) -> EmbedResult | None:
-        """Embed ``request`` (see :meth:`cove.embeddings.EmbedService.embed`); None when
+        """Embed ``request`` (see :meth:`cove.embed_pipeline.EmbedService.embed`); None when
         ``cancelled()`` reported the client gone.
 
         Raises:
@@ -293,27 +368,73 @@ class ChatPipeline:
 
     @staticmethod
     def _tokenize(engine: Engine, text: str, add_bos: bool, param: str,
-                  bounded: bool = True) -> list[int]:
+                  bounded: bool = True, special: bool = True) -> list[int]:
         """Tokenize, refusing at once (``bounded``) a text too long to fit even at the longest
-        token per position (tokenizing megabytes only to refuse them would stall the server)."""
+        token per position (tokenizing megabytes only to refuse them would stall the server);
+        ``special`` parses special-token texts such as ``<|im_start|>``."""
         info = engine.info
         size = len(text.encode("utf-8"))
         if bounded and size > info.n_ctx * max(1, info.max_token_bytes):
             at_least = -(-size // max(1, info.max_token_bytes))
             raise ContextLengthExceeded(at_least, info.n_ctx, param=param, at_least=True)
-        return engine.tokenize(text, add_bos=add_bos, special=True)
+        return engine.tokenize(text, add_bos=add_bos, special=special)
 
-    @staticmethod
-    def _admit(engine: Engine, scheduler: Scheduler | None, prompt: list[int],
-               params: SamplingParams, param: str,
-               force: ForcedContinuation | None = None, client: str | None = None) -> Job:
+    @classmethod
+    def _fim_prompt(cls, engine: Engine, prefix: str, suffix: str) -> list[int]:
+        """``[BOS] FIM_PRE prefix FIM_SUF suffix FIM_MID`` (llama-server's ``format_infill``,
+        without its repository context), the texts' special-token look-alikes kept as
+        text."""
+        info = engine.info
+        assert info.fim is not None
+        pre, suf, mid = info.fim
+        bos = engine.tokenize("", add_bos=True, special=False) if info.add_bos else []
+        return [*bos, pre, *cls._tokenize(engine, prefix, False, "prompt", special=False),
+                suf, *cls._tokenize(engine, suffix, False, "suffix", special=False), mid]
+
+    async def _admit(self, engine: Engine, scheduler: Scheduler | None, prompt: list[int],
+                     params: SamplingParams, param: str,
+                     force: ForcedContinuation | None = None, *, n: int = 1,
+                     n_param: str = "n", leases: list[Lease], ref: str | None,
+                     num_ctx: int | None, client: str | None = None,
+                     tools: ToolSpec | None = None) -> list[Job]:
+        """Queue ``n`` jobs for ``prompt`` (answer ``i`` seeded ``seed + i``) for ``client``,
+        all or none; ``leases`` (holding one) gets one lease per job. With ``tools``, each job
+        watches its own text for a tool call repeated verbatim, which ends the generation.
+
+        Raises:
+            InvalidRequest: empty prompt, ``n`` above the slots, a ``logit_bias`` token
+                outside the vocabulary. ContextLengthExceeded. Overloaded.
+        """
         n_ctx = engine.info.n_ctx
         if not prompt:
             raise InvalidRequest("the prompt is empty", param=param)
         if len(prompt) >= n_ctx:
             raise ContextLengthExceeded(len(prompt), n_ctx, param=param)
+        if n > engine.n_slots:
+            raise InvalidRequest(
+                f"{n_param} may be at most {engine.n_slots}: the answers are decoded side by "
+                f"side, one per slot (COVE_N_PARALLEL={engine.n_slots})", param=n_param)
+        n_vocab = engine.info.n_vocab
+        for token, _ in params.logit_bias:
+            if n_vocab and token >= n_vocab:
+                raise InvalidRequest(f"logit_bias names token {token}, outside the "
+                                     f"vocabulary (0-{n_vocab - 1})", param="logit_bias")
         assert scheduler is not None
-        return scheduler.submit(prompt, params, force, client)
+        while len(leases) < n:
+            leases.append(await self.acquire(ref, num_ctx=num_ctx))
+        jobs: list[Job] = []
+        try:
+            for i in range(n):
+                seeded = params if i == 0 or params.seed is None else replace(
+                    params, seed=params.seed + i)
+                if tools is not None:  # the scanner is stateful: one per answer
+                    seeded = replace(seeded, watch=CallScanner(tools).repeats)
+                jobs.append(scheduler.submit(prompt, seeded, force, client))
+        except BaseException:
+            for job in jobs:
+                job.cancel()
+            raise
+        return jobs
 
     @staticmethod
     def _check_messages(messages: list[ChatMessage], vision: bool) -> None:
@@ -341,5 +462,8 @@ class ChatPipeline:
             content = m.content
             if role == "assistant" and thinking:
                 content = strip_reasoning(content)
-            out.append(template_message(role, content, m.tool_calls, m.tool_call_id))
+            message = template_message(role, content, m.tool_calls, m.tool_call_id)
+            if m.name:
+                message["name"] = m.name
+            out.append(message)
         return out

@@ -137,6 +137,7 @@ def test_overloaded_is_529_with_retry_after(fake: FakeWorld,
         raise Overloaded("the queue is full", retry_after=3)
 
     monkeypatch.setattr(fake.app.state.pipeline, "start_chat", full)
+    monkeypatch.setattr(fake.app.state.pipeline, "start_chat_choices", full)  # OpenAI's n
     resp = messages(fake)
     assert_error(resp, 529, "overloaded_error")
     assert resp.headers["retry-after"] == "3"

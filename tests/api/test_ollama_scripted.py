@@ -315,9 +315,28 @@ def test_bad_names_on_every_route(world: World, tmp_path: Path, method: str, pat
     ("POST", "/api/pull", {"model": "not-curated:1b", "stream": False}, 404),
     ("GET", "/api/nothing", None, 404),
     ("GET", "/api/chat", None, 405),
+    ("DELETE", "/api/tags", None, 405),
+    ("GET", "/api/delete", None, 405),
+    # booleans are strict: neither strings nor numbers
+    ("POST", "/api/chat", {"model": "scripted", "messages": [], "stream": "yes"}, 400),
+    ("POST", "/api/chat", {"model": "scripted", "messages": [], "stream": 0}, 400),
+    ("POST", "/api/chat", {"model": "scripted", "messages": [], "think": 1}, 400),
+    ("POST", "/api/generate", {"model": "scripted", "prompt": "x", "raw": "true"}, 400),
+    ("POST", "/api/show", {"model": "scripted", "verbose": "yes"}, 400),
+    ("POST", "/api/embed", {"model": "scripted", "input": "x", "truncate": 0}, 400),
+    ("POST", "/api/pull", {"model": "x", "stream": "no"}, 400),
+    ("POST", "/api/pull", {"model": "x", "insecure": 1}, 400),
+    ("POST", "/api/create", {"model": "x", "from": "scripted", "stream": 1}, 400),
 ])
 def test_error_shapes(world: World, method: str, path: str, body: Any, status: int) -> None:
-    assert_error(world.client.request(method, path, json=body), status)
+    resp = world.client.request(method, path, json=body)
+    message = assert_error(resp, status)
+    if status == 405:
+        assert resp.headers["allow"] and resp.headers["allow"] in message
+    if body and status == 400 and any(isinstance(v, str | int) and not isinstance(v, bool)
+                                      and k in ("stream", "think", "raw", "verbose",
+                                                "truncate", "insecure") for k, v in body.items()):
+        assert "expected true or false" in message
 
 
 @pytest.mark.parametrize("path,body", [
@@ -345,11 +364,21 @@ def test_malformed_json_and_big_body(world: World) -> None:
 
 
 def test_failure_mid_stream_ends_with_error_line(world: World) -> None:
-    world.engine.enqueue(["part", RuntimeError("boom")])
+    world.engine.enqueue(["part", RuntimeError("boom /secret/path")])
     out = lines(chat(world))
     assert set(out[-1]) == {"error"} and [o for o in out if "error" in o] == [out[-1]]
+    assert "/secret/path" not in out[-1]["error"] and "reference" in out[-1]["error"]
     world.engine.enqueue(["fine"])
     assert chat(world, stream=False).json()["message"]["content"] == "fine"
+
+
+def test_server_errors_show_only_a_reference(world: World) -> None:
+    world.engine.enqueue([RuntimeError("boom /secret/path")])
+    message = assert_error(chat(world, stream=False), 500, "reference")
+    assert "/secret/path" not in message and "RuntimeError" not in message
+    world.engine.enqueue([RuntimeError("boom /secret/path")])
+    resp = world.client.post("/api/generate", json={"model": "scripted", "prompt": "x"})
+    assert "/secret/path" not in resp.text and "reference" in lines(resp)[-1]["error"]
 
 
 def test_ps_lists_a_model_once_when_loaded_for_chat_and_embeddings(world: World) -> None:

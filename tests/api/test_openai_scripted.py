@@ -201,9 +201,25 @@ def test_malformed_json(fake: FakeWorld) -> None:
         ({"messages": [{"content": "hi"}]}, "messages[0].role"),
         ({"temperature": "hot"}, "temperature"),
         ({"temperature": 9}, "temperature"),
-        ({"n": 2}, "n"),
+        ({"n": 0}, "n"),
+        ({"n": 5}, "n"),  # more than the 4 slots
         ({"stop": 5}, "stop"),
-        ({"logprobs": True}, "logprobs"),
+        ({"top_logprobs": 2}, "top_logprobs"),  # needs logprobs: true
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ({"logit_bias": {"abc": 1}}, "logit_bias"),
+        ({"logit_bias": {"-1": 1}}, "logit_bias"),
+        ({"logit_bias": {"12": 101}}, "logit_bias"),
+        ({"logit_bias": {"12": "x"}}, "logit_bias"),
+        ({"logit_bias": {"12": True}}, "logit_bias"),
+        ({"logit_bias": [1, 2]}, "logit_bias"),
+        ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
+        ({"modalities": ["text", "audio"]}, "modalities"),
+        ({"prediction": {"type": "content", "content": "x"}}, "prediction"),
+        ({"web_search_options": {}}, "web_search_options"),
+        ({"functions": [{"name": "f"}]}, "functions"),
+        ({"function_call": "auto"}, "function_call"),
+        ({"service_tier": "flex"}, "service_tier"),
+        ({"verbosity": "low"}, "verbosity"),
         ({"tools": [{"type": "function", "function": {"name": "bad name"}}]},
          "tools[0].function.name"),
         ({"tools": [{"type": "function"}]}, "tools[0].function"),
@@ -279,7 +295,73 @@ def test_failure_mid_stream_ends_with_one_error_event(fake: FakeWorld) -> None:
 
 def test_unknown_route_and_method_in_shape(fake: FakeWorld) -> None:
     assert_error(fake.client.get("/v1/nothing"), 404, code="not_found")
-    assert_error(fake.client.get("/v1/chat/completions"), 405, code="method_not_allowed")
+    resp = fake.client.get("/v1/chat/completions")
+    assert_error(resp, 405, code="method_not_allowed")
+    assert resp.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("method,path,allow", [
+    ("PUT", "/v1/models", "GET"),
+    ("DELETE", "/v1/completions", "POST"),
+    ("POST", "/health", "GET"),
+    # one route per method on these paths: Allow names them all, not the first one found
+    ("PATCH", "/web/conversations", "GET, POST, DELETE"),
+    ("PUT", "/web/conversations/abc", "GET, PATCH, DELETE"),
+    ("POST", "/static/app.js", "GET, HEAD"),
+])
+def test_405_names_every_allowed_method(fake: FakeWorld, method: str, path: str,
+                                        allow: str) -> None:
+    resp = fake.client.request(method, path)
+    err = assert_error(resp, 405, code="method_not_allowed")
+    assert resp.headers["allow"] == allow
+    assert allow in err["message"]
+
+
+@pytest.mark.parametrize("path,body,param", [
+    ("/v1/chat/completions", {"stream": "yes"}, "stream"),
+    ("/v1/chat/completions", {"stream": 0}, "stream"),
+    ("/v1/chat/completions", {"stream": 1}, "stream"),
+    ("/v1/chat/completions", {"stream": "true"}, "stream"),
+    ("/v1/chat/completions", {"stream": True, "stream_options": {"include_usage": 1}},
+     "stream_options.include_usage"),
+    ("/v1/chat/completions", {"parallel_tool_calls": "false"}, "parallel_tool_calls"),
+    ("/v1/chat/completions", {"logprobs": "no"}, "logprobs"),
+    ("/v1/completions", {"prompt": "x", "echo": 1}, "echo"),
+    ("/v1/completions", {"prompt": "x", "stream": "no"}, "stream"),
+])
+def test_booleans_are_strict(fake: FakeWorld, path: str, body: dict[str, Any],
+                             param: str) -> None:
+    body = {"model": "scripted", "messages": [{"role": "user", "content": "hi"}], **body}
+    err = assert_error(fake.client.post(path, json=body), 400, param=param)
+    assert "expected true or false" in err["message"]
+
+
+SECRET = "/home/someone/secret-model-path.gguf"
+
+
+def test_server_errors_show_only_a_reference(fake: FakeWorld,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A 5xx carries no exception text, only a reference to the logged error."""
+    import re
+
+    fake.engine.enqueue([RuntimeError(SECRET)])
+    with caplog.at_level("ERROR"):
+        err = assert_error(chat(fake), 500, code="engine_error")
+    assert SECRET not in err["message"] and "RuntimeError" not in err["message"]
+    ref = re.search(r"reference ([0-9a-f]{8})", err["message"])
+    assert ref, err["message"]
+    assert any(ref[1] in r.getMessage() for r in caplog.records)  # the reference is logged
+    assert SECRET in caplog.text  # and so is the exception (its traceback)
+
+    fake.engine.enqueue(["partial", RuntimeError(SECRET)])
+    events = sse_events(chat(fake, stream=True).text)
+    assert set(events[-1]) == {"error"}
+    assert SECRET not in json.dumps(events) and "reference" in events[-1]["error"]["message"]
+    for path, body in [("/v1/completions", {"model": "scripted", "prompt": "x"}),
+                       ("/v1/completions", {"model": "scripted", "prompt": "x", "stream": True})]:
+        fake.engine.enqueue([RuntimeError(SECRET)])
+        resp = fake.client.post(path, json=body)
+        assert SECRET not in resp.text and "reference" in resp.text, resp.text
 
 
 def test_lone_surrogate_is_400_and_server_keeps_serving(fake: FakeWorld) -> None:

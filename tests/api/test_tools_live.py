@@ -95,3 +95,25 @@ def test_ollama_tools(live_server: LiveServer) -> None:
     r = c.chat(model="smollm2:135m", messages=ASK, tools=TOOLS, options={"num_predict": 60,
                                                                        "seed": 1})
     assert r.message.tool_calls or r.message.content
+
+
+@pytest.mark.parametrize("choice", ["required",
+                                    {"type": "function", "function": {"name": "get_weather"}}])
+def test_calls_never_end_as_content(client: openai.OpenAI, choice: object) -> None:
+    """Parallel calls allowed (the default) and room to repeat: the bundled model tends to
+    repeat its call until max_tokens; the answer is still calls, each once, never raw text."""
+    r = client.chat.completions.create(model="smollm2:135m", messages=ASK, tools=TOOLS,
+                                       tool_choice=choice, max_tokens=120, seed=3)  # type: ignore[arg-type]
+    choice_ = r.choices[0]
+    calls = choice_.message.tool_calls or []
+    assert calls and not choice_.message.content
+    assert choice_.finish_reason in ("tool_calls", "length")
+    keys = [(c.function.name, c.function.arguments) for c in calls]  # type: ignore[union-attr]
+    assert len(keys) == len(set(keys)) <= 8
+    for c in calls:
+        jsonschema.validate(json.loads(c.function.arguments), PARAMS)  # type: ignore[union-attr]
+    stream = client.chat.completions.create(model="smollm2:135m", messages=ASK, tools=TOOLS,
+                                            tool_choice=choice, max_tokens=120, seed=3,  # type: ignore[arg-type]
+                                            stream=True)
+    content = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
+    assert content == ""

@@ -4,26 +4,17 @@ tokens and generation goes on after it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
 from cove.engine.llama import LlamaEngine
 from cove.engine.scheduler import Scheduler
 from cove.engine.types import Finished, SamplingParams
-from cove.models.registry import bundled_model_path
 from cove.pipeline import close_reasoning
 from tests.engine.test_llama_batching import prompt
 from tests.jobs import collect
 
 pytestmark = pytest.mark.real_model
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LlamaEngine]:
-    eng = LlamaEngine(bundled_model_path(), "smollm2:135m", n_ctx=512, n_slots=2, n_threads=2)
-    yield eng
-    eng.close()
 
 
 def test_budget_closes_reasoning_and_generation_continues(engine: LlamaEngine) -> None:

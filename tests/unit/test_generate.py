@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cove.engine.generate import TextStream
-from cove.engine.types import SamplingParams
+from cove.engine.types import SamplingParams, TokenLogprob
 
 
 def feed(pieces: list[bytes], params: SamplingParams, prompt_len: int = 3,
@@ -73,3 +73,62 @@ def test_the_stop_sequence_that_ended_the_text_is_told() -> None:
     assert ts.stop_sequence == "\nUser:"
     ts = TextStream(SamplingParams(stop=("###",)), 3, 2048)
     assert ts.push(b"Hi", True) == ("", "stop") and ts.stop_sequence is None
+
+
+# -- log-probabilities paired with the text -------------------------------------------------------
+
+
+def feed_logprobs(pieces: list[bytes], params: SamplingParams,
+                  ) -> tuple[list[tuple[str, list[tuple[bytes, int]]]], str | None]:
+    """Push ``pieces`` each with an entry; ``(text, [(token, offset)])`` per push."""
+    ts = TextStream(params, 3, 2048)
+    out = []
+    reason = None
+    for p in [*pieces, None]:
+        entry = None if p is None else TokenLogprob(p, -1.0)
+        text, reason = ts.push(p or b"", p is None, entry)
+        out.append((text, [(e.token, e.offset) for e in ts.take_logprobs()]))
+        if reason:
+            break
+    return out, reason
+
+
+def test_logprobs_come_with_the_text_of_their_token() -> None:
+    out, reason = feed_logprobs([b"Hel", b"lo", b" you"], SamplingParams(logprobs=0))
+    assert out == [("Hel", [(b"Hel", 0)]), ("lo", [(b"lo", 3)]), (" you", [(b" you", 5)]),
+                   ("", [])]
+    assert reason == "stop"
+
+
+def test_logprobs_of_a_split_character_wait_for_the_whole_character() -> None:
+    smile = "🙂".encode()
+    out, _ = feed_logprobs([b"a", smile[:2], smile[2:], b"b"], SamplingParams(logprobs=0))
+    assert out[1] == ("", [])  # half a character: nothing to show yet
+    assert out[2] == ("🙂", [(smile[:2], 1), (smile[2:], 2)])
+    assert out[3] == ("b", [(b"b", 2)])
+
+
+def test_logprobs_of_held_stop_text_follow_it_and_stop_tokens_are_dropped() -> None:
+    pieces = [b"Hi", b" S", b"T", b"x", b" ST", b"OP", b" more"]
+    out, reason = feed_logprobs(pieces, SamplingParams(stop=("STOP",), logprobs=0))
+    assert reason == "stop"
+    text = "".join(t for t, _ in out)
+    entries = [e for _, es in out for e in es]
+    assert text == "Hi STx "
+    # " ST" straddles the end of the text: it began in it, so it is kept; "OP" is dropped
+    assert entries == [(b"Hi", 0), (b" S", 2), (b"T", 4), (b"x", 5), (b" ST", 6)]
+    assert out[1] == (" ", [])  # "S" may start "STOP": it and the logprob of " S" wait
+
+
+def test_logprobs_at_max_tokens_and_forced_pieces_without_entry() -> None:
+    ts = TextStream(SamplingParams(max_tokens=3, logprobs=2), 3, 2048)
+    assert ts.push(b"a", False, TokenLogprob(b"a", -1.0)) == ("a", None)
+    assert ts.push(b"bc", False) == ("bc", None)  # e.g. a forced continuation: no entry
+    assert ts.push(b"d", False, TokenLogprob(b"d", -2.0)) == ("d", "length")
+    assert [(e.token, e.offset) for e in ts.take_logprobs()] == [(b"a", 0), (b"d", 3)]
+
+
+def test_no_tracking_without_logprobs() -> None:
+    ts = TextStream(SamplingParams(), 3, 2048)
+    ts.push(b"a", False, TokenLogprob(b"a", -1.0))
+    assert ts.take_logprobs() == ()

@@ -5,7 +5,11 @@ Anthropic API) gets Anthropic's ``{"type": "error", "error": {"type", "message"}
 (and anything not claimed by another API) gets OpenAI's ``{"error": {"message", "type", "param",
 "code"}}``. The status code is the error's own, except that Anthropic's API answers 529 where
 Cove is overloaded (503). Client mistakes are 4xx; only a real server fault is 5xx, and its
-message does not leak internals.
+message does not leak internals: a 5xx error is logged (with its traceback and the exception
+that caused it) under a short reference, and the client is told only that reference
+(:func:`public`), unless its class says its message was written for the client
+(``CoveError.expose``: a full queue, a failed pull, a model too big for memory). Every body built
+here, whole responses and the error events that end streams, goes through :func:`public`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cove.errors import ContextLengthExceeded, CoveError, InvalidRequest
+from cove.errors import ContextLengthExceeded, CoveError, EngineFailure, InvalidRequest
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +50,37 @@ _HTTP_TYPES = {
 }
 
 
+def as_cove_error(exc: BaseException) -> CoveError:
+    """``exc`` itself when it is a :class:`CoveError`, else a 500 ``EngineFailure`` caused by
+    it (``__cause__``, so that :func:`public` logs its traceback)."""
+    if isinstance(exc, CoveError):
+        return exc
+    err = EngineFailure(f"{type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+def public(err: CoveError) -> CoveError:
+    """What the client may see of ``err``: ``err`` itself for a client error (4xx) or an
+    error whose message is meant for the client (``expose``); for any other server error a
+    copy with the same status, type, code and headers whose message is only a reference, the
+    full error (message, traceback, cause) being logged under that reference."""
+    if err.status < 500 or err.expose:
+        return err
+    ref = err.reference
+    if ref is None:  # log once, however many bodies are built from it
+        ref = err.reference = secrets.token_hex(4)
+        log.error("server error %s (%s): %s", ref, err.code, err.message,
+                  exc_info=(type(err), err, err.__traceback__))
+    out = CoveError(f"internal server error (reference {ref}; the details are in the "
+                    "server log)", code=err.code, headers=err.headers)
+    out.status, out.type = err.status, err.type
+    return out
+
+
 def openai_error_body(err: CoveError) -> dict[str, Any]:
-    """OpenAI's error object for ``err``."""
+    """OpenAI's error object for ``err`` (a 5xx scrubbed by :func:`public`)."""
+    err = public(err)
     return {
         "error": {
             "message": err.message,
@@ -58,13 +92,15 @@ def openai_error_body(err: CoveError) -> dict[str, Any]:
 
 
 def ollama_error_body(err: CoveError) -> dict[str, Any]:
-    """Ollama's error object for ``err``: ``{"error": "message"}``."""
-    return {"error": err.message}
+    """Ollama's error object for ``err``: ``{"error": "message"}`` (a 5xx scrubbed by
+    :func:`public`)."""
+    return {"error": public(err).message}
 
 
-def ndjson_error_line(err: CoveError) -> str:
-    """One NDJSON line carrying an Ollama error (ends a failed stream)."""
-    return json.dumps(ollama_error_body(err)) + "\n"
+def ndjson_error_line(exc: BaseException) -> str:
+    """One NDJSON line carrying an Ollama error (ends a failed stream); an exception that is
+    not a :class:`CoveError` is reported as a scrubbed 500."""
+    return json.dumps(ollama_error_body(as_cove_error(exc))) + "\n"
 
 
 def is_ollama_path(path: str) -> bool:
@@ -106,6 +142,7 @@ def anthropic_error_body(err: CoveError) -> dict[str, Any]:
     field at fault leads the message (``messages.0.content.1: ...``, as Anthropic writes it:
     its errors have no ``param``); a prompt over the context window reads ``prompt is too long:
     N tokens > M maximum``, the wording clients look for to trim a conversation."""
+    err = public(err)
     status = anthropic_status(err)
     kind = _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
     message = err.message
@@ -117,14 +154,16 @@ def anthropic_error_body(err: CoveError) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
-def anthropic_sse_error(err: CoveError) -> str:
-    """One ``event: error`` SSE event carrying an Anthropic error (ends a failed stream)."""
-    return f"event: error\ndata: {json.dumps(anthropic_error_body(err))}\n\n"
+def anthropic_sse_error(exc: BaseException) -> str:
+    """One ``event: error`` SSE event carrying an Anthropic error (ends a failed stream); an
+    exception that is not a :class:`CoveError` is reported as a scrubbed 500."""
+    return f"event: error\ndata: {json.dumps(anthropic_error_body(as_cove_error(exc)))}\n\n"
 
 
-def sse_error_event(err: CoveError) -> str:
-    """One SSE ``data:`` event carrying an OpenAI error object (ends a failed stream)."""
-    return f"data: {json.dumps(openai_error_body(err))}\n\n"
+def sse_error_event(exc: BaseException) -> str:
+    """One SSE ``data:`` event carrying an OpenAI error object (ends a failed stream); an
+    exception that is not a :class:`CoveError` is reported as a scrubbed 500."""
+    return f"data: {json.dumps(openai_error_body(as_cove_error(exc)))}\n\n"
 
 
 def render(err: CoveError, path: str = "") -> JSONResponse:
@@ -137,6 +176,24 @@ def render(err: CoveError, path: str = "") -> JSONResponse:
     return JSONResponse(body, status_code=err.status, headers=err.headers)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request, fallback: str = "") -> list[str]:
+    """The methods some route of the app takes at ``request``'s path, for ``Allow`` (FastAPI
+    names only the first matching route's, though a path has one route per method). Each
+    method is tried against the app's routes (static-file mounts, which match any method,
+    aside); with none found, ``fallback`` (the ``Allow`` raised), else ``GET, HEAD``."""
+    from starlette.routing import Match, Mount
+
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    base = {"type": "http", "path": request.url.path, "root_path": "", "headers": [],
+            "query_string": b""}
+    found = [m for m in _METHODS
+             if any(r.matches({**base, "method": m})[0] is Match.FULL for r in routes)]
+    return found or [m.strip() for m in fallback.split(",") if m.strip()] or ["GET", "HEAD"]
+
+
 def _loc_to_param(loc: tuple[Any, ...]) -> str:
     parts = [p for p in loc if p not in ("body",)]
     out = ""
@@ -144,7 +201,8 @@ def _loc_to_param(loc: tuple[Any, ...]) -> str:
         if isinstance(p, int):
             out += f"[{p}]"
         elif (not str(p).startswith(("function-", "tagged-union"))
-              and "[" not in str(p) and p not in ("str", "int")):  # union members: list[...]
+              and "[" not in str(p)  # union members: list[...], str, int, bool
+              and p not in ("str", "int", "bool")):
             out += ("." if out else "") + str(p)
     return out
 
@@ -181,7 +239,11 @@ def validation_to_error(exc: RequestValidationError) -> CoveError:
     param = _loc_to_param(loc)
     if loc == ("body",) or not param:
         return InvalidRequest(f"request body must be a JSON object: {first.get('msg')}")
-    return InvalidRequest(f"{_invalid_value(param)}{first.get('msg')}", param=param)
+    msg = first.get("msg")
+    if first.get("type") == "bool_type":  # strict booleans (pydantic.StrictBool)
+        got = json.dumps(first.get("input"), default=str)
+        msg = f"expected true or false, got {got if len(got) <= 40 else got[:37] + '...'}"
+    return InvalidRequest(f"{_invalid_value(param)}{msg}", param=param)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -197,11 +259,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        err = CoveError(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "http_error"))
+        err = CoveError(str(exc.detail), code=_HTTP_CODES.get(exc.status_code, "http_error"),
+                        headers=dict(exc.headers or {}))
         err.status = exc.status_code
         err.type = _HTTP_TYPES.get(exc.status_code, "server_error")
         if exc.status_code == 404:
             err.message = f"no route for {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            allow = allowed_methods(request, err.headers.get("Allow", ""))
+            err.headers["Allow"] = ", ".join(allow)
+            err.message = (f"{request.method} is not allowed on {request.url.path} "
+                           f"(allowed: {', '.join(allow)})")
         elif exc.status_code == 400 and "parsing the body" in err.message:
             err.message = "malformed JSON body: it could not be parsed (too deep or too large)"
         return render(err, request.url.path)
@@ -214,5 +282,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return render(CoveError("internal server error"), request.url.path)
+        # logged with its traceback by public(), under the reference the client is given
+        return render(as_cove_error(exc), request.url.path)

@@ -10,8 +10,9 @@ from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
 
-from cove.chat import ChatStream
-from cove.errors import CoveError, EngineFailure
+from cove.api.errors import as_cove_error
+from cove.chat import ChatResult, ChatStream
+from cove.errors import CoveError
 
 T = TypeVar("T", covariant=True)
 
@@ -37,14 +38,15 @@ def client_of(request: Request) -> str:
     return f"addr:{request.client.host if request.client else '?'}"
 
 
-async def _until(request: Request, stream: Collectable[Any],
+async def _until(request: Request, streams: list[Collectable[Any]],
                  task: asyncio.Future[Any]) -> bool:
-    """Wait for ``task`` while the client is connected; False (stream cancelled) if it left."""
+    """Wait for ``task`` while the client is connected; False (streams cancelled) if it left."""
     try:
         while not task.done():
             done, _ = await asyncio.wait({task}, timeout=POLL_SECONDS)
             if not done and await request.is_disconnected():
-                stream.cancel()
+                for stream in streams:
+                    stream.cancel()
                 return False
         return True
     finally:
@@ -52,23 +54,46 @@ async def _until(request: Request, stream: Collectable[Any],
             task.cancel()
 
 
-async def until_admitted(request: Request, stream: ChatStream) -> None:
-    """Wait until ``stream`` has a generation slot, so that a refusal (the queue deadline, a
-    fair-share displacement) is still an HTTP error with ``Retry-After`` rather than an error
-    event after a 200. A client that leaves meanwhile cancels the job.
+async def until_admitted(request: Request, *streams: ChatStream) -> None:
+    """Wait until every one of ``streams`` (the answers of one request) has a generation
+    slot, so that a refusal (the queue deadline, a fair-share displacement) is still an HTTP
+    error with ``Retry-After`` rather than an error event after a 200. A client that leaves
+    meanwhile cancels the jobs; a refusal of one cancels them all.
 
     Raises:
         Overloaded: refused before it got a slot.
     """
-    task = asyncio.ensure_future(stream.admitted())
-    if await _until(request, stream, task):
-        task.result()
+    task = asyncio.ensure_future(asyncio.gather(*(s.admitted() for s in streams)))
+    try:
+        if await _until(request, list(streams), task):
+            task.result()
+    except BaseException:
+        for stream in streams:
+            stream.cancel()
+        raise
 
 
 async def collect_unless_disconnected(request: Request, stream: Collectable[T]) -> T | None:
     """Run ``stream`` to the end, cancelling it if the client goes away first (None then)."""
     task = asyncio.ensure_future(stream.collect())
-    if await _until(request, stream, task):
+    if await _until(request, [stream], task):
+        return task.result()
+    return None
+
+
+async def collect_choices(request: Request,
+                          streams: list[ChatStream]) -> list[ChatResult] | None:
+    """Run ``streams`` (the answers of one request) to the end, cancelling them all if the
+    client goes away first (None then) or one fails."""
+    async def collect_all() -> list[ChatResult]:
+        try:
+            return list(await asyncio.gather(*(s.collect() for s in streams)))
+        finally:
+            for stream in streams:
+                stream.cancel()
+
+    task = asyncio.ensure_future(collect_all())
+    if await _until(request, list(streams), task):
         return task.result()
     return None
 
@@ -76,14 +101,13 @@ async def collect_unless_disconnected(request: Request, stream: Collectable[T]) 
 async def ending_in_error(events: AsyncIterator[str], stream: ChatStream,
                           error_event: Callable[[CoveError], str]) -> AsyncIterator[str]:
     """``events`` (a streamed answer's wire events), ended by one ``error_event`` if the
-    generation fails midway (an unexpected exception becomes an :class:`EngineFailure`, its
-    details not shown); the generation is cancelled however the stream ends."""
+    generation fails midway (an unexpected exception becomes an :class:`EngineFailure`; a
+    server error shows only its log reference, :func:`cove.api.errors.public`); the generation
+    is cancelled however the stream ends."""
     try:
         async for event in events:
             yield event
-    except CoveError as e:
-        yield error_event(e)
     except Exception as e:  # noqa: BLE001 - the stream must end with an error event
-        yield error_event(EngineFailure(f"generation failed: {type(e).__name__}"))
+        yield error_event(as_cove_error(e))  # a server error shows only its log reference
     finally:
         stream.cancel()

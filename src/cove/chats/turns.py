@@ -7,17 +7,22 @@ Order of events, so that nothing acknowledged is ever lost:
    here, before anything is stored or streamed);
 3. commit the user message and an empty assistant message with status ``streaming`` — only then
    is anything sent to the client;
-4. while streaming, save the assistant text every :data:`FLUSH_SECONDS`; at the end save it with
-   status ``complete`` and the token counts. If the client goes away (stop button) it is saved as
-   ``stopped``; on a failure as ``error``; if the process dies, the next start marks it
-   ``interrupted`` (:func:`cove.store.db.open_database`).
+4. while streaming, every piece of the answer is saved *before* it is passed on to be sent, so
+   whatever a client has received is already committed, even if the process is then killed.
+   Saves are batched, not one per token: while one runs (in a worker thread), the pieces that
+   arrive wait and the next save takes them all, so a slow disk or database delays what is sent
+   by about one save but never slows generation nor lets a backlog grow. At the end the answer
+   is saved with status ``complete`` and the token counts. If the client goes away (stop button)
+   it is saved as ``stopped``; on a failure as ``error``; if the process dies, the next start
+   marks it ``interrupted`` (:func:`cove.store.db.open_database`). Committed means in SQLite's
+   WAL with ``synchronous=NORMAL``: it survives the process being killed; a power cut may lose
+   the last commits (SQLite's documented trade-off for WAL mode), PostgreSQL keeps them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,14 +31,13 @@ from sqlalchemy import select, update
 
 from cove.chats import repo
 from cove.engine.types import SamplingParams
-from cove.errors import InvalidRequest
+from cove.errors import EngineFailure, InvalidRequest
 from cove.pipeline import ChatDelta, ChatDone, ChatMessage, ChatPipeline, ChatRequest, ChatStream
 from cove.store.db import Database
 from cove.store.tables import Conversation, Message, utcnow
 
 log = logging.getLogger("cove.chats")
 
-FLUSH_SECONDS = 0.3
 TITLE_CHARS = 60
 MAX_CONTENT = 200_000
 
@@ -62,56 +66,103 @@ class Turn:
     log_content: bool = False
 
     def __post_init__(self) -> None:
-        self._parts: dict[str, list[str]] = {"content": [], "reasoning": []}
+        self._parts: dict[str, list[str]] = {"content": [], "reasoning": []}  # received
+        self._shown = {"content": 0, "reasoning": 0}  # how many of them were passed on
         self._finished = False
 
+    def _pass_on(self, delta: ChatDelta) -> ChatDelta:
+        self._shown[delta.kind] += 1
+        return delta
+
     async def events(self) -> AsyncIterator[ChatDelta | ChatDone]:
-        """The pipeline's events, saving the answer as it grows (see the module docstring)."""
+        """The pipeline's events, each delta yielded only once a save covering it has been
+        committed (batched: see the module docstring)."""
         parts = self._parts
-        last_flush = time.monotonic()
+        source = self.stream.__aiter__()
+        fetch: asyncio.Future[ChatDelta | ChatDone] | None = None
+        save: asyncio.Future[None] | None = None
+        saving: list[ChatDelta] = []  # covered by the save that runs
+        waiting: list[ChatDelta] = []  # arrived since it started
+        done: ChatDone | None = None
         try:
-            async for item in self.stream:
-                if isinstance(item, ChatDelta):
-                    parts[item.kind].append(item.text)
-                    if time.monotonic() - last_flush >= FLUSH_SECONDS:
-                        await asyncio.to_thread(self._save, "streaming")
-                        last_flush = time.monotonic()
-                    yield item
-                else:
-                    self._save("complete", item)
-                    self._finished = True
-                    if self.log_content:
-                        log.info("answer in %s: %r", self.conversation["id"],
-                                 "".join(parts["content"]))
-                    yield item
+            fetch = asyncio.ensure_future(anext(source))
+            while done is None or save is not None:
+                await asyncio.wait([f for f in (fetch, save) if f is not None],
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if save is not None and save.done():
+                    save.result()
+                    save = None
+                    for delta in saving:
+                        yield self._pass_on(delta)
+                    saving = []
+                if fetch is not None and fetch.done():
+                    try:
+                        item = fetch.result()  # an engine error ends the loop here
+                    except StopAsyncIteration:
+                        raise EngineFailure("the answer ended without finishing") from None
+                    fetch = None
+                    if isinstance(item, ChatDelta):
+                        parts[item.kind].append(item.text)
+                        waiting.append(item)
+                        fetch = asyncio.ensure_future(anext(source))
+                    else:
+                        done = item
+                if save is None and waiting and done is None:
+                    saving, waiting = waiting, []
+                    values = self._values("streaming")
+                    save = asyncio.ensure_future(asyncio.to_thread(self._write, values))
+            assert done is not None
+            self._write(self._values("complete", done))
+            for delta in waiting:  # a stop now still makes it "stopped" (close())
+                yield self._pass_on(delta)
+            self._finished = True
+            if self.log_content:
+                log.info("answer in %s: %r", self.conversation["id"], "".join(parts["content"]))
+            yield done
         except Exception:
             if not self._finished:
                 self._finished = True
-                self._save("error")
+                self._write(self._values("error"))
+                for delta in saving + waiting:  # saved just now: the client may see them
+                    yield self._pass_on(delta)
             raise
         finally:
+            if fetch is not None:
+                fetch.cancel()
             self.close()
 
     def close(self) -> None:
-        """Stop generating; an unfinished answer is saved as ``stopped``. Synchronous (safe in
-        ``finally`` blocks of cancelled tasks) and idempotent."""
+        """Stop generating; an unfinished answer is saved as ``stopped``, with the text passed
+        on to the client so far (not what arrived after it). Synchronous (safe in ``finally``
+        blocks of cancelled tasks) and idempotent."""
         self.stream.cancel()
         if not self._finished:
             self._finished = True
-            self._save("stopped")
+            self._write(self._values("stopped", shown_only=True))
 
-    def _save(self, status: str, done: ChatDone | None = None) -> None:
-        parts = self._parts
-        values: dict[str, Any] = {
-            "content": "".join(parts["content"]), "reasoning": "".join(parts["reasoning"]),
-            "status": status, "updated_at": utcnow(),
-        }
+    def _values(self, status: str, done: ChatDone | None = None,
+                shown_only: bool = False) -> dict[str, Any]:
+        """The message's columns to save: its text (all that arrived, or with ``shown_only``
+        what was passed on), ``status``, and with ``done`` the finish reason and counts."""
+        def text(kind: str) -> str:
+            pieces = self._parts[kind]
+            return "".join(pieces[:self._shown[kind]] if shown_only else pieces)
+
+        values: dict[str, Any] = {"content": text("content"), "reasoning": text("reasoning"),
+                                  "status": status, "updated_at": utcnow()}
         if done is not None:
             values |= {"finish_reason": done.finish_reason,
                        "prompt_tokens": done.usage.prompt_tokens,
                        "completion_tokens": done.usage.completion_tokens}
+        elif shown_only:  # may replace a complete save whose last pieces were never sent
+            values |= {"finish_reason": None, "completion_tokens": None}
+        return values
+
+    def _write(self, values: dict[str, Any]) -> None:
+        """Commit ``values`` (from :meth:`_values`) to the assistant message; a ``streaming``
+        save never overwrites a final state (it may land after one, from its thread)."""
         stmt = update(Message).where(Message.id == self.assistant_id)
-        if status == "streaming":  # a late periodic save never overwrites the final state
+        if values["status"] == "streaming":
             stmt = stmt.where(Message.status == "streaming")
         with self.db.session() as s:
             s.execute(stmt.values(**values))

@@ -16,6 +16,7 @@ from cove.config import Settings
 from cove.engine.types import SamplingParams
 from cove.errors import CoveError, InvalidRequest
 from cove.features.logic.cli import register as register_logic_command
+from cove.features.search.cli import register as register_knowledge_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,6 +73,7 @@ def serve(host: str | None, port: int | None) -> None:
     """Serve the OpenAI-compatible (/v1) and Ollama-compatible (/api) APIs."""
     import uvicorn
 
+    from cove.api.connections import guarded_protocol
     from cove.app import create_app
 
     overrides: dict[str, object] = {}
@@ -85,6 +87,7 @@ def serve(host: str | None, port: int | None) -> None:
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
         timeout_graceful_shutdown=5,
+        http=guarded_protocol(settings.request_header_timeout, settings.max_connections),
     )
 
 
@@ -183,6 +186,7 @@ def version() -> None:
 
 register_model_commands(cli)
 register_logic_command(cli)
+register_knowledge_commands(cli)
 
 
 def main() -> None:

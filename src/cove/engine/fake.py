@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable
 
-from cove.engine.types import ModelInfo, SamplingParams
+from cove.engine.types import ModelInfo, SamplingParams, TokenLogprob
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
@@ -45,6 +45,7 @@ class ScriptedEngine:
         n_slots: int = 4,
         n_batch: int = 512,
         oracle: Callable[[list[int]], int] | None = None,
+        fim: tuple[int, int, int] | None = None,
     ) -> None:
         self.info = ModelInfo(
             name=name,
@@ -53,6 +54,7 @@ class ScriptedEngine:
             chat_template=chat_template,
             bos_token="",
             eos_token="<|im_end|>",
+            fim=fim,
         )
         self.delay = delay
         self.oracle = oracle
@@ -69,6 +71,9 @@ class ScriptedEngine:
         self._running: dict[int, list[bytes | Exception]] = {}
         self._cached: dict[int, list[int]] = {}
         self._pieces: dict[int, bytes] = {}
+        self._top: dict[int, int] = {}  # slot -> logprobs alternatives asked for
+        self.logprob_of: Callable[[bytes], float] = lambda piece: -0.25
+        self._last: dict[int, int] = {}  # slot -> last sampled token
 
     def enqueue(self, pieces: list[bytes | str | Exception]) -> None:
         """Script the next generation: one list item per token."""
@@ -98,6 +103,10 @@ class ScriptedEngine:
     def move(self, src: int, dst: int) -> None:
         self.copy(src, dst)
         self._running[dst] = self._running.pop(src, [])
+        if src in self._top:
+            self._top[dst] = self._top.pop(src)
+        if src in self._last:
+            self._last[dst] = self._last.pop(src)
 
     def save(self, slot: int) -> bytearray:
         self.saves.append(slot)
@@ -112,6 +121,8 @@ class ScriptedEngine:
     def start(self, slot: int, prompt: list[int], params: SamplingParams) -> int:
         self.history.append((list(prompt), params))
         self._running[slot] = self.scripts.pop(0) if self.scripts else []
+        if params.logprobs is not None:
+            self._top[slot] = params.logprobs
         held = self._cached.setdefault(slot, [])
         keep = 0
         while keep < min(len(held), len(prompt) - 1) and held[keep] == prompt[keep]:
@@ -130,6 +141,7 @@ class ScriptedEngine:
         if self.oracle is not None:
             return self.oracle(self.cached(slot))
         script = self._running.get(slot) or []
+        self._last[slot] = END
         if not script:
             return END
         piece = script.pop(0)
@@ -137,10 +149,24 @@ class ScriptedEngine:
             raise piece
         token = 1000 + len(self._pieces)
         self._pieces[token] = piece
+        self._last[slot] = token
         return token
+
+    def logprobs(self, slot: int) -> TokenLogprob | None:
+        """For a request with ``logprobs`` k: the last piece at ``logprob_of(piece)``
+        (default -0.25), then k alternatives (the piece again, then ``b"?"``, ``b"??"``, ...
+        each 1.0 less likely)."""
+        k = self._top.get(slot)
+        if k is None:
+            return None
+        piece = self._pieces.get(self._last.get(slot, END), b"")
+        lp = self.logprob_of(piece)
+        top = ((piece, lp), *((b"?" * i, lp - i) for i in range(1, k)))[:k]
+        return TokenLogprob(piece, lp, top)
 
     def release(self, slot: int) -> None:
         self._running.pop(slot, None)
+        self._top.pop(slot, None)
 
     def forget(self, slot: int) -> None:
         self._cached.pop(slot, None)

@@ -337,15 +337,15 @@ class Scheduler:
             seq = current
             try:
                 token = eng.sample(slot)
+                logprob = eng.logprobs(slot) if seq.job.params.logprobs is not None else None
                 piece = b"" if eng.is_end(token) else eng.piece(token)
-                text, reason = seq.text.push(piece, eng.is_end(token))
+                text, reason = seq.text.push(piece, eng.is_end(token), logprob)
             except Exception as e:
                 log.exception("sampling failed: %s", type(e).__name__)
                 self._end(seq, EngineFailure("generation failed"))
                 continue
             seq.last = token
-            if text:
-                self._outbox.put(seq.job, TextDelta(text))
+            self._emit(seq, text)
             if reason is None and seq.job.force is not None and not seq.forced:
                 reason = self._maybe_force(seq, seq.job.force, text, token)
             if reason is not None:
@@ -366,12 +366,17 @@ class Scheduler:
         seq.seen = ""
         for forced in force.tokens:
             piece, reason = seq.text.push(self.engine.piece(forced), False)
-            if piece:
-                self._outbox.put(seq.job, TextDelta(piece))
+            self._emit(seq, piece)
             if reason is not None:
                 return reason
         seq.pending = [token, *force.tokens]
         return None
+
+    def _emit(self, seq: _Seq, text: str) -> None:
+        """Send ``text`` with the log-probabilities of the tokens it completes (if asked)."""
+        logprobs = seq.text.take_logprobs()
+        if text or logprobs:
+            self._outbox.put(seq.job, TextDelta(text, logprobs))
 
     def _end(self, seq: _Seq, outcome: str | CoveError) -> None:
         """Finish ``seq`` with a reason (``stop``, ``length``, ``cancelled``) or an error."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -16,6 +17,13 @@ class SamplingParams:
     ``temperature`` 0 means greedy decoding. ``seed`` None means a fresh random seed.
     ``stop`` holds strings that end the generation; the stop text itself is never emitted.
     ``grammar`` is a GBNF grammar (llama.cpp's format) that constrains sampling, or None.
+    ``logit_bias`` holds ``(token id, bias)`` pairs added to the model's logits before any
+    other sampler (OpenAI's ``logit_bias``; -100 all but bans a token, +100 all but forces it).
+    ``logprobs`` None: no log-probabilities; k >= 0: report each sampled token's
+    log-probability and the k most likely alternatives (see :class:`TokenLogprob`).
+    ``watch``, when set, is called in the engine's worker with each piece of text as it is
+    emitted; when it returns True the generation ends there (``"stop"``): a stateful check
+    such as "a tool call was repeated" that must act at once, not a step later.
     Defaults follow llama.cpp's (top_k 40, top_p 0.95, min_p 0.05, temperature 0.8).
     """
 
@@ -30,6 +38,30 @@ class SamplingParams:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     grammar: str | None = None
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    logprobs: int | None = None
+    watch: Callable[[str], bool] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """The log-probability of one sampled token and its most likely alternatives.
+
+    The distribution is the log-softmax over the whole vocabulary of the logits the sampling
+    filters receive: the model's logits with ``logit_bias`` added and the repetition,
+    presence and frequency penalties applied, before grammar, top-k, top-p, min-p and
+    temperature (as OpenAI reports the model's distribution before temperature and top_p,
+    logit bias included; llama-server's default, ``post_sampling_probs: false``, is before the
+    bias and penalties too). ``token`` and the texts in
+    ``top`` are token bytes (special tokens as their text, a piece may be part of a UTF-8
+    character); ``top`` is most likely first. ``offset`` is where the token starts in the
+    generated text, in characters (set by :class:`cove.engine.generate.TextStream`).
+    """
+
+    token: bytes
+    logprob: float
+    top: tuple[tuple[bytes, float], ...] = ()
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -41,7 +73,11 @@ class ModelInfo:
     ``bos_token``/``eos_token`` are the texts of those special tokens (for templates);
     ``add_bos`` says whether the tokenizer wants a BOS token prepended (GGUF
     ``tokenizer.ggml.add_bos_token``); ``max_token_bytes`` is the longest token's text in bytes
-    (so ``n_ctx * max_token_bytes`` bounds the bytes of any text that fits).
+    (so ``n_ctx * max_token_bytes`` bounds the bytes of any text that fits); ``n_vocab`` is
+    the vocabulary size (0: unknown); ``fim`` the fill-in-the-middle token ids ``(prefix,
+    suffix, middle)`` (GGUF ``tokenizer.ggml.fim_pre_token_id``/``fim_suf_token_id``/
+    ``fim_mid_token_id``, or found by llama.cpp from texts such as ``<|fim_prefix|>``), None
+    when the vocabulary has none.
     """
 
     name: str
@@ -54,6 +90,8 @@ class ModelInfo:
     max_token_bytes: int = 1
     vision: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
+    n_vocab: int = 0
+    fim: tuple[int, int, int] | None = None
 
 
 class Engine(Protocol):
@@ -122,6 +160,11 @@ class Engine(Protocol):
         """Sample the slot's next token from its last logits."""
         ...
 
+    def logprobs(self, slot: int) -> TokenLogprob | None:
+        """The log-probabilities of the token the last :meth:`sample` drew, when the slot's
+        request asked for them (``SamplingParams.logprobs``), else None."""
+        ...
+
     def release(self, slot: int) -> None:
         """End the slot's request (its KV cells stay for prefix reuse)."""
         ...
@@ -152,9 +195,12 @@ class Usage:
 
 @dataclass(frozen=True)
 class TextDelta:
-    """A piece of generated text: complete UTF-8 characters, never part of a stop sequence."""
+    """A piece of generated text: complete UTF-8 characters, never part of a stop sequence.
+    ``logprobs`` are those of the tokens whose text ends in this piece (when requested; a
+    piece may carry none, or logprobs with no text at the very end)."""
 
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True)

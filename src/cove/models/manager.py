@@ -64,17 +64,68 @@ def physical_memory() -> int:
         return 0
 
 
+def kv_bytes_per_token(entry: ModelEntry) -> int:
+    """Bytes of f16 KV cache one token takes: layers x KV heads x (key + value head dims) x 2
+    bytes (GGUF keys ``<arch>.block_count``, ``.attention.head_count_kv`` — a number or one
+    per layer —, ``.attention.key_length`` / ``.value_length``, else the embedding length /
+    ``.attention.head_count``); 0 when the metadata lacks them."""
+    meta = entry.meta()
+    kv = meta.get("kv") or {}
+    arch = meta.get("architecture")
+    try:
+        layers = int(meta["block_count"])
+        heads = int(meta["head_count"])
+        kv_heads = meta.get("head_count_kv") or heads
+        k_len = int(kv.get(f"{arch}.attention.key_length") or
+                    int(meta["embedding_length"]) // heads)
+        v_len = int(kv.get(f"{arch}.attention.value_length") or k_len)
+        total_kv_heads = (sum(int(h) for h in kv_heads) if isinstance(kv_heads, list)
+                          else layers * int(kv_heads))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return 0
+    return total_kv_heads * (k_len + v_len) * 2
+
+
 def estimate_bytes(entry: ModelEntry, n_ctx: int) -> int:
     """Memory a model needs: its weights file plus an f16 KV cache for ``n_ctx`` tokens
-    (2 x layers x n_ctx x embedding x kv_heads/heads x 2 bytes, from GGUF metadata)."""
-    meta = entry.meta()
-    try:
-        kv_dim = int(meta["embedding_length"]) * int(meta["head_count_kv"]) // int(
-            meta["head_count"])
-        kv = 2 * int(meta["block_count"]) * n_ctx * kv_dim * 2
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        kv = 0
-    return entry.size + kv
+    (:func:`kv_bytes_per_token`)."""
+    return entry.size + n_ctx * kv_bytes_per_token(entry)
+
+
+AUTO_MIN_CTX = 4096  # the window "auto" never goes below (unless the model's is shorter)
+
+
+def auto_context(entry: ModelEntry, settings: Settings, budget: int) -> int:
+    """The per-slot window ``COVE_N_CTX=auto`` gives a chat model: its trained length, as
+    long as the model (weights, ``n_parallel`` windows of KV cache and the prompt cache)
+    takes at most half of ``budget`` bytes, so another model still fits beside it; else the
+    longest window (a multiple of 256) that does, but never below 4096 tokens (or the trained
+    length when shorter). 4096 when the trained length is unknown."""
+    trained = int(entry.meta().get("context_length") or 0)
+    if trained <= 0:
+        return AUTO_MIN_CTX
+    floor = min(AUTO_MIN_CTX, trained)
+    per_token = kv_bytes_per_token(entry) * settings.n_parallel
+    room = budget // 2 - entry.size - (settings.prompt_cache_mb << 20)
+    fits = room // per_token // 256 * 256 if per_token else trained
+    return max(floor, min(trained, fits))
+
+
+def memory_budget(settings: Settings) -> int:
+    """Bytes loaded models may use: ``memory_budget``, else 3/4 of physical memory (else
+    unlimited when that is unknown)."""
+    return settings.memory_budget or physical_memory() * 3 // 4 or 1 << 62
+
+
+def context_window(entry: ModelEntry, settings: Settings, kind: Kind = "chat") -> int:
+    """The context window a model is loaded with when a request asks for none: ``n_ctx``,
+    or for ``auto`` :func:`auto_context` (a chat model) or the trained length up to 8192
+    (an embedding model)."""
+    if settings.n_ctx != "auto":
+        return settings.n_ctx
+    if kind == "embed":
+        return min(int(entry.meta().get("context_length") or AUTO_MIN_CTX), 8192)
+    return auto_context(entry, settings, memory_budget(settings))
 
 
 @dataclass(eq=False)
@@ -146,8 +197,7 @@ class ModelManager:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
-        budget = settings.memory_budget or physical_memory() * 3 // 4
-        self.budget = budget or 1 << 62
+        self.budget = memory_budget(settings)
 
     # -- public -----------------------------------------------------------------------------
 
@@ -229,7 +279,7 @@ class ModelManager:
                     self._drop(stale)
             if stale is not None:
                 self._close(stale)
-            n_ctx = num_ctx or self.settings.n_ctx
+            n_ctx = num_ctx or context_window(entry, self.settings, kind)
             if kind == "embed":
                 need = estimate_bytes(entry, n_ctx)
             else:  # a KV stream of n_ctx cells per slot, and the host prompt cache's budget

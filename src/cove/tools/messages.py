@@ -7,14 +7,14 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cove.pipeline import ChatMessage
+    from cove.chat import ChatMessage
     from cove.tools.spec import ToolSpec
 
 
 def with_tool_prompt(messages: list[ChatMessage], spec: ToolSpec) -> list[ChatMessage]:
     """``messages`` with the tools described in the system message (prepended to an existing
     one, else a new one first)."""
-    from cove.pipeline import ChatMessage
+    from cove.chat import ChatMessage
 
     text = spec.describe()
     out = list(messages)

@@ -43,15 +43,26 @@ class ToolCalls:
     calls: list[ToolCall]
 
 
+MAX_CALLS = 8  # most calls in one answer with parallel calls (the grammar's maxItems)
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     """Validated tools of a request. ``choice`` is ``auto``, ``required`` or ``function``
-    (with ``name``); ``tools`` are the OpenAI-shaped definitions (for templates)."""
+    (with ``name``); ``tools`` are the OpenAI-shaped definitions (for templates).
+    ``offered`` is how many tools the request carried when only some of them were kept for
+    the prompt (:func:`cove.tools.select.select_tools`), else 0."""
 
     tools: list[dict[str, Any]]
     choice: str
     name: str | None
     parallel: bool
+    offered: int = 0
+
+    @property
+    def names(self) -> list[str]:
+        """The function names, in the request's order."""
+        return [t["function"]["name"] for t in self.tools]
 
     @property
     def functions(self) -> dict[str, dict[str, Any]]:
@@ -70,7 +81,8 @@ class ToolSpec:
                   "required": ["name", "arguments"], "additionalProperties": False}
                  for n in names]
         call: dict[str, Any] = calls[0] if len(calls) == 1 else {"anyOf": calls}
-        schema = {"type": "array", "items": call, "minItems": 1} if self.parallel else call
+        schema = ({"type": "array", "items": call, "minItems": 1, "maxItems": MAX_CALLS}
+                  if self.parallel else call)
         grammar = json_grammar(schema)
         if self.choice != "auto":
             return grammar
@@ -78,15 +90,75 @@ class ToolSpec:
         return f"root ::= cove-call | cove-tagged | cove-free\n{FREE_TEXT}{grammar}"
 
     def describe(self) -> str:
-        """A system-prompt text telling a model without a tool template how to call tools."""
-        lines = ["You can call these functions (JSON Schema of their arguments):"]
-        for t in self.tools:
-            f = t["function"]
-            lines.append(json.dumps({"name": f["name"], "description": f.get("description", ""),
-                                     "parameters": f.get("parameters") or {}}))
+        """A system-prompt text telling a model without a tool template how to call tools:
+        one line per tool in a compact signature form (:func:`signature`), about a third of
+        the tokens of the JSON definitions."""
+        lines = ["You can call these functions:"]
+        lines += [f"- {signature(t['function'])}" for t in self.tools]
+        many = " (or a JSON array of such objects for several calls)" if self.parallel else ""
         lines.append('To call a function, answer only with JSON: {"name": <function name>, '
-                     '"arguments": <arguments object>}.')
+                     f'"arguments": <arguments object>}}{many}.')
         return "\n".join(lines)
+
+
+MAX_DESCRIPTION = 240  # characters of a description kept in the compact form
+
+
+def _short(text: str, limit: int = MAX_DESCRIPTION) -> str:
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = cut.rfind(". ")
+    return cut[: end + 1] if end > limit // 2 else cut.rstrip() + "…"
+
+
+def type_text(schema: Any, depth: int = 0) -> str:
+    """A JSON schema as a short TypeScript-like type: ``string``, ``"a"|"b"``, ``integer[]``,
+    ``{city: string, days?: integer}``, ``string|null``."""
+    if not isinstance(schema, dict):
+        return "any"
+    if "const" in schema:
+        return json.dumps(schema["const"], ensure_ascii=False)
+    if "enum" in schema:
+        return "|".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"])
+    for key in ("anyOf", "oneOf"):
+        if isinstance(schema.get(key), list):
+            return "|".join(type_text(s, depth) for s in schema[key])
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return "|".join(type_text({**schema, "type": k}, depth) for k in kind)
+    if kind == "array":
+        inner = type_text(schema.get("items"), depth + 1)
+        return f"({inner})[]" if "|" in inner else f"{inner}[]"
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties")
+        if not isinstance(props, dict) or not props:
+            return "object"
+        if depth >= 2:
+            return "object"
+        required = set(schema.get("required") or [])
+        fields = [f"{k}{'' if k in required else '?'}: {type_text(v, depth + 1)}"
+                  for k, v in props.items()]
+        return "{" + ", ".join(fields) + "}"
+    return str(kind) if kind else "any"
+
+
+def signature(function: dict[str, Any]) -> str:
+    """One tool as a line: ``name(arg: type, opt?: type): description. arg: what it is.``
+    (optional arguments marked ``?``; argument descriptions follow the tool's)."""
+    params = function.get("parameters") or {}
+    props = params.get("properties") or {}
+    required = set(params.get("required") or [])
+    args = ", ".join(f"{k}{'' if k in required else '?'}: {type_text(v, 1)}"
+                     for k, v in props.items())
+    notes = [_short(function.get("description") or "")]
+    notes += [f"{k}: {_short(v['description'], 120)}" for k, v in props.items()
+              if isinstance(v, dict) and v.get("description")]
+    text = " ".join(n if n.endswith((".", "…", "?", "!")) else n + "." for n in notes if n)
+    return f"{function['name']}({args})" + (f": {text}" if text else "")
 
 
 def _tool(i: int, tool: Any) -> dict[str, Any]:

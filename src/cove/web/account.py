@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from cove import __version__
 from cove.auth import repo
@@ -50,7 +50,7 @@ class NewUser(Credentials):
 
 class UserChange(BaseModel):
     role: str | None = None
-    disabled: bool | None = None
+    disabled: StrictBool | None = None
 
 
 class KeyName(BaseModel):
@@ -172,10 +172,20 @@ def delete_key(key_id: int, user: UserDep, s: DbDep) -> dict[str, Any]:
     return {"ok": True}
 
 
+def register_export(app: Any, name: str, part: Callable[[Any, int], Any]) -> None:
+    """Make the export carry ``name: part(session, user_id)`` (a feature's own data)."""
+    if not hasattr(app.state, "export_parts"):
+        app.state.export_parts = {}
+    app.state.export_parts[name] = part
+
+
 @router.get("/export")
-def export(user: UserDep, s: DbDep) -> Response:
-    """All of the user's data as one JSON file (download)."""
-    body = json.dumps(export_user(s, user), ensure_ascii=False, indent=2)
+def export(request: Request, user: UserDep, s: DbDep) -> Response:
+    """All of the user's data as one JSON file (download), with each feature's part."""
+    data = export_user(s, user)
+    for name, part in getattr(request.app.state, "export_parts", {}).items():
+        data[name] = part(s, user.id)
+    body = json.dumps(data, ensure_ascii=False, indent=2)
     return Response(body, media_type="application/json", headers={
         "Content-Disposition": f'attachment; filename="cove-export-{user.id}.json"',
         "Cache-Control": "no-store"})

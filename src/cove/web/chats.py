@@ -8,8 +8,9 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
+from cove.api.openapi import EventStream
 from cove.api.streams import client_of, until_admitted
 from cove.auth.deps import DbDep, SettingsDep, UserDep, check_origin, get_db
 from cove.chats import repo
@@ -47,7 +48,7 @@ class Rename(BaseModel):
 class Send(Sampling):
     content: str | None = None
     edit_from: int | None = None
-    regenerate: bool = False
+    regenerate: StrictBool = False
 
 
 class GuestMessage(BaseModel):
@@ -116,7 +117,7 @@ def delete(conversation_id: str, request: Request, user: UserDep, s: DbDep) -> d
     return {"ok": True}
 
 
-@router.post("/conversations/{conversation_id}/messages")
+@router.post("/conversations/{conversation_id}/messages", response_class=EventStream)
 async def send(conversation_id: str, body: Send, request: Request, user: UserDep,
                settings: SettingsDep) -> StreamingResponse:
     """Store the user message, then stream the answer as SSE (see :mod:`cove.web.sse`) while
@@ -137,7 +138,7 @@ async def send(conversation_id: str, body: Send, request: Request, user: UserDep
     return StreamingResponse(body_iter(), media_type="text/event-stream", headers=sse.HEADERS)
 
 
-@router.post("/guest/chat")
+@router.post("/guest/chat", response_class=EventStream)
 async def guest_chat(body: GuestChat, request: Request, settings: SettingsDep) -> StreamingResponse:
     """Chat without an account: the browser sends the whole conversation each time; nothing is
     written to the database or the log."""

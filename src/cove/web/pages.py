@@ -1,8 +1,9 @@
 """The single-page app at ``/`` and its files under ``/static`` (served from the package; every
 script, style and font is vendored, nothing comes from a CDN).
 
-Pages get a strict Content-Security-Policy: scripts only from this server, no inline scripts, no
-plugins, no framing — a second line of defence behind the sanitising of every message.
+The page gets a strict Content-Security-Policy: scripts only from this server, no inline
+scripts, no plugins, no framing — a second line of defence behind the sanitising of every
+message. (The other security headers are on every response: :mod:`cove.api.security`.)
 """
 
 from __future__ import annotations
@@ -20,12 +21,6 @@ CSP = (
     "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
 
 router = APIRouter()
 
@@ -45,7 +40,7 @@ async def index(request: Request) -> Response:
     """The web app for a browser; for any other client the plain text ``Ollama is running``
     (status 200, ``text/plain``), as Ollama answers there, so clients that probe ``/`` to
     find an Ollama server find Cove."""
-    headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache", "Vary": "Accept"}
+    headers = {"Content-Security-Policy": CSP, "Cache-Control": "no-cache", "Vary": "Accept"}
     if not wants_html(request.headers.get("accept", "")):
         return PlainTextResponse(OLLAMA_BANNER, headers=headers)
     return FileResponse(STATIC / "index.html", headers=headers)

@@ -11,8 +11,7 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
-from cove.api.errors import openai_error_body
-from cove.errors import CoveError, EngineFailure
+from cove.api.errors import as_cove_error, openai_error_body
 from cove.pipeline import ChatDelta, ChatDone
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -37,8 +36,6 @@ async def encode(
                 yield event({"type": "done", "finish_reason": item.finish_reason,
                              "usage": {"prompt_tokens": item.usage.prompt_tokens,
                                        "completion_tokens": item.usage.completion_tokens}})
-    except CoveError as e:
-        yield event({"type": "error", **openai_error_body(e)})
     except Exception as e:  # noqa: BLE001 - the stream must end with an error event
-        yield event({"type": "error",
-                     **openai_error_body(EngineFailure(f"generation failed: {type(e).__name__}"))})
+        # a server error shows only its log reference (cove.api.errors.public)
+        yield event({"type": "error", **openai_error_body(as_cove_error(e))})

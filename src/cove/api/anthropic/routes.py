@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from cove.api.anthropic import convert, sse
 from cove.api.anthropic.schemas import CountTokensRequest, MessagesRequest
+from cove.api.headers import tool_headers
 from cove.api.openai.routes import SSE_HEADERS, PipelineDep
 from cove.api.streams import client_of, collect_unless_disconnected, until_admitted
 
@@ -26,9 +27,10 @@ async def messages(body: MessagesRequest, request: Request, pipeline: PipelineDe
     if body.stream:
         await until_admitted(request, stream)
         return StreamingResponse(sse.sse_stream(stream), media_type="text/event-stream",
-                                 headers=SSE_HEADERS)
+                                 headers={**SSE_HEADERS, **tool_headers(stream)})
     result = await collect_unless_disconnected(request, stream)
-    return JSONResponse(convert.from_chat_result(result) if result else {})
+    return JSONResponse(convert.from_chat_result(result) if result else {},
+                        headers=tool_headers(stream))
 
 
 @router.post("/count_tokens")

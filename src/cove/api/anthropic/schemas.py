@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from cove.api.openai.schemas import Int
 
@@ -35,7 +35,7 @@ class Block(_Body):
     input: Any = None
     tool_use_id: Any = None
     content: Any = None
-    is_error: bool | None = None
+    is_error: StrictBool | None = None
     thinking: Any = None
     signature: Any = None
     data: Any = None
@@ -103,7 +103,7 @@ class MessagesRequest(Prompt):
     top_k: Int | None = Field(None, ge=0)
     metadata: Metadata | None = None
     output_config: OutputConfig | None = None
-    stream: bool = False
+    stream: StrictBool = False
 
 
 class CountTokensRequest(Prompt):

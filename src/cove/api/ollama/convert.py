@@ -16,7 +16,7 @@ from typing import Any
 from cove.api.errors import ndjson_error_line
 from cove.api.ollama.schemas import ChatBody, GenerateBody
 from cove.config import parse_duration
-from cove.errors import CoveError, EngineFailure, InvalidRequest
+from cove.errors import InvalidRequest
 from cove.models import capabilities
 from cove.models.options import sampling_fields, to_sampling, validate_options
 from cove.models.registry import ModelEntry
@@ -115,17 +115,27 @@ def tool_calls_json(calls: list[ToolCall]) -> list[dict[str, Any]]:
 
 
 def to_generate_request(body: GenerateBody) -> ChatRequest:
-    """The pipeline request for ``/api/generate`` (not raw): system + the prompt as one user
-    turn, rendered with the model's template.
+    """The pipeline request for ``/api/generate``: system + the prompt as one user turn,
+    rendered with the model's template (the route sends a raw prompt, or a prompt with a
+    ``suffix`` to fill in the middle, untemplated instead).
 
     Raises:
-        InvalidRequest: ``suffix`` or ``template`` (not supported), bad options.
+        InvalidRequest: ``template`` or ``context`` (not supported); with ``raw`` or a
+            ``suffix``: ``system``, ``images`` or ``think`` (no template to take them, as
+            Ollama refuses raw mode with a system prompt); bad options.
     """
-    if body.suffix:
-        raise InvalidRequest("suffix (fill-in-the-middle) is not supported", param="suffix")
     if body.template:
         raise InvalidRequest("a template override is not supported; the model's own chat "
                              "template is used", param="template")
+    if body.context:
+        raise InvalidRequest("context (token ids of an earlier reply) is not supported; "
+                             "send the conversation to /api/chat", param="context")
+    if body.raw or body.suffix:
+        mode = "raw mode" if body.raw else "fill-in-the-middle (suffix)"
+        for name in ("system", "images", "think"):
+            if getattr(body, name) not in (None, "", []):
+                raise InvalidRequest(f"{mode} does not support {name}: the prompt is not "
+                                     "rendered with the chat template", param=name)
     messages = [ChatMessage("system", body.system)] if body.system else []
     messages.append(ChatMessage("user", body.prompt or "", images=len(body.images or [])))
     return ChatRequest(messages=messages, model=require_model(body.ref), **_common(body))
@@ -224,10 +234,8 @@ async def ndjson_stream(stream: ChatStream, *, chat: bool, think: bool | None,
                 yield _line(_piece(chat, stream.model, item.kind, item.text))
             elif isinstance(item, ChatDone):
                 yield _line(final(chat, stream.model, item, timer))
-    except CoveError as e:
-        yield ndjson_error_line(e)
     except Exception as e:  # noqa: BLE001 - the stream must end with an error line
-        yield ndjson_error_line(EngineFailure(f"generation failed: {type(e).__name__}"))
+        yield ndjson_error_line(e)  # a server error shows only its log reference
     finally:
         stream.cancel()
 

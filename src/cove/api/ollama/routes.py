@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from cove import __version__
-from cove.api.errors import ndjson_error_line
+from cove.api.errors import as_cove_error, ndjson_error_line
+from cove.api.headers import tool_headers
 from cove.api.ollama import convert
 from cove.api.ollama.blobs import router as blobs_router
 from cove.api.ollama.schemas import (
@@ -28,8 +28,9 @@ from cove.api.ollama.schemas import (
     ShowBody,
 )
 from cove.api.openai.routes import PipelineDep
+from cove.api.openapi import NDJSON_OR_JSON
 from cove.api.streams import client_of, until_admitted
-from cove.errors import CoveError, InvalidRequest
+from cove.errors import InvalidRequest
 from cove.models import manage, uploads
 from cove.models.names import parse_new_ref, parse_ref
 from cove.models.pull import Progress, pull
@@ -51,12 +52,13 @@ async def _disconnect_watch(request: Request, stream: ChatStream) -> None:
 
 
 async def _reply(request: Request, pipeline: ChatPipeline, req: ChatRequest, *, chat: bool,
-                 stream_out: bool, raw_prompt: str | None = None) -> Response:
+                 stream_out: bool, raw_prompt: str | None = None,
+                 suffix: str | None = None) -> Response:
     timer = convert.Timer()
     if raw_prompt is not None:
         stream = await pipeline.start_completion(
             req.model, raw_prompt, req.params, explicit=req.explicit, num_ctx=req.num_ctx,
-            keep_alive=req.keep_alive, client=client_of(request))
+            keep_alive=req.keep_alive, suffix=suffix, client=client_of(request))
     else:
         stream = await pipeline.start_chat(dataclasses.replace(req, client=client_of(request)))
     if stream_out:
@@ -64,12 +66,12 @@ async def _reply(request: Request, pipeline: ChatPipeline, req: ChatRequest, *, 
         timer.mark_admitted()
         return StreamingResponse(
             convert.ndjson_stream(stream, chat=chat, think=req.think, timer=timer),
-            media_type=NDJSON)
+            media_type=NDJSON, headers=tool_headers(stream))
     timer.mark_admitted()
     watch = asyncio.ensure_future(_disconnect_watch(request, stream))
     try:
         return JSONResponse(await convert.collect(stream, chat=chat, think=req.think,
-                                                  timer=timer))
+                                                  timer=timer), headers=tool_headers(stream))
     finally:
         watch.cancel()
 
@@ -85,7 +87,7 @@ async def _load_only(pipeline: ChatPipeline, model: str, keep_alive: float | Non
     return JSONResponse(convert.load_reply(chat, entry.name, unloaded=False))
 
 
-@router.post("/chat", response_model=None)
+@router.post("/chat", response_model=None, responses=NDJSON_OR_JSON)
 async def chat(body: ChatBody, request: Request, pipeline: PipelineDep) -> Response:
     req = convert.to_chat_request(body)
     if not body.messages:
@@ -93,13 +95,15 @@ async def chat(body: ChatBody, request: Request, pipeline: PipelineDep) -> Respo
     return await _reply(request, pipeline, req, chat=True, stream_out=body.stream)
 
 
-@router.post("/generate", response_model=None)
+@router.post("/generate", response_model=None, responses=NDJSON_OR_JSON)
 async def generate(body: GenerateBody, request: Request, pipeline: PipelineDep) -> Response:
     req = convert.to_generate_request(body)
-    if not body.prompt and not body.images:
+    if not body.prompt and not body.images and not body.suffix:
         return await _load_only(pipeline, req.model or "", req.keep_alive, chat=False)
+    untemplated = body.raw or bool(body.suffix)
     return await _reply(request, pipeline, req, chat=False, stream_out=body.stream,
-                        raw_prompt=body.prompt if body.raw else None)
+                        raw_prompt=body.prompt or "" if untemplated else None,
+                        suffix=body.suffix or None)
 
 
 @router.get("/tags")
@@ -171,12 +175,8 @@ async def _run_with_progress(request: Request, work: Callable[..., Any],
     async def run() -> None:
         try:
             await asyncio.to_thread(work, report, cancel)
-        except CoveError as e:
-            await queue.put({"error": e.message, "_err": e})
         except Exception as e:  # noqa: BLE001 - a bug must still end the stream with an error
-            logging.getLogger(__name__).exception("model operation failed")
-            err = CoveError(f"the operation failed: {type(e).__name__}")
-            await queue.put({"error": err.message, "_err": err})
+            await queue.put({"_err": as_cove_error(e)})  # a 5xx is logged when rendered
         finally:
             await queue.put(None)
 
@@ -206,7 +206,7 @@ async def _run_with_progress(request: Request, work: Callable[..., Any],
     return StreamingResponse(lines(), media_type=NDJSON)
 
 
-@router.post("/pull", response_model=None)
+@router.post("/pull", response_model=None, responses=NDJSON_OR_JSON)
 async def pull_model(body: PullBody, request: Request, pipeline: PipelineDep) -> Response:
     ref = convert.require_model(body.ref)
     parse_ref(ref)  # a bad name is a 4xx before any stream starts
@@ -226,7 +226,7 @@ _CREATE_REFUSED = {
 }
 
 
-@router.post("/create", response_model=None)
+@router.post("/create", response_model=None, responses=NDJSON_OR_JSON)
 async def create(body: CreateBody, request: Request, pipeline: PipelineDep) -> Response:
     """A model from uploaded GGUF ``files`` or a preset ``from`` an installed model, with
     ``system``, ``parameters`` (and, from files, ``license``). Everything is checked before

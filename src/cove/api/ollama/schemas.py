@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 class _Body(BaseModel):
@@ -40,11 +40,11 @@ class Message(_Body):
 
 
 class _Generation(_Named):
-    stream: bool = True
+    stream: StrictBool = True
     format: str | dict[str, Any] | None = None
     options: dict[str, Any] | None = None
     keep_alive: Any = None
-    think: bool | str | None = None
+    think: StrictBool | str | None = None
 
 
 class ChatBody(_Generation):
@@ -62,7 +62,7 @@ class GenerateBody(_Generation):
     system: str | None = None
     template: str | None = None
     context: list[int] | None = None
-    raw: bool = False
+    raw: StrictBool = False
     images: list[str] | None = None
 
 
@@ -70,7 +70,7 @@ class EmbedBody(_Named):
     """``POST /api/embed``: one string or a list."""
 
     input: str | list[str] = ""
-    truncate: bool | None = True
+    truncate: StrictBool | None = True
     options: dict[str, Any] | None = None
     keep_alive: Any = None
     dimensions: int | None = Field(None, ge=1)
@@ -87,7 +87,7 @@ class EmbeddingsBody(_Named):
 class ShowBody(_Named):
     """``POST /api/show``."""
 
-    verbose: bool = False
+    verbose: StrictBool = False
 
 
 class DeleteBody(_Named):
@@ -104,8 +104,8 @@ class CopyBody(_Body):
 class PullBody(_Named):
     """``POST /api/pull``."""
 
-    insecure: bool = False
-    stream: bool = True
+    insecure: StrictBool = False
+    stream: StrictBool = True
 
 
 class CreateBody(_Named):
@@ -115,7 +115,7 @@ class CreateBody(_Named):
     from_: str | None = Field(None, alias="from")
     system: str | None = None
     parameters: dict[str, Any] | None = None
-    stream: bool = True
+    stream: StrictBool = True
     modelfile: str | None = None
     files: dict[str, str] | None = None
     license: str | list[str] | None = None

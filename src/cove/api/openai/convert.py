@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
+import math
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-from cove.api.errors import sse_error_event
+from cove.api.openai.logprobs import chat_logprobs, completion_logprobs
 from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest, Message
 from cove.engine.types import SamplingParams, Usage
-from cove.errors import CoveError, EngineFailure, InvalidRequest
-from cove.pipeline import ChatDelta, ChatDone, ChatMessage, ChatRequest, ChatResult, ChatStream
+from cove.errors import InvalidRequest
+from cove.pipeline import ChatMessage, ChatRequest, ChatResult
 from cove.structured import openai_grammar
-from cove.tools import ToolCall, ToolCalls, parse_tools
+from cove.tools import ToolCall, parse_tools
 
 DEFAULT_TEMPERATURE = 0.8
 
@@ -29,10 +28,50 @@ def _stops(stop: str | list[str] | None) -> tuple[str, ...]:
     return tuple(s for s in stops if s)
 
 
+def logprobs_wanted(body: ChatCompletionRequest | CompletionRequest) -> int | None:
+    """How many alternatives to report per token (None: no logprobs): chat's
+    ``logprobs: true`` with ``top_logprobs`` (default 0), completions' ``logprobs``.
+
+    Raises:
+        InvalidRequest: ``top_logprobs`` without ``logprobs: true`` (as OpenAI).
+    """
+    if isinstance(body, CompletionRequest):
+        return body.logprobs
+    if body.top_logprobs is not None and not body.logprobs:
+        raise InvalidRequest("top_logprobs needs logprobs: true", param="top_logprobs")
+    return (body.top_logprobs or 0) if body.logprobs else None
+
+
+def _logit_bias(value: Any) -> tuple[tuple[int, float], ...]:
+    """OpenAI's ``logit_bias`` (``{"<token id>": bias}``, bias -100..100) as pairs.
+
+    Raises:
+        InvalidRequest: not an object, a key that is not a token id, a bias out of range.
+    """
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise InvalidRequest('logit_bias must be an object {"<token id>": bias}',
+                             param="logit_bias")
+    out = []
+    for key, bias in value.items():
+        if not (isinstance(key, str) and key.isascii() and key.isdigit()):
+            raise InvalidRequest(f"logit_bias keys are token ids (digits), not {key!r}",
+                                 param="logit_bias")
+        if (isinstance(bias, bool) or not isinstance(bias, int | float)
+                or not math.isfinite(bias) or not -100 <= bias <= 100):
+            raise InvalidRequest(f"logit_bias for token {key} must be a number from -100 to "
+                                 f"100, not {bias!r}", param="logit_bias")
+        out.append((int(key), float(bias)))
+    return tuple(out)
+
+
 def to_sampling(body: ChatCompletionRequest | CompletionRequest) -> SamplingParams:
-    """Sampling parameters from a request body (llama.cpp defaults where OpenAI has none)."""
-    if body.logprobs:
-        raise InvalidRequest("logprobs are not supported", param="logprobs")
+    """Sampling parameters from a request body (llama.cpp defaults where OpenAI has none).
+
+    Raises:
+        InvalidRequest: a bad ``logit_bias``, ``top_logprobs`` without ``logprobs``.
+    """
     max_tokens = body.max_tokens
     if isinstance(body, ChatCompletionRequest) and body.max_completion_tokens is not None:
         max_tokens = body.max_completion_tokens
@@ -48,13 +87,46 @@ def to_sampling(body: ChatCompletionRequest | CompletionRequest) -> SamplingPara
         repeat_penalty=base.repeat_penalty if body.repeat_penalty is None else body.repeat_penalty,
         presence_penalty=body.presence_penalty or 0.0,
         frequency_penalty=body.frequency_penalty or 0.0,
+        logit_bias=_logit_bias(body.logit_bias),
+        logprobs=logprobs_wanted(body),
     )
+
+
+# chat fields Cove cannot honour: refused unless absent or set to what Cove does anyway
+_REFUSED = {
+    "audio": "audio output is not supported; answers are text",
+    "prediction": "predicted outputs are not supported",
+    "web_search_options": "web search is not supported (Cove never goes online)",
+    "functions": "the deprecated functions are not supported; use tools",
+    "function_call": "the deprecated function_call is not supported; use tool_choice",
+}
+
+
+def check_supported(body: ChatCompletionRequest) -> None:
+    """Refuse the OpenAI chat fields Cove would otherwise have to ignore.
+
+    Raises:
+        InvalidRequest: naming the field (``audio``, ``modalities`` other than text,
+            ``prediction``, ``web_search_options``, ``functions``, ``function_call``,
+            ``service_tier`` other than auto/default, ``verbosity`` other than medium).
+    """
+    for name, why in _REFUSED.items():
+        if getattr(body, name) is not None:
+            raise InvalidRequest(why, param=name)
+    if body.modalities is not None and set(body.modalities) - {"text"}:
+        raise InvalidRequest("only the text modality is supported", param="modalities")
+    if body.service_tier not in (None, "auto", "default"):
+        raise InvalidRequest("service_tier must be auto or default: there is one tier here",
+                             param="service_tier")
+    if body.verbosity not in (None, "medium"):
+        raise InvalidRequest("verbosity is not supported (only its default, medium)",
+                             param="verbosity")
 
 
 def _message(i: int, m: Message) -> ChatMessage:
     if m.content is None or isinstance(m.content, str):
         return ChatMessage(m.role, m.content or "", tool_calls=m.tool_calls,
-                           tool_call_id=m.tool_call_id)
+                           tool_call_id=m.tool_call_id, name=m.name)
     texts: list[str] = []
     images = 0
     for j, part in enumerate(m.content):
@@ -73,15 +145,17 @@ def _message(i: int, m: Message) -> ChatMessage:
                 f"content part type {part.type!r} is not supported",
                 param=f"messages[{i}].content[{j}].type",
             )
-    return ChatMessage(m.role, "\n".join(texts), images=images)
+    return ChatMessage(m.role, "\n".join(texts), images=images, name=m.name)
 
 
 def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
     """The pipeline request for a chat completion body.
 
     Raises:
-        InvalidRequest: unsupported features (tools, structured output, logprobs, parts).
+        InvalidRequest: unsupported features or bad values (tools, structured output,
+            content parts, logit_bias, the fields of :func:`check_supported`).
     """
+    check_supported(body)
     tools = parse_tools(body.tools, body.tool_choice, body.parallel_tool_calls)
     params = to_sampling(body)
     if body.response_format is not None:
@@ -143,10 +217,15 @@ def completion_prompt(body: CompletionRequest) -> str:
     """The single prompt string of a completions body.
 
     Raises:
-        InvalidRequest: a list of several prompts (batch) or a suffix.
+        InvalidRequest: a list of several prompts (batch); ``echo`` with ``logprobs`` (the
+            prompt's own logprobs are not computed); ``best_of`` below ``n`` or streamed.
     """
-    if body.suffix:
-        raise InvalidRequest("suffix (fill-in-the-middle) is not supported", param="suffix")
+    if body.echo and body.logprobs is not None:
+        raise InvalidRequest("echo cannot be combined with logprobs: the prompt tokens' "
+                             "logprobs are not computed", param="echo")
+    if body.best_of is not None and (body.best_of < body.n or body.stream):
+        raise InvalidRequest("best_of must be at least n, and cannot be streamed",
+                             param="best_of")
     if isinstance(body.prompt, list):
         if len(body.prompt) != 1:
             raise InvalidRequest("exactly one prompt string is supported", param="prompt")
@@ -164,12 +243,18 @@ def usage_dict(usage: Usage) -> dict[str, Any]:
     }
 
 
+def total_usage(usages: list[Usage]) -> Usage:
+    """The usage of ``n`` answers to one prompt: the prompt counted once (cached: what no
+    answer computed), the completion tokens summed."""
+    return Usage(usages[0].prompt_tokens, sum(u.completion_tokens for u in usages),
+                 min(u.cached_tokens for u in usages))
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:24]}"
 
 
-def from_chat_result(result: ChatResult) -> dict[str, Any]:
-    """A ``chat.completion`` object; ``reasoning_content`` is present when the model reasoned."""
+def _chat_message(result: ChatResult) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": result.content}
     if result.tool_calls:
         message["content"] = result.content or None
@@ -178,111 +263,57 @@ def from_chat_result(result: ChatResult) -> dict[str, Any]:
         message["reasoning_budget_exhausted"] = True
     if result.reasoning:
         message["reasoning_content"] = result.reasoning
+    return message
+
+
+def from_chat_results(results: list[ChatResult], top_logprobs: int | None) -> dict[str, Any]:
+    """A ``chat.completion`` object with one choice per result; ``reasoning_content`` is
+    present when the model reasoned, ``logprobs`` when ``top_logprobs`` is not None."""
     return {
         "id": new_id("chatcmpl"),
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": result.model,
+        "model": results[0].model,
         "system_fingerprint": None,
         "choices": [
             {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": result.finish_reason,
+                "index": i,
+                "message": _chat_message(r),
+                "logprobs": None if top_logprobs is None else chat_logprobs(r.logprobs),
+                "finish_reason": r.finish_reason,
             }
+            for i, r in enumerate(results)
         ],
-        "usage": usage_dict(result.usage),
+        "usage": usage_dict(total_usage([r.usage for r in results])),
     }
 
 
-def from_completion_result(result: ChatResult, prompt: str, echo: bool) -> dict[str, Any]:
-    """A ``text_completion`` object."""
+def best_of(results: list[ChatResult], n: int) -> list[ChatResult]:
+    """The ``n`` results with the highest mean token log-probability, best first (OpenAI's
+    ``best_of``); the results must carry logprobs."""
+    def score(r: ChatResult) -> float:
+        return sum(t.logprob for t in r.logprobs) / len(r.logprobs) if r.logprobs else -1e9
+    return sorted(results, key=score, reverse=True)[:n]
+
+
+def from_completion_results(results: list[ChatResult], prompt: str, echo: bool,
+                            logprobs: int | None, usage: Usage | None = None) -> dict[str, Any]:
+    """A ``text_completion`` object with one choice per result (``usage``: the total, when
+    it includes answers not returned, as with ``best_of``)."""
     return {
         "id": new_id("cmpl"),
         "object": "text_completion",
         "created": int(time.time()),
-        "model": result.model,
+        "model": results[0].model,
         "system_fingerprint": None,
         "choices": [
             {
-                "index": 0,
-                "text": (prompt if echo else "") + result.content,
-                "logprobs": None,
-                "finish_reason": result.finish_reason,
+                "index": i,
+                "text": (prompt if echo else "") + r.content,
+                "logprobs": None if logprobs is None else completion_logprobs(r.logprobs),
+                "finish_reason": r.finish_reason,
             }
+            for i, r in enumerate(results)
         ],
-        "usage": usage_dict(result.usage),
+        "usage": usage_dict(usage or total_usage([r.usage for r in results])),
     }
-
-
-def _event(obj: dict[str, Any]) -> str:
-    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
-
-
-async def sse_stream(
-    stream: ChatStream, *, chat: bool, include_usage: bool, echo_prompt: str = ""
-) -> AsyncIterator[str]:
-    """OpenAI's streaming format: ``data: {chunk}`` events, ``finish_reason`` null until one
-    final chunk, an optional usage chunk with ``choices: []``, then ``data: [DONE]``.
-
-    For chat, the first chunk carries ``delta.role``; every later chunk carries either
-    ``delta.content`` or ``delta.reasoning_content``. A failure mid-stream ends the stream with
-    one error event (OpenAI error object) and no ``[DONE]``.
-    """
-    cid = new_id("chatcmpl" if chat else "cmpl")
-    created = int(time.time())
-    obj = "chat.completion.chunk" if chat else "text_completion"
-
-    def chunk(choice: dict[str, Any] | None, usage: dict[str, Any] | None = None) -> str:
-        body: dict[str, Any] = {
-            "id": cid,
-            "object": obj,
-            "created": created,
-            "model": stream.model,
-            "system_fingerprint": None,
-            "choices": [] if choice is None else [choice],
-        }
-        if include_usage:
-            body["usage"] = usage
-        return _event(body)
-
-    def choice(delta: dict[str, Any] | str, finish: str | None = None) -> dict[str, Any]:
-        if chat:
-            return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return {"index": 0, "text": delta, "logprobs": None, "finish_reason": finish}
-
-    try:
-        if chat:
-            yield chunk(choice({"role": "assistant", "content": ""}))
-        elif echo_prompt:
-            yield chunk(choice(echo_prompt))
-        async for item in stream.items():
-            if isinstance(item, ChatDelta):
-                if not chat:
-                    yield chunk(choice(item.text))
-                elif item.kind == "reasoning":
-                    yield chunk(choice({"reasoning_content": item.text}))
-                else:
-                    yield chunk(choice({"content": item.text}))
-            elif isinstance(item, ToolCalls):
-                for n, call in enumerate(item.calls):
-                    first = {"index": n, "id": call.id, "type": "function",
-                             "function": {"name": call.name, "arguments": ""}}
-                    yield chunk(choice({"tool_calls": [first]}))
-                    rest = {"index": n, "function": {"arguments": call.arguments}}
-                    yield chunk(choice({"tool_calls": [rest]}))
-            elif isinstance(item, ChatDone):
-                final: dict[str, Any] = {}
-                if item.reasoning_budget_exhausted and chat:
-                    final["reasoning_budget_exhausted"] = True
-                yield chunk(choice(final if chat else "", item.finish_reason))
-                if include_usage:
-                    yield chunk(None, usage_dict(item.usage))
-        yield "data: [DONE]\n\n"
-    except CoveError as e:
-        yield sse_error_event(e)
-    except Exception as e:  # noqa: BLE001 - the stream must end with an error event
-        yield sse_error_event(EngineFailure(f"generation failed: {type(e).__name__}"))
-    finally:
-        stream.cancel()

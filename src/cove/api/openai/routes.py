@@ -9,10 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from cove.api import extensions
+from cove.api.headers import tool_headers
 from cove.api.openai import convert
 from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest
-from cove.api.streams import client_of, collect_unless_disconnected, until_admitted
-from cove.pipeline import ChatPipeline
+from cove.api.openai.stream import sse_stream
+from cove.api.openapi import SSE_OR_JSON
+from cove.api.streams import client_of, collect_choices, until_admitted
+from cove.pipeline import ChatPipeline, ChatStream
 
 router = APIRouter(prefix="/v1")
 
@@ -26,45 +30,60 @@ def get_pipeline(request: Request) -> ChatPipeline:
 PipelineDep = Annotated[ChatPipeline, Depends(get_pipeline)]
 
 
-@router.post("/chat/completions", response_model=None)
+async def _sse(request: Request, streams: list[ChatStream],
+               body: ChatCompletionRequest | CompletionRequest, cove: dict[str, Any],
+               **kw: Any) -> StreamingResponse:
+    await until_admitted(request, *streams)
+    opts = body.stream_options
+    events = sse_stream(streams, include_usage=bool(opts and opts.include_usage),
+                        obfuscate=bool(opts and opts.include_obfuscation), **kw)
+    return StreamingResponse(extensions.with_results(events, cove),
+                             media_type="text/event-stream",
+                             headers={**SSE_HEADERS, **tool_headers(streams[0])})
+
+
+@router.post("/chat/completions", response_model=None, responses=SSE_OR_JSON)
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, pipeline: PipelineDep
 ) -> Any:
     req = dataclasses.replace(convert.to_chat_request(body), client=client_of(request))
-    stream = await pipeline.start_chat(req)
+    req, cove = await extensions.apply(request, body.cove, req)
+    streams = await pipeline.start_chat_choices(req, body.n)
     if body.stream:
-        await until_admitted(request, stream)
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(
-            convert.sse_stream(stream, chat=True, include_usage=include_usage),
-            media_type="text/event-stream",
-            headers=SSE_HEADERS,
-        )
-    result = await collect_unless_disconnected(request, stream)
-    return JSONResponse(convert.from_chat_result(result) if result else {})
+        return await _sse(request, streams, body, cove, chat=True,
+                          logprobs=req.params.logprobs is not None)
+    results = await collect_choices(request, streams)
+    if not results:
+        return JSONResponse({})
+    if cove:  # the extensions judge the first answer
+        cove = extensions.finish(request, cove, results[0].content)
+    return JSONResponse({**convert.from_chat_results(results, req.params.logprobs),
+                         **({"cove": cove} if cove else {})}, headers=tool_headers(streams[0]))
 
 
-@router.post("/completions", response_model=None)
+@router.post("/completions", response_model=None, responses=SSE_OR_JSON)
 async def completions(body: CompletionRequest, request: Request, pipeline: PipelineDep) -> Any:
     prompt = convert.completion_prompt(body)
-    stream = await pipeline.start_completion(body.model, prompt, convert.to_sampling(body),
-                                             explicit=convert.explicit_fields(body),
-                                             client=client_of(request))
+    params = convert.to_sampling(body)
+    n = body.best_of or body.n
+    if n > body.n and params.logprobs is None:  # best_of ranks by the tokens' logprobs
+        params = dataclasses.replace(params, logprobs=0)
+    streams = await pipeline.start_completion_choices(
+        body.model, prompt, params, explicit=convert.explicit_fields(body),
+        suffix=body.suffix or None, n=n, n_param="best_of" if body.best_of else "n",
+        client=client_of(request))
     if body.stream:
-        await until_admitted(request, stream)
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(
-            convert.sse_stream(
-                stream,
-                chat=False,
-                include_usage=include_usage,
-                echo_prompt=prompt if body.echo else "",
-            ),
-            media_type="text/event-stream",
-            headers=SSE_HEADERS,
-        )
-    result = await collect_unless_disconnected(request, stream)
-    return JSONResponse(convert.from_completion_result(result, prompt, body.echo) if result else {})
+        return await _sse(request, streams, body, {}, chat=False,
+                          echo_prompt=prompt if body.echo else "",
+                          logprobs=body.logprobs is not None)
+    results = await collect_choices(request, streams)
+    if not results:
+        return JSONResponse({})
+    usage = convert.total_usage([r.usage for r in results])
+    if n > body.n:
+        results = convert.best_of(results, body.n)
+    return JSONResponse(convert.from_completion_results(results, prompt, body.echo,
+                                                        body.logprobs, usage))
 
 
 @router.get("/models")

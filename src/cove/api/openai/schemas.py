@@ -1,15 +1,18 @@
 """Request bodies of the OpenAI-compatible API (field names as in OpenAI's API reference).
 
 Unknown fields are ignored (clients send many); known fields are validated, and a wrong value
-becomes a 400 naming the field. Extensions beyond OpenAI: ``top_k``, ``min_p``, ``repeat_penalty``
-(llama.cpp's sampling knobs).
+becomes a 400 naming the field. Every field of OpenAI's request is declared here and is either
+honoured or refused with a 400 naming it (:func:`cove.api.openai.convert.check_supported`); only
+fields that describe the caller (``user``, ``metadata``, ``store``, ``safety_identifier``) or
+are cache hints (``prompt_cache_key``, ``prompt_cache_retention``) are accepted and unused.
+Extensions beyond OpenAI: ``top_k``, ``min_p``, ``repeat_penalty`` (llama.cpp's sampling knobs).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 
 def _no_bool(value: Any) -> Any:
@@ -35,7 +38,8 @@ class ContentPart(_Body):
 
 
 class Message(_Body):
-    """A chat message. ``reasoning_content`` from earlier turns is accepted and dropped."""
+    """A chat message. ``reasoning_content`` from earlier turns is accepted and dropped;
+    ``name`` is given to the chat template (as Hugging Face's ``apply_chat_template`` does)."""
 
     role: str
     content: str | list[ContentPart] | None = None
@@ -46,7 +50,11 @@ class Message(_Body):
 
 
 class StreamOptions(_Body):
-    include_usage: bool = False
+    """``include_usage``: a last chunk with the usage; ``include_obfuscation``: random padding
+    in an ``obfuscation`` field of each chunk (OpenAI's default is true, Cove's false)."""
+
+    include_usage: StrictBool = False
+    include_obfuscation: StrictBool = False
 
 
 class ResponseFormat(_Body):
@@ -76,10 +84,10 @@ class _Sampling(_Body):
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     seed: Int | None = None
     stop: str | list[str] | None = None
-    stream: bool = False
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    n: Int = Field(1, ge=1, le=1, description="only n=1 is supported")
-    logprobs: bool | int | None = None
+    n: Int = Field(1, ge=1, le=128, description="answers to generate (at most the slots)")
+    logit_bias: Any = None  # {token id string: -100..100}, checked in convert (param logit_bias)
     user: str | None = None
 
 
@@ -92,10 +100,30 @@ class ChatCompletionRequest(_Sampling):
     response_format: ResponseFormat | None = None
     tools: Any = None  # validated by cove.tools.parse_tools (400s name tools[i]...)
     tool_choice: Any = None
-    parallel_tool_calls: bool | None = None
+    parallel_tool_calls: StrictBool | None = None
     thinking: Thinking | None = None
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     reasoning_budget: Int | None = Field(None, ge=1)
+    logprobs: StrictBool | None = None
+    top_logprobs: Int | None = Field(None, ge=0, le=20)
+    # refused unless absent (or their do-nothing value): see convert.check_supported
+    audio: Any = None
+    modalities: list[str] | None = None
+    prediction: Any = None
+    web_search_options: Any = None
+    functions: Any = None
+    function_call: Any = None
+    service_tier: str | None = None
+    verbosity: str | None = None
+    # describe the caller, or hint at caching: accepted, unused
+    store: StrictBool | None = None
+    metadata: dict[str, str] | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
+    cove: dict[str, Any] | None = Field(
+        None, description="Cove's extensions by name, e.g. {'search': {'collections': [...]}} "
+        "(cove.api.extensions)")
 
 
 class CompletionRequest(_Sampling):
@@ -103,5 +131,7 @@ class CompletionRequest(_Sampling):
 
     prompt: str | list[str] = Field(...)
     max_tokens: Int | None = Field(16, ge=1)
-    echo: bool = False
+    echo: StrictBool = False
     suffix: str | None = None
+    logprobs: Int | None = Field(None, ge=0, le=20)
+    best_of: Int | None = Field(None, ge=1, le=128)

@@ -7,7 +7,7 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from cove.api.openai.schemas import Int
 from cove.features.logic import MAX_K
@@ -29,9 +29,9 @@ class SolveRequest(BaseModel):
     seed: Int | None = None
     max_tokens: Int = Field(384, ge=1, le=8192)
     max_rounds: Int = Field(3, ge=0, le=5)
-    tools: bool = True
-    verify: bool = True
-    constrained: bool = False
+    tools: StrictBool = True
+    verify: StrictBool = True
+    constrained: StrictBool = False
 
 
 def get_pipeline(request: Request) -> ChatPipeline:

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from cove.api.headers import tool_headers
 from cove.api.openai.responses import convert, events
 from cove.api.openai.responses.schemas import ResponseCreateRequest
 from cove.api.openai.routes import SSE_HEADERS, PipelineDep
@@ -71,9 +72,10 @@ async def create_response(body: ResponseCreateRequest, request: Request, pipelin
                              on_end=_saver(db) if body.store else None)
     if body.stream:
         return StreamingResponse((events.sse(e) async for e in run.events()),
-                                 media_type="text/event-stream", headers=SSE_HEADERS)
+                                 media_type="text/event-stream",
+                                 headers={**SSE_HEADERS, **tool_headers(stream)})
     result = await collect_unless_disconnected(request, run)
-    return JSONResponse(result if result is not None else {})
+    return JSONResponse(result if result is not None else {}, headers=tool_headers(stream))
 
 
 @router.get("/responses/{response_id}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, Tag
 
 from cove.api.openai.schemas import Int
 
@@ -112,7 +112,7 @@ class TextFormat(_Body):
     type: Literal["text", "json_object", "json_schema"] = "text"
     name: str | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")
-    strict: bool | None = None
+    strict: StrictBool | None = None
     description: str | None = None
 
 
@@ -143,19 +143,19 @@ class ResponseCreateRequest(_Body):
     seed: Int | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None  # checked by convert (400 naming tool_choice)
-    parallel_tool_calls: bool | None = None
+    parallel_tool_calls: StrictBool | None = None
     max_tool_calls: Int | None = Field(None, ge=1)
     text: TextConfig | None = None
     reasoning: Reasoning | None = None
     reasoning_budget: Int | None = Field(None, ge=1)
     previous_response_id: str | None = Field(None, max_length=64)
-    store: bool = True
+    store: StrictBool = True
     metadata: dict[str, str] | None = None
     user: str | None = Field(None, max_length=512)
-    stream: bool = False
+    stream: StrictBool = False
     include: list[str] | None = None
     top_logprobs: Int | None = Field(None, ge=0, le=20)
     truncation: Literal["auto", "disabled"] | None = None
-    background: bool | None = None
+    background: StrictBool | None = None
     conversation: Any = None
     prompt: Any = None

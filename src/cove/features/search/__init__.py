@@ -1,0 +1,35 @@
+"""Search over the user's own documents (issue 11): named collections of documents per user,
+split into chunks, indexed by keyword (SQLite FTS5 / PostgreSQL full-text search) and by meaning
+(the core text embedder), ranked by reciprocal rank fusion, and cited as sources in answers.
+
+Rooms: :mod:`.store` (tables), :mod:`.extract` (file formats to sections), :mod:`.chunking`
+(recursive splitting), :mod:`.index` (keyword and vector ranking), :mod:`.service` (the logic,
+no HTTP), :mod:`.routes` (web JSON), :mod:`.answers` (sources for chat requests), :mod:`.cli`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+
+def install(app: FastAPI) -> None:
+    """Add the feature to ``app``: its routes (signed-in users), OpenAI's Files and Vector
+    Stores endpoints, the ``cove.search``
+    extension of chat requests and its part of the data export (``knowledge``)."""
+    from fastapi import Depends
+
+    from cove.api import extensions
+    from cove.auth.deps import api_access
+    from cove.features.search.answers import check_citations, search_extension
+    from cove.features.search.routes import router
+    from cove.features.search.service import export
+    from cove.features.search.vector_stores import router as openai_router
+    from cove.web.account import register_export
+
+    app.include_router(router)
+    app.include_router(openai_router, dependencies=[Depends(api_access)])
+    extensions.register(app, "search", search_extension, finish=check_citations)
+    register_export(app, "knowledge", export)

@@ -1,0 +1,93 @@
+"""``/web/knowledge`` JSON routes: collections, documents (multipart upload), search.
+
+Signed-in users only (a web session or an API key); every collection and document is its
+owner's: another user's answers 404 on every route. The handlers are plain ``def`` so FastAPI
+runs them in its worker threads: extraction and embedding never block the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Request, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from cove.auth.deps import DbDep, SettingsDep, UserDep, get_db
+from cove.errors import PayloadTooLarge
+from cove.features.search import service
+
+router = APIRouter(prefix="/web/knowledge")
+
+
+class NewCollection(BaseModel):
+    name: str = Field(max_length=1000)
+
+
+class SearchBody(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    collections: list[int] = Field(min_length=1, max_length=100)
+    limit: int = Field(5, ge=1, le=50)
+
+
+@router.get("/collections")
+def list_collections(user: UserDep, s: DbDep) -> dict[str, Any]:
+    return {"collections": [service.collection_dict(s, c)
+                            for c in service.list_collections(s, user.id)]}
+
+
+@router.post("/collections", status_code=201)
+def create_collection(body: NewCollection, user: UserDep, s: DbDep) -> dict[str, Any]:
+    return service.collection_dict(s, service.create_collection(s, user.id, body.name))
+
+
+@router.get("/collections/{collection_id}")
+def get_collection(collection_id: int, user: UserDep, s: DbDep) -> dict[str, Any]:
+    c = service.get_collection(s, user.id, collection_id)
+    return {**service.collection_dict(s, c), "items": [
+        service.document_dict(d) for d in service.list_documents(s, user.id, c.id)]}
+
+
+@router.delete("/collections/{collection_id}")
+def delete_collection(collection_id: int, user: UserDep, s: DbDep) -> dict[str, Any]:
+    service.delete_collection(s, user.id, collection_id)
+    return {"ok": True, "deleted": collection_id}
+
+
+@router.post("/collections/{collection_id}/documents", status_code=201)
+def upload(collection_id: int, file: Annotated[UploadFile, File()], request: Request,
+           user: UserDep, settings: SettingsDep) -> Any:
+    """Add one file (multipart field ``file``): 201 with the document, or the error of the
+    file (nothing of it is kept)."""
+    db = get_db(request)
+    with db.session() as s:  # 404 before reading a byte of another user's collection
+        service.get_collection(s, user.id, collection_id)
+    limit = settings.max_upload_bytes
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"{file.filename!r} is over the limit of {limit} bytes "
+                              "(COVE_MAX_UPLOAD_BYTES)")
+    prepared = service.prepare(file.filename or "document", data, limit)
+    with db.session() as s:
+        d = service.add_document(s, user.id, collection_id, prepared)
+        out = service.document_dict(d)
+    return JSONResponse(
+        {**out, "chunks": len(prepared.chunks)}, status_code=201)
+
+
+@router.get("/documents/{document_id}")
+def get_document(document_id: int, user: UserDep, s: DbDep) -> dict[str, Any]:
+    return service.document_dict(service.get_document(s, user.id, document_id))
+
+
+@router.delete("/documents/{document_id}")
+def delete_document(document_id: int, user: UserDep, s: DbDep) -> dict[str, Any]:
+    service.delete_document(s, user.id, document_id)
+    return {"ok": True, "deleted": document_id}
+
+
+@router.post("/search")
+def search(body: SearchBody, user: UserDep, s: DbDep) -> dict[str, Any]:
+    """``{"query", "results": [passage, ...]}`` (see :func:`service.search`)."""
+    return {"query": body.query, "results": service.search(
+        s, user.id, body.collections, body.query, limit=body.limit)}

@@ -1,0 +1,81 @@
+"""Document fixtures built by the tests: PDFs (fpdf2), DOCX (python-docx), a DOCX zip bomb."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+
+def make_pdf(pages: list[str]) -> bytes:
+    """A PDF with one page per text (an empty text gives a page without a text layer)."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    for text in pages:
+        pdf.add_page()
+        if text:
+            pdf.multi_cell(0, 8, text)
+        else:
+            pdf.rect(20, 20, 100, 60, style="F")  # a drawing, no text
+    return bytes(pdf.output())
+
+
+def encrypted_pdf(text: str, password: str = "s3cret") -> bytes:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(make_pdf([text]))))
+    writer.encrypt(user_password=password, owner_password=password)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def make_docx(blocks: list[tuple[str, str]]) -> bytes:
+    """A DOCX of ``(style, text)`` paragraphs; style ``"h1"``.. ``"h3"`` makes headings."""
+    import docx
+
+    document = docx.Document()
+    for style, text in blocks:
+        if style.startswith("h"):
+            document.add_heading(text, level=int(style[1:]))
+        else:
+            document.add_paragraph(text)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def docx_bomb(unpacked: int = 300 * 1024 * 1024) -> bytes:
+    """A zip named like a DOCX whose document.xml unpacks to ``unpacked`` bytes of zeros."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        with z.open("word/document.xml", "w", force_zip64=True) as f:
+            block = b"\0" * (1024 * 1024)
+            for _ in range(unpacked // len(block)):
+                f.write(block)
+    return out.getvalue()
+
+
+def pdf_bomb(unpacked: int = 200 * 1024 * 1024) -> bytes:
+    """A one-page PDF whose content stream inflates to ``unpacked`` bytes of spaces."""
+    import zlib
+
+    comp = zlib.compressobj(9)
+    block = b" " * (1 << 20)
+    data = b"".join(comp.compress(block) for _ in range(unpacked >> 20)) + comp.flush()
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+            b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data
+            + b"\nendstream"]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for i, obj in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 5\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o
+                                                         for o in offsets)
+    out += b"trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
