@@ -23,7 +23,7 @@ from cove.chat import (
     check_text,
 )
 from cove.config import Settings
-from cove.embed_pipeline import Cancelled, EmbedRequest, EmbedResult, EmbedService
+from cove.embed_service import Cancelled, EmbedRequest, EmbedResult, EmbedService
 from cove.engine.scheduler import Job, Scheduler
 from cove.engine.template import render_chat
 from cove.engine.types import (
@@ -349,7 +349,7 @@ class ChatPipeline:
 
     async def embed(self, request: EmbedRequest,
                     cancelled: Cancelled | None = None) -> EmbedResult | None:
-        """Embed ``request`` (see :meth:`cove.embed_pipeline.EmbedService.embed`); None when
+        """Embed ``request`` (see :meth:`cove.embed_service.EmbedService.embed`); None when
         ``cancelled()`` reported the client gone.
 
         Raises:

@@ -19,6 +19,7 @@ ignored.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from cove.errors import InvalidRequest
@@ -35,6 +36,12 @@ VALUE_KEYS = {"type", "required", "enum", "const", "$ref", "minItems", "maxItems
 SUPPORTED = ANNOTATIONS | SCHEMA_KEYS | SCHEMA_LIST_KEYS | SCHEMA_MAP_KEYS | VALUE_KEYS
 MAX_SCHEMA_BYTES = 64 * 1024
 MAX_DEPTH = 32
+# Largest minItems/maxItems/minLength/maxLength and pattern quantifier: the converter writes a
+# bound N out as N copies of the item (1e9 took 16 GB), and llama.cpp's grammar parser refuses
+# optional repetitions nested much past 1,000 deep.
+MAX_REPEAT = 1000
+BOUNDS = (("minItems", "maxItems"), ("minLength", "maxLength"))
+QUANTIFIER = re.compile(r"\{\s*(\d*)\s*(?:,\s*(\d*)\s*)?\}")
 
 
 def check_schema(schema: Any, param: str = "response_format.json_schema.schema") -> None:
@@ -105,9 +112,15 @@ def _check(node: Any, root: dict[str, Any], path: str, param: str, depth: int) -
                                    here(key), param)
             if _resolve(root, value) is None:
                 raise InvalidRequest(f"$ref {value!r} points nowhere", param=param)
-        elif key in ("minItems", "maxItems", "minLength", "maxLength") and not (
-                isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-            raise InvalidRequest(f"{here(key)} must be a non-negative integer", param=param)
+        elif key == "pattern" and any(len(n) > 6 or int(n) > MAX_REPEAT
+                                      for m in QUANTIFIER.finditer(value)
+                                      for n in m.groups() if n):
+            raise _unsupported(f"a pattern quantifier over {MAX_REPEAT}", here(key), param)
+        elif key in ("minItems", "maxItems", "minLength", "maxLength"):
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+                raise InvalidRequest(f"{here(key)} must be a non-negative integer", param=param)
+            if value > MAX_REPEAT:
+                raise _unsupported(f"{key} over {MAX_REPEAT}", here(key), param)
         elif key == "required" and not (isinstance(value, list)
                                          and all(isinstance(v, str) for v in value)):
             raise InvalidRequest(f"{here(key)} must be a list of property names", param=param)
@@ -128,6 +141,10 @@ def _check(node: Any, root: dict[str, Any], path: str, param: str, depth: int) -
                 raise InvalidRequest(f"{here(key)} must be an object of schemas", param=param)
             for name, sub in value.items():
                 _check(sub, root, f"{here(key)}.{name}", param, depth + 1)
+    for low, high in BOUNDS:
+        if low in node and high in node and node[low] > node[high]:
+            raise InvalidRequest(f"{here(low)} {node[low]} is greater than {high} {node[high]}",
+                                 param=param)
     if "allOf" in node and node.get("type", "object") != "object":
         raise _unsupported("allOf of non-object schemas", here("allOf"), param)
     if "items" in node and "prefixItems" in node:

@@ -96,6 +96,8 @@ def test_completion_logprobs_streamed(fake: FakeWorld) -> None:
     ({"best_of": 5}, "best_of"),  # more than the 4 slots
     ({"n": 5}, "n"),
     ({"logit_bias": {"x": 1}}, "logit_bias"),
+    # past Python's 4,300-digit limit int() raised ValueError: a 500 and a traceback
+    ({"logit_bias": {"9" * 5000: 1}}, "logit_bias"),
 ])
 def test_completion_fields_refused_with_400(fake: FakeWorld, body: dict[str, Any],
                                             param: str) -> None:

@@ -241,6 +241,9 @@ def test_previous_response_chain_and_input_items(fake: FakeWorld) -> None:
     rest = fake.client.get(f"/v1/responses/{three['id']}/input_items",
                            params={"limit": 2, "after": page["last_id"]}).json()
     assert [i["content"][0]["text"] for i in rest["data"]] == ["Q2", "A1"]
+    for bad in ("0", "101", "x", "9" * 5000):  # 5,000 digits: past int()'s limit, was a 500
+        r = fake.client.get(f"/v1/responses/{three['id']}/input_items", params={"limit": bad})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "limit"
     # deleting an ancestor does not break the chain: each response keeps its context
     assert fake.client.delete(f"/v1/responses/{one['id']}").json() == {
         "id": one["id"], "object": "response", "deleted": True}

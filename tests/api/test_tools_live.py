@@ -117,3 +117,27 @@ def test_calls_never_end_as_content(client: openai.OpenAI, choice: object) -> No
                                             stream=True)
     content = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
     assert content == ""
+
+
+def test_parameters_with_defs_are_enforced(client: openai.OpenAI) -> None:
+    # as pydantic writes a nested model (OpenAI's pydantic_function_tool, LangChain): $defs at
+    # the parameters' root. Both tools define "Place", differently; each call must follow its own
+    place = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}},
+             "required": ["city"], "additionalProperties": False}
+    code = {"type": "string", "enum": ["FR", "DE"]}
+    tools = []
+    for name, defs in (("get_weather", {"Place": place}), ("get_country", {"Place": code})):
+        params = {"type": "object", "properties": {"where": {"$ref": "#/$defs/Place"}},
+                  "required": ["where"], "additionalProperties": False, "$defs": defs}
+        tools.append({"type": "function", "function": {"name": name, "parameters": params}})
+    for pick in ("get_weather", "get_country"):
+        r = client.chat.completions.create(
+            model="smollm2:135m", messages=ASK, tools=tools, max_tokens=60, seed=1,  # type: ignore[arg-type]
+            tool_choice={"type": "function", "function": {"name": pick}})
+        call = r.choices[0].message.tool_calls[0]  # type: ignore[index]
+        schema = next(t["function"]["parameters"] for t in tools
+                      if t["function"]["name"] == pick)
+        jsonschema.validate(json.loads(call.function.arguments), schema)  # type: ignore[union-attr]
+    both = client.chat.completions.create(model="smollm2:135m", messages=ASK, tools=tools,  # type: ignore[arg-type]
+                                          tool_choice="required", max_tokens=80, seed=2)
+    assert both.choices[0].finish_reason == "tool_calls"

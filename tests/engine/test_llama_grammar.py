@@ -50,3 +50,21 @@ def test_grammar_holds_when_the_chain_would_pick_otherwise() -> None:
     assert answers <= {"yes", "no"} and answers
     for text in objects:
         assert 1 <= json.loads(text)["age"] <= 99
+
+
+def test_names_and_values_with_quotes_and_backslashes_are_written_exactly() -> None:
+    from cove.engine.llama import json_grammar
+
+    key, values = 'say "hi"\\now', ["C:\\temp", 'a "quoted" word']
+    schema = {"type": "object", "properties": {key: {"enum": values}}, "required": [key],
+              "additionalProperties": False}
+    eng = LlamaEngine(bundled_model_path(), "smollm2:135m", n_ctx=512, n_slots=1, n_threads=1)
+    try:
+        texts = [generate(eng, "Pick one.", SamplingParams(temperature=1.0, seed=seed,
+                                                           grammar=json_grammar(schema)))
+                 for seed in range(3)]
+    finally:
+        eng.close()
+    for text in texts:
+        answer = json.loads(text)
+        assert list(answer) == [key] and answer[key] in values

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cove.errors import InvalidRequest
 from cove.models import gguf_meta
 from cove.models.gguf_meta import read_metadata
 from tests.gguf_files import THINK_TEMPLATE, make_gguf
@@ -47,3 +48,17 @@ def test_unwritable_cache_only_costs_time(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     assert read_metadata(model, blocker / "cache")["architecture"] == "llama"
+
+
+@pytest.mark.parametrize("cut", [24, 40, 200])
+def test_a_truncated_gguf_is_a_clear_400_without_the_readers_exception(tmp_path: Path,
+                                                                      cut: int) -> None:
+    # an upload cut short (or a header claiming more tensors than the file has): the gguf
+    # reader raised numpy's "index 0 is out of bounds for axis 0 with size 0", sent to clients
+    whole = make_gguf(tmp_path / "whole.gguf")
+    part = tmp_path / "part.gguf"
+    part.write_bytes(whole.read_bytes()[:cut])
+    with pytest.raises(InvalidRequest) as e:
+        read_metadata(part)
+    assert "truncated or corrupt" in e.value.message
+    assert "axis" not in e.value.message and "index" not in e.value.message

@@ -73,3 +73,39 @@ def test_formats() -> None:
     with pytest.raises(InvalidRequest) as e:
         ollama_grammar({"type": "integer", "minimum": 1})
     assert e.value.param == "format"
+
+
+@pytest.mark.parametrize("schema,named", [
+    ({"type": "string", "minLength": 10**9}, "minLength over 1000"),
+    ({"type": "array", "maxItems": 1001}, "maxItems over 1000"),
+    ({"type": "object", "properties": {"a": {"type": "string", "maxLength": 5000}}},
+     "properties.a.maxLength"),
+    ({"type": "string", "pattern": "^.{1000000000}$"}, "quantifier over 1000"),
+    ({"type": "string", "pattern": "^a{2,5000}$"}, "quantifier over 1000"),
+    ({"type": "string", "pattern": "^a{" + "9" * 5000 + "}$"}, "quantifier over 1000"),
+])
+def test_repetition_bounds_past_what_a_grammar_holds_are_refused(schema: dict[str, Any],
+                                                                 named: str) -> None:
+    # the converter writes a bound N as N copies of the item: minLength 1e9 needed 16 GB
+    with pytest.raises(InvalidRequest) as e:
+        openai_grammar({"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
+    assert named in e.value.message
+    assert e.value.code == "unsupported_schema_feature"
+
+
+def test_bounds_up_to_the_limit_convert() -> None:
+    schema = {"type": "object", "properties": {
+        "s": {"type": "string", "minLength": 1000, "maxLength": 1000},
+        "a": {"type": "array", "maxItems": 1000},
+        "p": {"type": "string", "pattern": "^a{3,1000}$"}}}
+    assert "root ::=" in (openai_grammar({"type": "json_schema",
+                                          "json_schema": {"name": "x", "schema": schema}}) or "")
+
+
+@pytest.mark.parametrize("schema", [{"type": "string", "minLength": 5, "maxLength": 2},
+                                    {"type": "array", "minItems": 3, "maxItems": 1}])
+def test_a_minimum_over_its_maximum_is_400(schema: dict[str, Any]) -> None:
+    # the converter silently enforced neither (a 5-letter string passed maxLength 2)
+    with pytest.raises(InvalidRequest) as e:
+        check_schema(schema)
+    assert "is greater than" in e.value.message

@@ -477,9 +477,18 @@ def json_grammar(schema: dict[str, object] | None) -> str:
 
     from llama_cpp import llama_grammar
 
+    class Converter(llama_grammar.SchemaConverter):  # type: ignore[misc]
+        def _format_literal(self, literal: str) -> str:
+            # the port escapes CR, LF and '"' but not the backslash (GBNF's escape character):
+            # a property name or enum value holding '"' made a grammar llama.cpp could not
+            # parse, one holding a backslash a grammar that wrote a different string
+            return str(super()._format_literal(literal.replace("\\", "\\\\")))
+
     if schema is None:
         return llama_grammar.JSON_GBNF
-    try:
-        return llama_grammar.json_schema_to_gbnf(json.dumps(schema))
+    try:  # as llama_grammar.json_schema_to_gbnf, with the converter above
+        converter = Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+        converter.visit(converter.resolve_refs(json.loads(json.dumps(schema)), "stdin"), "")
+        return str(converter.format_grammar())
     except Exception as e:  # noqa: BLE001 - the converter raises assorted errors
         raise InvalidRequest(f"cannot use this JSON schema: {e}", param="format") from e

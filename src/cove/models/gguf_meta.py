@@ -88,7 +88,10 @@ def _read_cached(path: str, size: int, mtime_ns: int) -> dict[str, Any]:
     try:
         reader = gguf.GGUFReader(path)
     except Exception as e:  # noqa: BLE001 - any parse failure means "not a usable GGUF"
-        raise InvalidRequest(f"cannot read GGUF metadata: {e}", param="file") from e
+        # the reader's own exceptions (numpy index errors, struct errors) mean nothing to a
+        # client and are internals: say what is wrong with the file instead
+        raise InvalidRequest("cannot read GGUF metadata: the file is truncated or corrupt",
+                             param="file") from e
     kv: dict[str, Any] = {}
     for key, field in reader.fields.items():
         if key.startswith("GGUF.") or key in _SKIP_ARRAYS:

@@ -76,13 +76,16 @@ class ToolSpec:
 
         funcs = self.functions
         names = [self.name] if self.name else list(funcs)
+        defs: dict[str, Any] = {}
         calls = [{"type": "object", "properties": {"name": {"const": n},
-                                                   "arguments": funcs[n]},
+                                                   "arguments": _hoist_defs(funcs[n], i, defs)},
                   "required": ["name", "arguments"], "additionalProperties": False}
-                 for n in names]
+                 for i, n in enumerate(names)]
         call: dict[str, Any] = calls[0] if len(calls) == 1 else {"anyOf": calls}
         schema = ({"type": "array", "items": call, "minItems": 1, "maxItems": MAX_CALLS}
                   if self.parallel else call)
+        if defs:
+            schema = {**schema, "$defs": defs}
         grammar = json_grammar(schema)
         if self.choice != "auto":
             return grammar
@@ -159,6 +162,36 @@ def signature(function: dict[str, Any]) -> str:
               if isinstance(v, dict) and v.get("description")]
     text = " ".join(n if n.endswith((".", "…", "?", "!")) else n + "." for n in notes if n)
     return f"{function['name']}({args})" + (f": {text}" if text else "")
+
+
+def _hoist_defs(params: dict[str, Any], i: int, defs: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with its ``$defs``/``definitions`` moved into ``defs`` (the call grammar's
+    root, where the converter resolves ``#/...`` references) as ``f<i>-<name>``, and its local
+    ``$ref``s rewritten to match: so each function's definitions are found, and two functions
+    defining the same name do not share one rule."""
+    own = {f"#/{kind}/{name}": f"f{i}-{kind.lstrip('$')}-{name}"
+           for kind in ("$defs", "definitions") if isinstance(params.get(kind), dict)
+           for name in params[kind]}
+    if not own:
+        return params
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: rewrite(v) for k, v in node.items() if k not in ("$defs", "definitions")}
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            for old, new in own.items():
+                if ref == old or ref.startswith(old + "/"):
+                    out["$ref"] = f"#/$defs/{new}{ref[len(old):]}"
+        return out
+
+    for kind in ("$defs", "definitions"):
+        for name, sub in (params.get(kind) or {}).items():
+            defs[own[f"#/{kind}/{name}"]] = rewrite(sub)
+    return rewrite(params)
 
 
 def _tool(i: int, tool: Any) -> dict[str, Any]:

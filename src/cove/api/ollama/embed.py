@@ -1,5 +1,5 @@
 """``POST /api/embed`` and the older ``POST /api/embeddings``, as Ollama's: convert the body to
-an :class:`~cove.embed_pipeline.EmbedRequest`, run it, convert the result back.
+an :class:`~cove.embed_service.EmbedRequest`, run it, convert the result back.
 
 As Ollama: an empty ``input`` only loads the model (``embeddings: []``); ``truncate`` (default
 true) cuts an input longer than the context, ``truncate: false`` makes it a 400;
@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from cove.api.ollama.convert import keep_alive, require_model
 from cove.api.ollama.schemas import EmbedBody, EmbeddingsBody
 from cove.api.openai.routes import PipelineDep
-from cove.embed_pipeline import EmbedRequest
+from cove.embed_service import EmbedRequest
 from cove.models.options import validate_options
 
 router = APIRouter(prefix="/api")

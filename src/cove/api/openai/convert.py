@@ -55,8 +55,10 @@ def _logit_bias(value: Any) -> tuple[tuple[int, float], ...]:
                              param="logit_bias")
     out = []
     for key, bias in value.items():
-        if not (isinstance(key, str) and key.isascii() and key.isdigit()):
-            raise InvalidRequest(f"logit_bias keys are token ids (digits), not {key!r}",
+        # a vocabulary has fewer than 10**9 tokens; longer digit strings would only feed
+        # int() past Python's 4,300-digit limit (ValueError)
+        if not (isinstance(key, str) and key.isascii() and key.isdigit() and len(key) <= 9):
+            raise InvalidRequest(f"logit_bias keys are token ids (digits), not {key[:20]!r}",
                                  param="logit_bias")
         if (isinstance(bias, bool) or not isinstance(bias, int | float)
                 or not math.isfinite(bias) or not -100 <= bias <= 100):

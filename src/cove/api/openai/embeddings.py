@@ -1,5 +1,5 @@
 """``POST /v1/embeddings``, as OpenAI's embeddings API: the request body, its conversion to an
-:class:`~cove.embed_pipeline.EmbedRequest` and back, and the route.
+:class:`~cove.embed_service.EmbedRequest` and back, and the route.
 
 ``input`` is a string, a list of strings, a list of token ids or a list of token-id lists (ids
 of the model's own vocabulary, as llama.cpp's server and vLLM take them: a client that counts
@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cove.api.openai.routes import PipelineDep
 from cove.api.openai.schemas import Int
-from cove.embed_pipeline import EmbedRequest, EmbedResult
+from cove.embed_service import EmbedRequest, EmbedResult
 from cove.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1")

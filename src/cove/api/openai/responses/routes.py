@@ -103,7 +103,7 @@ def list_input_items(response_id: str, s: DbDep, owner: ApiUserDep, after: str |
                      limit: str = "20", order: str = "desc") -> dict[str, Any]:
     """A page of a stored response's input items: ``limit`` 1-100, ``order`` ``asc`` or
     ``desc`` (newest first, the default), ``after`` an item id."""
-    if not limit.isdigit() or not 1 <= int(limit) <= 100:
+    if not (limit.isascii() and limit.isdigit() and len(limit) <= 3 and 1 <= int(limit) <= 100):
         raise InvalidRequest("limit must be an integer from 1 to 100", param="limit")
     if order not in ("asc", "desc"):
         raise InvalidRequest("order must be 'asc' or 'desc'", param="order")

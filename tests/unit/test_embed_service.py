@@ -13,13 +13,7 @@ import numpy as np
 import pytest
 
 from cove.config import Settings
-from cove.embed_pipeline import (
-    EmbedRequest,
-    EmbedResult,
-    EmbedService,
-    plan_batches,
-    unit_rows,
-)
+from cove.embed_service import EmbedRequest, EmbedResult, EmbedService, plan_batches, unit_rows
 from cove.errors import EngineFailure, InvalidRequest, Overloaded
 from cove.models.manager import ModelManager
 from cove.models.registry import ModelEntry
