@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import cove_server, machine, write_section  # noqa: E402
 from cove.config import load_settings  # noqa: E402
-from cove.embeddings import plan_batches  # noqa: E402
+from cove.embed_service import plan_batches  # noqa: E402
 from cove.models.registry import bundled_model_path  # noqa: E402
 
 MODEL = "smollm2:135m"

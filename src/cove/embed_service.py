@@ -1,5 +1,6 @@
-"""Embeddings: bounded, batched, cancellable (the core behind ``/api/embed``, ``/api/embeddings``
-and ``/v1/embeddings``).
+"""Embedding requests with the models a user chats with: bounded, batched, cancellable (the
+core behind ``/api/embed``, ``/api/embeddings`` and ``/v1/embeddings``; the small text embedder
+that features use to rank text is :mod:`cove.embeddings`).
 
 A request is checked against the limits (``embed_max_inputs`` inputs, ``embed_max_tokens``
 tokens in all), tokenized, packed into batches of at most ``n_batch`` tokens (an input longer

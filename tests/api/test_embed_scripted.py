@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures as cf
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -206,7 +207,7 @@ def test_embed_requests_do_not_hold_chat_back(world: World) -> None:
         world.engine.enqueue(["still", " here"])
         chat = pool.submit(world.client.post, "/v1/chat/completions", json={
             "model": "scripted", "messages": [{"role": "user", "content": "hi"}]})
-        reply = chat.result(timeout=20)
+        reply = chat.result(timeout=60)
         assert reply.json()["choices"][0]["message"]["content"] == "still here"
         assert not any(e.done() for e in embeds)
         world.embedder.gate.set()
@@ -221,11 +222,11 @@ def test_more_waiting_embeds_than_the_queue_is_503(tmp_path: Path) -> None:
         with cf.ThreadPoolExecutor(3) as pool:
             first = [pool.submit(w.v1, input="a"), pool.submit(w.v1, input="b")]
             assert w.embedder.started.wait(10)
-            deadline = 100
-            while deadline and w.app.state.pipeline.embeddings._turns and all(
-                    t.requests < 2 for t in w.app.state.pipeline.embeddings._turns.values()):
-                threading.Event().wait(0.05)
-                deadline -= 1
+            turns = w.app.state.pipeline.embeddings._turns
+            deadline = time.monotonic() + 60
+            while (not any(t.requests >= 2 for t in turns.values())
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)  # until the second request waits its turn
             resp = w.v1(input="c")
             assert_error(resp, 503, code="overloaded")
             assert resp.headers["Retry-After"]
