@@ -32,3 +32,22 @@ def record_moves(engine: Any, monkeypatch: Any) -> list[tuple[int, int]]:
 
     monkeypatch.setattr(engine, "move", counted)
     return moves
+
+
+def oracle(cells: list[int], every: int = 11) -> int:
+    """A next token for the scripted engine's oracle mode that depends on every KV cell
+    (0, the end, about once in ``every`` tokens; else a lower-case letter)."""
+    h = hash(tuple(cells))
+    return 0 if h % every == 0 else 97 + h % 26
+
+
+def alone(prompt: list[int], max_tokens: int, every: int = 11) -> str:
+    """What :func:`oracle` generates for ``prompt`` with nothing else running."""
+    cells, out = list(prompt), []
+    while len(out) < max_tokens:
+        t = oracle(cells, every)
+        if t == 0:
+            break
+        out.append(t)
+        cells.append(t)
+    return bytes(out).decode()

@@ -12,27 +12,9 @@ from cove.engine.fake import ScriptedEngine
 from cove.engine.scheduler import Scheduler
 from cove.engine.types import SamplingParams
 from cove.errors import Overloaded
-from tests.jobs import collect
+from tests.jobs import alone, collect, oracle
 
 GREEDY = SamplingParams(temperature=0, max_tokens=8)
-
-
-def oracle(cells: list[int]) -> int:
-    """A next token that depends on every cell (0 ends after a while)."""
-    h = hash(tuple(cells))
-    return 0 if h % 11 == 0 else 97 + h % 26
-
-
-def alone(prompt: list[int], max_tokens: int) -> str:
-    """What ``oracle`` generates for ``prompt`` with nothing else running."""
-    cells, out = list(prompt), []
-    while len(out) < max_tokens:
-        t = oracle(cells)
-        if t == 0:
-            break
-        out.append(t)
-        cells.append(t)
-    return bytes(out).decode()
 
 
 def prompt(seed: int, n: int) -> list[int]:
