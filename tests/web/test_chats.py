@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, update
 
 from cove.app import apply_retention
@@ -289,3 +290,26 @@ def test_concurrent_signups_on_a_closed_server_make_one_account(tmp_path: Path) 
     assert codes == [200] + [403] * 5
     with world.app.state.db.session() as s:
         assert s.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_a_refused_answer_is_a_503_and_the_question_is_kept(
+        fake: FakeWorld, alice: Browser, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No slot in time (queue deadline, fair share): the send answers 503 with Retry-After
+    before any stream byte (it was an error event after a 200); the user's message stays and
+    the answer is marked ``error``."""
+    from cove.chat import ChatStream
+    from cove.errors import Overloaded
+
+    async def refused(self: ChatStream) -> None:
+        self.cancel()
+        raise Overloaded("no generation slot became free within 60 s", retry_after=7)
+
+    monkeypatch.setattr(ChatStream, "admitted", refused)
+    cid = alice.post("/web/conversations", json={}).json()["id"]
+    r = alice.post(f"/web/conversations/{cid}/messages", json={"content": "hello?"})
+    assert r.status_code == 503 and r.headers["Retry-After"] == "7"
+    assert r.json()["error"]["code"] == "overloaded"
+    messages = alice.get(f"/web/conversations/{cid}").json()["messages"]
+    assert [(m["role"], m["status"]) for m in messages][-2:] == [
+        ("user", messages[-2]["status"]), ("assistant", "error")]
+    assert messages[-2]["content"] == "hello?"

@@ -140,6 +140,15 @@ class Turn:
                 fetch.cancel()
             self.close()
 
+    def refuse(self) -> None:
+        """The generation was refused before it had a slot (the queue deadline, another
+        client's fair share): the user message stays, the empty answer is saved as
+        ``error``. Idempotent."""
+        self.stream.cancel()
+        if not self._finished:
+            self._finished = True
+            self._write(self._values("error"))
+
     def close(self) -> None:
         """Stop generating; an unfinished answer is saved as ``stopped``, with the text passed
         on to the client so far (not what arrived after it). Synchronous (safe in ``finally``

@@ -125,6 +125,11 @@ async def send(conversation_id: str, body: Send, request: Request, user: UserDep
     req = TurnRequest(body.content, body.model, body.edit_from, body.regenerate, body.params())
     turn = await start_turn(get_db(request), _pipeline(request), user.id, conversation_id, req,
                             log_content=settings.log_content)
+    try:  # a refusal before the answer has a slot is an HTTP 503 with Retry-After, not a 200
+        await until_admitted(request, turn.stream)
+    except BaseException:
+        turn.refuse()
+        raise
     start = {"conversation": turn.conversation, "user_message": turn.user_message,
              "assistant_message_id": turn.assistant_id, "model": turn.stream.model}
 
