@@ -156,6 +156,12 @@ class Engine(Protocol):
         """One batched decode of ``(slot, tokens, want_logits)`` feeds."""
         ...
 
+    def cut(self, tokens: list[int], n: int) -> int:
+        """How many of a slot's pending prompt ``tokens`` to decode when the scheduler offers
+        ``n`` (``n``, unless that would split an image chunk that must be decoded whole; then
+        fewer, or the whole chunk when it comes first)."""
+        ...
+
     def sample(self, slot: int) -> int:
         """Sample the slot's next token from its last logits."""
         ...
