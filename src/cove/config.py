@@ -148,6 +148,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body, in bytes."
     )
+    image_max_pixels: int = Field(
+        40_000_000, ge=1,
+        description="Largest image accepted (width x height, in pixels), read from its header "
+        "before any pixel is decoded; a larger one is a 400.",
+    )
+    image_max_side: int = Field(
+        2048, ge=64,
+        description="Images are scaled down to at most this many pixels on their longer side "
+        "before a vision model sees them or they are stored.",
+    )
     max_upload_bytes: int = Field(
         8 * 1024 * 1024, ge=1024,
         description="Largest document accepted into a knowledge collection, in bytes (web "

@@ -158,7 +158,7 @@ def show(model: str) -> None:
         ("parameters", meta.get("parameter_size", "")),
         ("quantization", meta.get("quantization", "")),
         ("context length", str(meta.get("context_length", ""))),
-        ("capabilities", ", ".join(capabilities.of(meta))),
+        ("capabilities", ", ".join(capabilities.of(meta, entry.projector is not None))),
         ("size", _size(entry.size)), ("digest", entry.digest or "(bundled)"),
         ("from", entry.parent or entry.source.get("repo", "") or ""),
         ("license", str(meta.get("license") or "")),

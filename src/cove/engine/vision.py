@@ -295,9 +295,9 @@ def decode_rows(ctx: Any, rows: np.ndarray, pos: np.ndarray, seq: int) -> int:
         *[ctypes.cast(seq_ids.ctypes.data + 4 * i, ctypes.POINTER(ctypes.c_int32))
           for i in range(n)])
     logits = np.zeros(n, dtype=np.int8)
-    batch = llama_cpp.llama_batch()
+    batch: Any = llama_cpp.llama_batch()
     batch.n_tokens = n
-    batch.token = ctypes.cast(None, ctypes.POINTER(llama_cpp.llama_token))
+    batch.token = None  # NULL: the batch holds embeddings
     batch.embd = rows.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
     batch.pos = pos.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_pos))
     batch.n_seq_id = n_seq.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
