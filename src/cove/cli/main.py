@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -33,9 +34,12 @@ def cli() -> None:
 @click.option("--max-tokens", type=click.IntRange(min=1), default=None, help="Answer length cap.")
 @click.option("--temperature", type=click.FloatRange(0, 2), default=0.8, show_default=True)
 @click.option("--seed", type=int, default=None, help="Seed for reproducible answers.")
+@click.option("--image", "-i", "image_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An image for a vision model (repeatable); goes with the (first) prompt.")
 def run(
     prompt: str | None, model: str | None, system: str | None, max_tokens: int | None,
-    temperature: float, seed: int | None,
+    temperature: float, seed: int | None, image_files: tuple[Path, ...],
 ) -> None:
     """Answer PROMPT, or chat interactively when no prompt is given."""
     from cove.cli.chat import interactive, run_once, stdin_prompt
@@ -50,14 +54,15 @@ def run(
             fail(InvalidRequest("the prompt on standard input is empty"))
     elif not prompt.strip():
         fail(InvalidRequest("the prompt is empty"))
+    images = [f.read_bytes() for f in image_files]
 
     with asyncio.Runner() as runner:
         pipeline = ChatPipeline(settings, open_registry(settings))
         try:
             if prompt is not None:
-                run_once(runner, pipeline, prompt, params, model, system, console)
+                run_once(runner, pipeline, prompt, params, model, system, console, images)
             else:
-                interactive(runner, pipeline, params, model, system, console)
+                interactive(runner, pipeline, params, model, system, console, images)
         except CoveError as e:
             fail(e)
         except KeyboardInterrupt:
