@@ -135,7 +135,9 @@ def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     except InvalidRequest:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InvalidRequest(f"the image claims too many pixels ({e})", param=param) from e
+        raise InvalidRequest(f"the image claims more pixels than Pillow decodes safely, more "
+                             f"than the limit of {max_pixels:,} (COVE_IMAGE_MAX_PIXELS)",
+                             param=param) from e
     except UnidentifiedImageError as e:
         raise InvalidRequest("the data is not an image Cove reads (PNG, JPEG, GIF, WebP or "
                              "BMP)", param=param) from e
