@@ -17,6 +17,7 @@ from cove.chats import repo
 from cove.chats.turns import TurnRequest, start_turn
 from cove.engine.types import SamplingParams
 from cove.errors import Forbidden
+from cove.images import from_url
 from cove.pipeline import ChatMessage, ChatPipeline, ChatRequest
 from cove.web import sse
 
@@ -45,15 +46,25 @@ class Rename(BaseModel):
     title: str = Field(max_length=1000)
 
 
+MAX_IMAGES = 8  # images in one message
+
+
 class Send(Sampling):
     content: str | None = None
     edit_from: int | None = None
     regenerate: StrictBool = False
+    images: list[str] = Field(default_factory=list, max_length=MAX_IMAGES)  # data: URLs
 
 
 class GuestMessage(BaseModel):
     role: Literal["user", "assistant"]
     content: str
+    images: list[str] = Field(default_factory=list, max_length=MAX_IMAGES)  # data: URLs
+
+
+def _images(urls: list[str], param: str) -> list[bytes]:
+    """The bytes of ``data:`` image URLs (see :func:`cove.images.from_url`)."""
+    return [from_url(u, f"{param}[{k}]") for k, u in enumerate(urls)]
 
 
 class GuestChat(Sampling):
@@ -122,7 +133,8 @@ async def send(conversation_id: str, body: Send, request: Request, user: UserDep
                settings: SettingsDep) -> StreamingResponse:
     """Store the user message, then stream the answer as SSE (see :mod:`cove.web.sse`) while
     saving it. Client mistakes are JSON errors before any stream byte."""
-    req = TurnRequest(body.content, body.model, body.edit_from, body.regenerate, body.params())
+    req = TurnRequest(body.content, body.model, body.edit_from, body.regenerate, body.params(),
+                      _images(body.images, "images"))
     turn = await start_turn(get_db(request), _pipeline(request), user.id, conversation_id, req,
                             log_content=settings.log_content)
     try:  # a refusal before the answer has a slot is an HTTP 503 with Retry-After, not a 200
@@ -150,7 +162,8 @@ async def guest_chat(body: GuestChat, request: Request, settings: SettingsDep) -
     check_origin(request)
     if not settings.guest_enabled:
         raise Forbidden("guest chat is turned off on this server; sign in")
-    messages = [ChatMessage(m.role, m.content) for m in body.messages]
+    messages = [ChatMessage(m.role, m.content, images=_images(m.images, f"messages[{i}].images"))
+                for i, m in enumerate(body.messages)]
     stream = await _pipeline(request).start_chat(ChatRequest(messages, body.params(), body.model,
                                                              client=client_of(request)))
     await until_admitted(request, stream)
