@@ -25,8 +25,10 @@ N_LAYER = 2  # llava's graph runs all but the last block
 N_TOKENS = (IMAGE_SIZE // PATCH) ** 2
 
 
-def write_projector(path: Path, seed: int = 0) -> Path:
-    """Write the tiny projector to ``path`` and return it."""
+def write_projector(path: Path, seed: int = 0, image_size: int = IMAGE_SIZE,
+                    patch: int = PATCH) -> Path:
+    """Write the tiny projector to ``path`` and return it (``image_size`` / ``patch`` squared
+    image tokens: 16 by default)."""
     import gguf
 
     rng = np.random.default_rng(seed)
@@ -40,8 +42,8 @@ def write_projector(path: Path, seed: int = 0) -> Path:
     writer.add_bool("clip.has_text_encoder", False)
     writer.add_string("clip.projector_type", "mlp")
     writer.add_bool("clip.use_gelu", True)
-    writer.add_uint32("clip.vision.image_size", IMAGE_SIZE)
-    writer.add_uint32("clip.vision.patch_size", PATCH)
+    writer.add_uint32("clip.vision.image_size", image_size)
+    writer.add_uint32("clip.vision.patch_size", patch)
     writer.add_uint32("clip.vision.embedding_length", WIDTH)
     writer.add_uint32("clip.vision.feed_forward_length", N_FF)
     writer.add_uint32("clip.vision.projection_dim", N_EMBD_TEXT)
@@ -52,9 +54,10 @@ def write_projector(path: Path, seed: int = 0) -> Path:
     writer.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
 
     # numpy shapes are ggml's ne reversed: a linear layer is (out, in)
-    writer.add_tensor("v.patch_embd.weight", w(WIDTH, 3, PATCH, PATCH))
+    n_tokens = (image_size // patch) ** 2
+    writer.add_tensor("v.patch_embd.weight", w(WIDTH, 3, patch, patch))
     writer.add_tensor("v.patch_embd.bias", w(WIDTH))
-    writer.add_tensor("v.position_embd.weight", w(N_TOKENS, WIDTH))
+    writer.add_tensor("v.position_embd.weight", w(n_tokens, WIDTH))
     writer.add_tensor("v.pre_ln.weight", np.ones(WIDTH, np.float32))
     writer.add_tensor("v.pre_ln.bias", np.zeros(WIDTH, np.float32))
     for i in range(N_LAYER):
