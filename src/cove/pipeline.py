@@ -31,7 +31,7 @@ from cove.engine.types import (
     ForcedContinuation,
     SamplingParams,
 )
-from cove.errors import ContextLengthExceeded, InvalidRequest
+from cove.errors import ContextLengthExceeded, CoveError, InvalidRequest
 from cove.images import normalise
 from cove.models import capabilities
 from cove.models.manager import (
@@ -161,6 +161,18 @@ class ChatPipeline:
         m = lease.loaded
         assert m.scheduler is not None
         return Runtime(m.entry, m.engine, m.scheduler)
+
+    def vision_models(self) -> list[str]:
+        """Installed models that read images (they have a vision projector), default model
+        first when it is one: for a feature that wants an image described, as
+        ``start_chat(ChatRequest([ChatMessage("user", "Describe it.", images=[data])],
+        params, model))``, ``data`` the image's bytes (checked and normalised here)."""
+        names = [e.name for e in self.registry.list() if e.projector is not None]
+        try:
+            default = self.resolve(None).name
+        except CoveError:
+            return names
+        return sorted(names, key=lambda n: n != default)
 
     def status(self) -> dict[str, Any]:
         """Loaded models and their queue depth: ``{"loaded": [{"name", "n_ctx", "pending"}]}``."""

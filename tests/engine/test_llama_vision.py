@@ -115,6 +115,10 @@ def test_an_image_request_is_batched_with_text_requests(pipeline: ChatPipeline) 
     assert mixed, "the image rows were never decoded in a step with other sequences"
 
 
+def test_vision_models_are_listed(pipeline: ChatPipeline) -> None:
+    assert pipeline.vision_models() == [VLM]
+
+
 def test_bad_images_and_text_only_models_are_refused(pipeline: ChatPipeline) -> None:
     with pytest.raises(InvalidRequest, match="not an image"):
         ask(pipeline, [user("What is this?", b"GIF89a not really")])

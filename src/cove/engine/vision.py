@@ -39,7 +39,7 @@ from llama_cpp import mtmd_cpp
 
 from cove.errors import EngineFailure, InvalidRequest
 
-EMBED_CACHE_BYTES = 512 * 1024 * 1024  # embedding rows of recent images kept in memory
+EMBED_CACHE_BYTES = 256 * 1024 * 1024  # embedding rows of recent images kept in memory
 _INDEX_BITS = 16  # tokens per chunk < 65536
 _NPOS_BITS = 16
 _KEY_BITS = 40
