@@ -28,6 +28,7 @@ contiguous).
 from __future__ import annotations
 
 import ctypes
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,9 +207,12 @@ class LlamaEngine:
             raise InvalidRequest(f"{self.info.name} cannot read images (it has no vision "
                                  "projector)", param="messages")
         tokens = self._vision.tokens(data, rgb, width, height)
-        if sum(t < 0 for t in tokens) > self.n_batch * 8:
-            raise InvalidRequest("the image makes too many tokens for this model's batch "
-                                 "size", param="messages")
+        runs = Counter(parse(t)[0] for t in tokens if t < 0)
+        for key, n in runs.items():
+            if n > self.n_batch and self._vision.non_causal(key):
+                raise InvalidRequest(
+                    f"the image makes {n} tokens, and this model decodes an image in one batch: "
+                    f"COVE_N_BATCH ({self.n_batch}) must be at least that", param="messages")
         return tokens
 
     def cut(self, tokens: list[int], n: int) -> int:

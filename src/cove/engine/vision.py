@@ -146,7 +146,8 @@ class Vision:
         self.mrope = bool(mtmd_cpp.mtmd_decode_use_mrope(ctx))
         self.n_embd = int(llama_cpp.llama_model_n_embd_inp(model))
         self._marker = mtmd_cpp.mtmd_default_marker()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the chunk cache (held briefly; the worker reads it)
+        self._encoding = threading.Lock()  # the mtmd context: one image at a time
         self._chunks: OrderedDict[int, Chunk] = OrderedDict()
         self._layout: dict[str, list[int]] = {}  # image digest -> its tokens
         self._used = 0
@@ -162,21 +163,27 @@ class Vision:
             EngineFailure: the encoder failed.
         """
         digest = hashlib.sha256(data).hexdigest()
-        with self._lock:
-            known = self._layout.get(digest)
-            if known is not None and all(self._held(t) for t in known):
-                for t in known:
-                    if t < 0:
-                        self._chunks.move_to_end(parse(t)[0])
-                return list(known)
+        with self._encoding:  # the decoding worker only ever waits for self._lock
+            known = self._cached(digest)
+            if known is not None:
+                return known
             out = self._encode(digest, rgb, width, height)
-            self._layout[digest] = out
-            if len(self._layout) > 4096:
-                self._layout.pop(next(iter(self._layout)))
+            with self._lock:
+                self._layout[digest] = out
+                if len(self._layout) > 4096:
+                    self._layout.pop(next(iter(self._layout)))
             return list(out)
 
-    def _held(self, token: int) -> bool:
-        return token >= 0 or parse(token)[0] in self._chunks
+    def _cached(self, digest: str) -> list[int] | None:
+        """The tokens of image ``digest`` when all its chunks are still cached."""
+        with self._lock:
+            known = self._layout.get(digest)
+            if known is None or any(t < 0 and parse(t)[0] not in self._chunks for t in known):
+                return None
+            for t in known:
+                if t < 0:
+                    self._chunks.move_to_end(parse(t)[0])
+            return list(known)
 
     def _encode(self, digest: str, rgb: bytes, width: int, height: int) -> list[int]:
         buf = (ctypes.c_uint8 * len(rgb)).from_buffer_copy(rgb)
@@ -227,14 +234,15 @@ class Vision:
         return [placeholder(key, n_pos, i) for i in range(n_tokens)]
 
     def _put(self, key: int, chunk: Chunk) -> None:
-        old = self._chunks.pop(key, None)
-        if old is not None:
-            self._drop(old)
-        self._chunks[key] = chunk
-        self._used += chunk.nbytes
-        while self._used > EMBED_CACHE_BYTES and len(self._chunks) > 1:
-            _, first = self._chunks.popitem(last=False)
-            self._drop(first)
+        with self._lock:
+            old = self._chunks.pop(key, None)
+            if old is not None:
+                self._drop(old)
+            self._chunks[key] = chunk
+            self._used += chunk.nbytes
+            while self._used > EMBED_CACHE_BYTES and len(self._chunks) > 1:
+                _, first = self._chunks.popitem(last=False)
+                self._drop(first)
 
     def _drop(self, chunk: Chunk) -> None:
         self._used -= chunk.nbytes
@@ -273,7 +281,7 @@ class Vision:
         return pos.reshape(-1)
 
     def close(self) -> None:
-        with self._lock:
+        with self._encoding, self._lock:
             for chunk in self._chunks.values():
                 self._drop(chunk)
             self._chunks.clear()
