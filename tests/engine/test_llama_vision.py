@@ -155,3 +155,22 @@ def test_nothing_reaches_stderr(projector: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr.decode()
     assert int(done.stdout.decode().split()[-1]) > N_TOKENS
     assert done.stderr == b""
+
+
+def test_an_image_that_attends_both_ways_is_never_split(pipeline: ChatPipeline,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gemma 3's image rows attend to each other both ways, so its image is decoded in one
+    batch: the engine tells the scheduler where a prefill chunk may end."""
+    import io
+
+    from PIL import Image
+
+    eng: Any = asyncio.run(pipeline.runtime(VLM)).engine
+    im = Image.open(io.BytesIO(RED)).convert("RGB")
+    image = eng.image_tokens(RED, im.tobytes(), im.width, im.height)
+    tokens = [1, 2, *image, 3, 4]
+    assert eng.cut(tokens, 5) == 5  # causal rows (LLaVA-style): any cut is fine
+    monkeypatch.setattr(eng._vision, "non_causal", lambda key: True)
+    assert eng.cut(tokens, 5) == 2  # stop before the image
+    assert eng.cut(tokens[2:], 5) == N_TOKENS  # the image first: all of it
+    assert eng.cut(tokens, 2 + N_TOKENS) == 2 + N_TOKENS  # a cut at its end is fine
