@@ -181,6 +181,9 @@ def test_cove_run_image(home: Path, tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() and not done.stderr
+    shown = subprocess.run([sys.executable, "-m", "cove", "show", VLM], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert "vision" in shown.stdout
     refused = subprocess.run([*cmd, "-m", TEXT_ONLY, "--image", str(picture), "What?"],
                              env=env, capture_output=True, text=True, timeout=300)
     assert refused.returncode != 0 and f"{TEXT_ONLY} cannot read images" in refused.stderr

@@ -28,7 +28,6 @@ contiguous).
 from __future__ import annotations
 
 import ctypes
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from llama_cpp import _internals
 from llama_cpp._logger import set_verbose
 
 from cove.engine.types import ModelInfo, SamplingParams, TokenLogprob, common_prefix
-from cove.engine.vision import Vision, feed_with_images, image_start, next_position, parse
+from cove.engine.vision import Vision, feed_with_images, image_start, next_position
 from cove.errors import EngineFailure, InvalidRequest
 
 PENALTY_LAST_N = 64
@@ -206,31 +205,12 @@ class LlamaEngine:
         if self._vision is None:
             raise InvalidRequest(f"{self.info.name} cannot read images (it has no vision "
                                  "projector)", param="messages")
-        tokens = self._vision.tokens(data, rgb, width, height)
-        runs = Counter(parse(t)[0] for t in tokens if t < 0)
-        for key, n in runs.items():
-            if n > self.n_batch and self._vision.non_causal(key):
-                raise InvalidRequest(
-                    f"the image makes {n} tokens, and this model decodes an image in one batch: "
-                    f"COVE_N_BATCH ({self.n_batch}) must be at least that", param="messages")
-        return tokens
+        return self._vision.tokens_for(data, rgb, width, height, self.n_batch)
 
     def cut(self, tokens: list[int], n: int) -> int:
         """How many of ``tokens`` (a slot's pending prompt) to decode when the scheduler
-        offers ``n``: ``n``, except that an image chunk whose rows attend both ways (Gemma 3)
-        is never split: cut before it, or when it comes first, take it whole."""
-        if self._vision is None or n >= len(tokens) or tokens[n] >= 0:
-            return n
-        key, _, index = parse(tokens[n])
-        if index == 0 or not self._vision.non_causal(key):
-            return n
-        start = n - index
-        if start > 0:
-            return start
-        end = n
-        while end < len(tokens) and tokens[end] < 0 and parse(tokens[end])[0] == key:
-            end += 1
-        return min(end, self.n_batch)
+        offers ``n`` (see :meth:`cove.engine.vision.Vision.cut`)."""
+        return n if self._vision is None else self._vision.cut(tokens, n, self.n_batch)
 
     def _pos(self, tokens: list[int], n: int) -> int:
         """The position of token ``n`` of ``tokens`` (its index, but for M-RoPE models)."""

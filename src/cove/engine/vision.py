@@ -28,7 +28,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,6 +173,40 @@ class Vision:
                 if len(self._layout) > 4096:
                     self._layout.pop(next(iter(self._layout)))
             return list(out)
+
+    def tokens_for(self, data: bytes, rgb: bytes, width: int, height: int,
+                   n_batch: int) -> list[int]:
+        """:meth:`tokens`, refusing an image whose rows must be decoded in one batch
+        (:meth:`non_causal`) when they are more than ``n_batch``.
+
+        Raises:
+            InvalidRequest: as :meth:`tokens`, or such an image.
+        """
+        tokens = self.tokens(data, rgb, width, height)
+        for key, n in Counter(parse(t)[0] for t in tokens if t < 0).items():
+            if n > n_batch and self.non_causal(key):
+                raise InvalidRequest(
+                    f"the image makes {n} tokens, and this model decodes an image in one batch: "
+                    f"COVE_N_BATCH ({n_batch}) must be at least that", param="messages")
+        return tokens
+
+    def cut(self, tokens: list[int], n: int, n_batch: int) -> int:
+        """How many of ``tokens`` (a slot's pending prompt) to decode when ``n`` are offered:
+        ``n``, except that a chunk whose rows attend both ways (Gemma 3) is never split: cut
+        before it, or when it comes first, take it whole (at most ``n_batch``, which
+        :meth:`tokens_for` guarantees it fits)."""
+        if n >= len(tokens) or tokens[n] >= 0:
+            return n
+        key, _, index = parse(tokens[n])
+        if index == 0 or not self.non_causal(key):
+            return n
+        start = n - index
+        if start > 0:
+            return start
+        end = n
+        while end < len(tokens) and tokens[end] < 0 and parse(tokens[end])[0] == key:
+            end += 1
+        return min(end, n_batch)
 
     def _cached(self, digest: str) -> list[int] | None:
         """The tokens of image ``digest`` when all its chunks are still cached."""
