@@ -19,6 +19,9 @@ STORED_PER_USER = {
     "conversations": "title, model, creation and update times",
     "messages": "role, text, reasoning text, model, status (complete/streaming/stopped/"
     "interrupted/error), finish reason, prompt and completion token counts, times",
+    "message_images": "images sent with the user's messages in the web app, as normalised "
+    "(PNG or JPEG, at most COVE_IMAGE_MAX_SIDE pixels a side), with size and SHA-256; deleted "
+    "with the message",
     "search_collections": "knowledge collection names and creation times",
     "search_documents": "file name, format, size, SHA-256, page and character counts, "
     "extraction notes, time added (the file itself is not kept)",
@@ -50,7 +53,7 @@ def _counts(settings: Settings) -> dict[str, int] | None:
     from sqlalchemy import func, inspect, select, table
 
     from cove.store.db import open_database
-    from cove.store.tables import ApiKey, Conversation, Message, StoredResponse, User
+    from cove.store.tables import ApiKey, Conversation, Message, MessageImage, StoredResponse, User
 
     try:
         db = open_database(settings)
@@ -60,7 +63,8 @@ def _counts(settings: Settings) -> dict[str, int] | None:
         present = set(inspect(db.engine).get_table_names())
         with db.session() as s:
             counts = {t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
-                      for t in (User, ApiKey, Conversation, Message, StoredResponse)}
+                      for t in (User, ApiKey, Conversation, Message, MessageImage,
+                                StoredResponse)}
             for name in FEATURE_TABLES:
                 if name in present:
                     counts[name] = int(s.scalar(select(func.count()).select_from(
