@@ -70,6 +70,19 @@ def _counts(settings: Settings) -> dict[str, int] | None:
         db.close()
 
 
+def _web_search(settings: Settings) -> dict[str, Any] | str:
+    """The web search egress in force (``COVE_SEARXNG_URL``), or ``"off"``."""
+    from urllib.parse import urlsplit
+
+    if not settings.searxng_url:
+        return "off"
+    return {"searxng_url": settings.searxng_url,
+            "allowed_host": urlsplit(settings.searxng_url).hostname,
+            "when": "only while a search runs",
+            "fetch_pages": settings.search_fetch_pages,
+            "guests": settings.guest_enabled}
+
+
 def inventory(settings: Settings) -> dict[str, Any]:
     """The inventory as a JSON-ready dict (keys: data, stored_per_user, not_stored, egress,
     listening, settings)."""
@@ -96,7 +109,12 @@ def inventory(settings: Settings) -> dict[str, Any]:
             **privacy.policy(),
             "refused": "every other outbound connection and name lookup; each refusal is logged "
             "(destination only)",
-            "exceptions": "model pulls only, for the host the user asked to pull from",
+            "exceptions": "model pulls, for the host the user asked to pull from"
+            + ("; web search, for the SearXNG host below while a search runs"
+               + (" and each result page's host (public addresses only) while it is fetched"
+                  if settings.search_fetch_pages else "")
+               if settings.searxng_url else ""),
+            "web_search": _web_search(settings),
         },
         "listening": {
             "address": f"{settings.host}:{settings.port}",

@@ -61,13 +61,73 @@ async def apply(request: Request, fields: dict[str, Any] | None,
     return req, results
 
 
-async def with_results(events: AsyncIterator[str], results: dict[str, Any]) -> AsyncIterator[str]:
-    """A server-sent-event stream whose first ``data:`` object also carries ``"cove":
-    results`` (unchanged when ``results`` is empty)."""
-    first = bool(results)
+def _revised(results: dict[str, Any], finished: dict[str, Any]) -> dict[str, Any]:
+    """The parts of ``finished`` (per extension) that ``results`` did not already carry."""
+    out = {}
+    for name, r in finished.items():
+        before = results.get(name)
+        if isinstance(r, dict) and isinstance(before, dict):
+            extra = {k: v for k, v in r.items() if k not in before or before[k] != v}
+            if extra:
+                out[name] = extra
+        elif r != before:
+            out[name] = r
+    return out
+
+
+def _add_finished(extra: dict[str, Any], request: Request, results: dict[str, Any],
+                  answer: str) -> None:
+    """Put into ``extra`` what the finishers add to ``results`` for the complete ``answer``."""
+    for name, r in _revised(results, finish(request, results, answer)).items():
+        extra[name] = {**extra[name], **r} if isinstance(extra.get(name), dict) and \
+            isinstance(r, dict) else r
+
+
+async def with_results(events: AsyncIterator[str], results: dict[str, Any],
+                       request: Request | None = None) -> AsyncIterator[str]:
+    """An OpenAI server-sent-event stream whose first ``data:`` object also carries ``"cove":
+    results``, and (with ``request``, whose finishers judge the first choice's complete text)
+    whose chunk with the first choice's ``finish_reason`` carries ``"cove"`` with what the
+    finishers added (e.g. ``cove.search.cited``). Unchanged when ``results`` is empty."""
+    if not results:
+        async for event in events:
+            yield event
+        return
+    first = True
+    text: list[str] = []
     async for event in events:
-        if first and event.startswith("data: {"):
+        if event.startswith("data: {"):
             body = json.loads(event[len("data: "):])
-            event = "data: " + json.dumps({**body, "cove": results}) + "\n\n"
+            extra: dict[str, Any] = dict(results) if first else {}
             first = False
+            for choice in body.get("choices") or []:
+                if choice.get("index", 0) != 0:
+                    continue
+                text.append((choice.get("delta") or {}).get("content") or "")
+                if choice.get("finish_reason") and request is not None:
+                    _add_finished(extra, request, results, "".join(text))
+            if extra:
+                event = "data: " + json.dumps({**body, "cove": extra}) + "\n\n"
         yield event
+
+
+async def with_results_ndjson(lines: AsyncIterator[str], results: dict[str, Any],
+                              request: Request) -> AsyncIterator[str]:
+    """Ollama's NDJSON stream with ``"cove": results`` on its first object and what the
+    finishers added (for the complete ``message.content``) on the ``done: true`` object."""
+    if not results:
+        async for line in lines:
+            yield line
+        return
+    first = True
+    text: list[str] = []
+    async for line in lines:
+        body = json.loads(line)
+        extra: dict[str, Any] = dict(results) if first else {}
+        first = False
+        text.append(((body.get("message") or {}).get("content")) or body.get("response") or "")
+        if body.get("done") is True:
+            _add_finished(extra, request, results, "".join(text))
+        if extra and "error" not in body:
+            line = json.dumps({**body, "cove": extra}) + "\n"
+        yield line
