@@ -34,7 +34,6 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cove.api.errors import render

@@ -24,7 +24,15 @@ import re
 from typing import Any
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cove.chat import ChatMessage, ChatRequest
 from cove.errors import InvalidRequest
@@ -45,7 +53,7 @@ class SearchField(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     collections: list[int | str] | bool | None = None
-    web: bool = False
+    web: StrictBool = False
     packs: Any = None
     limit: int = Field(5, ge=1, le=20)
 

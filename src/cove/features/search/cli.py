@@ -1,6 +1,6 @@
-"""``cove knowledge add|list|search`` and ``cove run --search``: collections in the terminal (registered by
-:mod:`cove.cli.main`). Collections belong to an account: ``--user EMAIL`` picks it (default:
-the first admin, the instance's owner)."""
+"""``cove knowledge add|list|search`` and ``cove run --search``: collections in the terminal
+(registered by :mod:`cove.cli.main`). Collections belong to an account: ``--user EMAIL`` picks
+it (default: the first admin, the instance's owner)."""
 
 from __future__ import annotations
 

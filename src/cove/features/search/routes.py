@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from cove.auth.deps import CallerDep, DbDep, SettingsDep, UserDep, check_origin, get_db
 from cove.errors import PayloadTooLarge, Unauthorized
@@ -99,7 +99,7 @@ def search(body: SearchBody, user: UserDep, s: DbDep) -> dict[str, Any]:
 class AnySearch(BaseModel):
     query: str = Field(min_length=1, max_length=4000)
     collections: list[int] | bool | None = None
-    web: bool = False
+    web: StrictBool = False
     packs: Any = None
     limit: int = Field(5, ge=1, le=20)
 
