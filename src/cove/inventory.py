@@ -18,7 +18,9 @@ STORED_PER_USER = {
     "api_keys": "name, first 12 characters, SHA-256 of the key, creation and last-use times",
     "conversations": "title, model, creation and update times",
     "messages": "role, text, reasoning text, model, status (complete/streaming/stopped/"
-    "interrupted/error), finish reason, prompt and completion token counts, times",
+    "interrupted/error), finish reason, prompt and completion token counts, times; for an "
+    "answer with sources, its search query, the sources (passage text, document or web page "
+    "title and URL, snippet) and the citation check",
     "search_collections": "knowledge collection names and creation times",
     "search_documents": "file name, format, size, SHA-256, page and character counts, "
     "extraction notes, time added (the file itself is not kept)",
@@ -38,6 +40,8 @@ NOT_STORED = [
     "guest conversations (they live only in the browser tab)",
     "Responses API requests made with store false (nothing of them is written)",
     "prompt and answer text in logs (unless COVE_LOG_CONTENT is on)",
+    "web search queries and results apart from the answers they were given to (SearXNG is "
+    "the operator's: what it keeps is up to its settings)",
     "IP addresses, user agents or analytics of any kind; Cove has no telemetry, and FastAPI's "
     "OpenTelemetry tracing and export are switched off (whatever OTEL_* variables say)",
 ]

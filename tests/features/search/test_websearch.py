@@ -170,3 +170,15 @@ def test_guard_lets_out_exactly_the_searxng_host_only_while_searching(tmp_path: 
     looked_up = {str(a) for e, a in events if e == "socket.getaddrinfo"}
     assert not looked_up & {"lighthouse.example", "ferries.example"}, looked_up
     assert [r["path"] for r in searx.requests] == ["/search", "/search"]
+
+
+def test_cove_privacy_reports_web_search(tmp_path: Path) -> None:
+    from cove.inventory import inventory
+
+    off = inventory(Settings(home=tmp_path))["egress"]
+    assert off["web_search"] == "off" and "web search" not in off["exceptions"]
+    on = inventory(Settings(home=tmp_path, searxng_url="http://searx.lan:8888",
+                            search_fetch_pages=True))["egress"]
+    assert on["web_search"]["allowed_host"] == "searx.lan"
+    assert on["web_search"]["when"] == "only while a search runs"
+    assert "SearXNG host" in on["exceptions"] and "public addresses only" in on["exceptions"]

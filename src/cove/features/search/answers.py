@@ -52,7 +52,7 @@ class SearchField(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    collections: list[int | str] | bool | None = None
+    collections: list[int | str] | StrictBool | None = None
     web: StrictBool = False
     packs: Any = None
     limit: int = Field(5, ge=1, le=20)

@@ -98,7 +98,7 @@ def search(body: SearchBody, user: UserDep, s: DbDep) -> dict[str, Any]:
 
 class AnySearch(BaseModel):
     query: str = Field(min_length=1, max_length=4000)
-    collections: list[int] | bool | None = None
+    collections: list[int] | StrictBool | None = None
     web: StrictBool = False
     packs: Any = None
     limit: int = Field(5, ge=1, le=20)
