@@ -1,4 +1,4 @@
-"""Answers with sources in chromium: upload a document, ask with Search on, see the answer and
+"""Answers with sources in chromium: upload a PDF, ask with Search on, see the answer and
 its source card, click it and see the passage with the snippet marked; the sources come back
 after a reload; an invented [n] is struck through; a guest uses web search."""
 
@@ -15,14 +15,12 @@ from cove.config import Settings
 from cove.engine.fake import ScriptedEngine
 from cove.models.registry import ModelEntry, ModelRegistry
 from tests.conftest import free_port
+from tests.features.search.files import make_pdf
 from tests.features.search.searxng import FakeSearxng
 from tests.features.search.test_websearch import RESULTS
 from tests.web.browser import ThreadServer
 from tests.web.conftest import Site
 from tests.web.test_browser import sign_up
-
-NOTES = ("# Garden\n\nTomatoes need six hours of sun a day.\n\n"
-         "## Pests\n\nAphids are eaten by ladybirds, which gardeners welcome.\n")
 
 
 @pytest.fixture
@@ -59,8 +57,9 @@ def test_upload_ask_with_search_and_open_the_source(page: Any, site: Site,
     page.fill("#kb-name", "garden")
     page.click("#kb-create")
     page.wait_for_selector("#kb-open:not([hidden])")
-    notes = tmp_path / "notes.md"
-    notes.write_text(NOTES)
+    notes = tmp_path / "garden.pdf"
+    notes.write_bytes(make_pdf(["Tomatoes need six hours of sun a day.",
+                                "Aphids are eaten by ladybirds, which gardeners welcome."]))
     page.set_input_files("#kb-files", [str(notes)])
     page.wait_for_selector("#kb-uploads li[data-state='added']")
     page.click("#settings-close")
@@ -76,13 +75,13 @@ def test_upload_ask_with_search_and_open_the_source(page: Any, site: Site,
     cards = answer.locator(".source-card")
     assert cards.count() == 2
     first = cards.nth(0)
-    assert "notes.md" in first.text_content() and "Garden > Pests" in first.text_content()
+    assert "garden.pdf" in first.text_content() and "page 2" in first.text_content()
     assert answer.locator(".cite.invalid").text_content() == "[4]"  # no source 4: struck
     prompt = bytes(site.engines["scripted:latest"].history[-1][0]).decode()
-    assert "[1] (notes.md, Garden > Pests)" in prompt
+    assert "[1] (garden.pdf, page 2)" in prompt
     first.click()
     page.wait_for_selector("#passage-dialog[open]")
-    assert page.text_content("#passage-title") == "[1] notes.md"
+    assert page.text_content("#passage-title") == "[1] garden.pdf"
     assert "Aphids are eaten by ladybirds" in page.text_content("#passage-text mark")
     page.click("#passage-close")
     # the sources are stored with the answer: they are back after a reload

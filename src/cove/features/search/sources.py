@@ -129,8 +129,12 @@ async def _web_available(ctx: Context) -> Any:
 KINDS: dict[str, Kind] = {
     "collections": Kind(_collections, _collections_available),
     "web": Kind(_web, _web_available, guests=True, soft=True),
-    # knowledge packs go here: "packs": Kind(<packs search>, <packs listing>, guests=True),
-    # their passages in the shape of the module docstring, with kind "pack"
+    # knowledge packs go here: "packs": Kind(<search>, <available>, guests=True). The request's
+    # value is true (every pack) or a list of pack names; passages in the shape of the module
+    # docstring with kind "pack", "url" the article at /knowledge/<pack>/<path> (the web app's
+    # card opens it), and "pack", "date" (shown on the card and in the prompt's label).
+    # available(ctx) -> [{"name", "title", ...}] or None when there are none (the web app then
+    # hides the Packs box).
 }
 
 

@@ -58,7 +58,9 @@
     if (s.kind === "document") return [s.page ? "page " + s.page : "", s.heading || ""].filter(Boolean).join(" · ");
     const parts = [];
     if (s.date) parts.push(String(s.date));
-    if (s.url) { try { parts.push(new URL(s.url, location.href).host); } catch (_) { /* not a URL */ } }
+    if (s.kind === "web" && s.url) {
+      try { parts.push(new URL(s.url, location.href).host); } catch (_) { /* not a URL */ }
+    } else if (s.pack) parts.push(String(s.pack));
     return parts.join(" · ");
   }
 
@@ -84,7 +86,8 @@
   }
 
   function card(s) {
-    const opensUrl = s.kind !== "document" && s.url;
+    // a web result or a pack article opens its page (http(s), or Cove's own /knowledge/...)
+    const opensUrl = s.kind !== "document" && typeof s.url === "string" && /^(https?:\/\/|\/[^/])/i.test(s.url);
     const c = el(opensUrl ? "a" : "button", null, "source-card");
     if (opensUrl) { c.href = s.url; c.target = "_blank"; c.rel = "noopener noreferrer"; }
     else { c.type = "button"; c.addEventListener("click", () => showPassage(s)); }
