@@ -12,9 +12,11 @@ page's best-matching piece of text (extracted as HTML documents are,
 Egress: the process-wide guard (:mod:`cove.privacy`) refuses everything non-local; a search
 lets out exactly SearXNG's host for its own duration, and each page's host only for that
 page's fetch. Pages are fetched only from public addresses (a result pointing at this machine
-or the private network is skipped: no request forgery through search results) and redirects
-are not followed. Everything is bounded: the whole search by ``COVE_SEARCH_WEB_TIMEOUT``
-seconds, SearXNG's answer by :data:`MAX_RESULTS_BYTES`, a page by :data:`MAX_PAGE_BYTES`.
+or the private network is skipped: no request forgery through search results; the name is
+resolved once for that check and again by the HTTP client, so a name whose answer changes in
+between — DNS rebinding — is the one gap left) and redirects are not followed. Everything
+is bounded: the whole search by ``COVE_SEARCH_WEB_TIMEOUT`` seconds, SearXNG's answer by
+:data:`MAX_RESULTS_BYTES`, a page by :data:`MAX_PAGE_BYTES`.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ from cove.privacy import egress_allowed
 MAX_RESULTS_BYTES = 2 * 1024 * 1024
 MAX_PAGE_BYTES = 2 * 1024 * 1024
 MAX_PAGES = 3  # result pages fetched per search
-MAX_RESULTS = 20
 USER_AGENT = "Cove web search"
 _WORD = re.compile(r"\w+", re.UNICODE)
 
