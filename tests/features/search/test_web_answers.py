@@ -155,6 +155,16 @@ def test_sources_offered(fake: FakeWorld, alice: Browser) -> None:
     assert guest.get("/web/search/sources").json() == {"collections": None, "web": True}
 
 
+def test_search_routes_need_a_sign_in_when_guests_are_off(fake: FakeWorld) -> None:
+    fake.app.state.settings = fake.app.state.settings.model_copy(update={"guest": False})
+    anon = Browser(local_client(fake.app))
+    for r in (anon.get("/web/search/sources"),
+              anon.post("/web/search", json={"query": "keeper", "web": True})):
+        assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    r = anon.post("/web/search", json={"query": "keeper", "collections": True})
+    assert r.status_code == 401
+
+
 def test_guest_chat_with_web_search(fake: FakeWorld, searx: FakeSearxng) -> None:
     guest = Browser(local_client(fake.app))
     fake.engine.enqueue(["Ingrid Solberg [1]."])
