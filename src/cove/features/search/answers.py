@@ -1,9 +1,9 @@
 """Answers with sources: retrieved passages go into the prompt as numbered sources, and the
 reply carries the source list — what was retrieved, never parsed from the model's text.
 
-Used by the ``cove.search`` extension of chat requests (``/v1/chat/completions`` and Ollama's
-``/api/chat``), the web app's Search switch (:mod:`cove.web.chats` through
-:func:`for_chat`) and ``cove run --search``.
+Used by the ``cove.search`` extension of chat requests (``/v1/chat/completions``, Ollama's
+``/api/chat``, and the web app's ``/web/conversations/{id}/messages`` and ``/web/guest/chat``,
+which the Search switch fills in) and by ``cove run --search`` (:func:`retrieve`).
 
 Request (``cove.search``): ``{"collections": [id or name, ...] | true, "web": true,
 "packs": ..., "limit": 5}`` — at least one source; ``collections: true`` means all of yours.
