@@ -34,18 +34,31 @@ def cli() -> None:
 @click.option("--max-tokens", type=click.IntRange(min=1), default=None, help="Answer length cap.")
 @click.option("--temperature", type=click.FloatRange(0, 2), default=0.8, show_default=True)
 @click.option("--seed", type=int, default=None, help="Seed for reproducible answers.")
+@click.option("--search", is_flag=True,
+              help="Answer with sources: your collections (and the web when COVE_SEARXNG_URL "
+              "is set).")
+@click.option("--collection", "collections", multiple=True, metavar="NAME",
+              help="Search only this collection (repeatable; implies --search).")
+@click.option("--user", default=None, metavar="EMAIL",
+              help="Whose collections --search uses (default: the first admin).")
 @click.option("--image", "-i", "image_files", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="An image for a vision model (repeatable); goes with the (first) prompt.")
 def run(
     prompt: str | None, model: str | None, system: str | None, max_tokens: int | None,
-    temperature: float, seed: int | None, image_files: tuple[Path, ...],
+    temperature: float, seed: int | None, search: bool, collections: tuple[str, ...],
+    user: str | None, image_files: tuple[Path, ...],
 ) -> None:
     """Answer PROMPT, or chat interactively when no prompt is given."""
     from cove.cli.chat import interactive, run_once, stdin_prompt
     from cove.pipeline import ChatPipeline
 
     settings = read_settings()
+    hooks = None
+    if search or collections:
+        from cove.features.search.cli import search_hooks
+
+        hooks = search_hooks(settings, collections, user, Console(highlight=False))
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
     console = Console(highlight=False)
     if prompt is None:
@@ -60,9 +73,9 @@ def run(
         pipeline = ChatPipeline(settings, open_registry(settings))
         try:
             if prompt is not None:
-                run_once(runner, pipeline, prompt, params, model, system, console, images)
+                run_once(runner, pipeline, prompt, params, model, system, console, hooks, images)
             else:
-                interactive(runner, pipeline, params, model, system, console, images)
+                interactive(runner, pipeline, params, model, system, console, hooks, images)
         except CoveError as e:
             fail(e)
         except KeyboardInterrupt:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, StrictBool
 
+from cove.api import extensions
 from cove.api.openapi import EventStream
 from cove.api.streams import client_of, until_admitted
 from cove.auth.deps import DbDep, SettingsDep, UserDep, check_origin, get_db
@@ -54,6 +55,9 @@ class Send(Sampling):
     edit_from: int | None = None
     regenerate: StrictBool = False
     images: list[str] = Field(default_factory=list, max_length=MAX_IMAGES)  # data: URLs
+    cove: dict[str, Any] | None = Field(
+        None, description="Cove's chat extensions, as on /v1/chat/completions: "
+        "{\"search\": {...}} answers with sources (cove.api.extensions)")
 
 
 class GuestMessage(BaseModel):
@@ -69,6 +73,7 @@ def _images(urls: list[str], param: str) -> list[bytes]:
 
 class GuestChat(Sampling):
     messages: list[GuestMessage] = Field(min_length=1, max_length=500)
+    cove: dict[str, Any] | None = None
 
 
 def _pipeline(request: Request) -> ChatPipeline:
@@ -135,19 +140,28 @@ async def send(conversation_id: str, body: Send, request: Request, user: UserDep
     saving it. Client mistakes are JSON errors before any stream byte."""
     req = TurnRequest(body.content, body.model, body.edit_from, body.regenerate, body.params(),
                       _images(body.images, "images"))
+    request.state.user_id = user.id  # whom the extensions (search) act for
+
+    async def augment(chat: ChatRequest) -> tuple[ChatRequest, dict[str, Any] | None]:
+        chat, results = await extensions.apply(request, body.cove, chat)
+        return chat, results or None
+
     turn = await start_turn(get_db(request), _pipeline(request), user.id, conversation_id, req,
-                            log_content=settings.log_content)
+                            log_content=settings.log_content, augment=augment,
+                            finish_extensions=lambda r, text: extensions.finish(request, r, text))
     try:  # a refusal before the answer has a slot is an HTTP 503 with Retry-After, not a 200
         await until_admitted(request, turn.stream)
     except BaseException:
         turn.refuse()
         raise
     start = {"conversation": turn.conversation, "user_message": turn.user_message,
-             "assistant_message_id": turn.assistant_id, "model": turn.stream.model}
+             "assistant_message_id": turn.assistant_id, "model": turn.stream.model,
+             **({"cove": turn.extensions} if turn.extensions else {})}
 
     async def body_iter() -> Any:
         try:
-            async for chunk in sse.encode(start, turn.events()):
+            async for chunk in sse.encode(start, turn.events(), lambda text: (
+                    {"cove": turn.extensions} if turn.extensions else {})):
                 yield chunk
         finally:
             turn.close()
@@ -164,13 +178,16 @@ async def guest_chat(body: GuestChat, request: Request, settings: SettingsDep) -
         raise Forbidden("guest chat is turned off on this server; sign in")
     messages = [ChatMessage(m.role, m.content, images=_images(m.images, f"messages[{i}].images"))
                 for i, m in enumerate(body.messages)]
-    stream = await _pipeline(request).start_chat(ChatRequest(messages, body.params(), body.model,
-                                                             client=client_of(request)))
+    req, results = await extensions.apply(request, body.cove, ChatRequest(
+        messages, body.params(), body.model, client=client_of(request)))
+    stream = await _pipeline(request).start_chat(req)
     await until_admitted(request, stream)
+    start = {"model": stream.model, **({"cove": results} if results else {})}
 
     async def body_iter() -> Any:
         try:
-            async for chunk in sse.encode({"model": stream.model}, stream):
+            async for chunk in sse.encode(start, stream, lambda text: (
+                    {"cove": extensions.finish(request, results, text)} if results else {})):
                 yield chunk
         finally:
             stream.cancel()
