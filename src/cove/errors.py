@@ -192,3 +192,35 @@ class InsufficientMemory(CoveError):
     type = "server_error"
     code = "insufficient_memory"
     expose = True
+
+
+class BackendError(CoveError):
+    """A remote backend (an upstream OpenAI-compatible engine) failed: it sent garbage, an
+    error, or broke its stream (HTTP 502). The message names the backend, never the prompt."""
+
+    status = 502
+    type = "server_error"
+    code = "bad_gateway"
+    expose = True
+
+
+class BackendUnavailable(CoveError):
+    """No backend of a remote model can take the request now: all unreachable, their circuit
+    breakers open, or at their concurrency cap (HTTP 503 with ``Retry-After``)."""
+
+    status = 503
+    type = "server_error"
+    code = "backend_unavailable"
+    expose = True
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class BackendTimeout(CoveError):
+    """A remote backend did not answer in time (HTTP 504)."""
+
+    status = 504
+    type = "server_error"
+    code = "gateway_timeout"
+    expose = True

@@ -109,7 +109,8 @@ async def generate(body: GenerateBody, request: Request, pipeline: PipelineDep) 
 @router.get("/tags")
 async def tags(pipeline: PipelineDep) -> dict[str, Any]:
     entries = pipeline.registry.list()
-    return {"models": await asyncio.to_thread(lambda: [convert.tag(e) for e in entries])}
+    local = await asyncio.to_thread(lambda: [convert.tag(e) for e in entries])
+    return {"models": local + [convert.remote_tag(n) for n in pipeline.remote.names()]}
 
 
 @router.post("/show")
