@@ -131,7 +131,7 @@ def create_app(
     app.state.settings = settings
     app.state.pipeline = pipeline
     app.state.db = db
-    app.state.signin_guard = SignInGuard(settings)
+    app.state.signin_guard = SignInGuard(settings, db=None if db.is_sqlite else db)
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(openai_router, dependencies=[Depends(api_access)])
