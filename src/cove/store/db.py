@@ -102,10 +102,16 @@ class Database:
                 conn.execute(text("VACUUM"))  # rewrites the file (into the WAL first) ...
                 conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))  # ... and back
 
-    def close(self) -> None:
+    def release(self) -> None:
+        """Stop holding the database as a live process (PostgreSQL; the connection is closed
+        for real, not returned to the pool, so its session lock goes with it)."""
         if self.live is not None:
+            self.live.invalidate()
             self.live.close()
             self.live = None
+
+    def close(self) -> None:
+        self.release()
         self.engine.dispose()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -158,7 +158,7 @@ class AuthThrottle(Base):
     scope: Mapped[str] = mapped_column(String(16), primary_key=True)
     key: Mapped[str] = mapped_column(String(320), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
-    last_at: Mapped[float] = mapped_column()
+    last_at: Mapped[float] = mapped_column(Float)
 
 
 class ServerSecret(Base):
@@ -167,4 +167,4 @@ class ServerSecret(Base):
     __tablename__ = "server_secrets"
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    value: Mapped[bytes] = mapped_column()
+    value: Mapped[bytes] = mapped_column(LargeBinary)
