@@ -204,17 +204,14 @@ class BackendError(CoveError):
     expose = True
 
 
-class BackendUnavailable(CoveError):
+class BackendUnavailable(Overloaded):
     """No backend of a remote model can take the request now: all unreachable, their circuit
     breakers open, or at their concurrency cap (HTTP 503 with ``Retry-After``)."""
 
-    status = 503
-    type = "server_error"
     code = "backend_unavailable"
-    expose = True
 
     def __init__(self, message: str, retry_after: int = 5) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
+        super().__init__(message, retry_after)
 
 
 class BackendTimeout(CoveError):
