@@ -12,8 +12,8 @@ replica's cache, then ``decode`` seconds per answer token; its time to first tok
 in the queue plus its prefill.
 
 The per-token costs are measured on this machine with the bundled model (``--measure``:
-llama-cpp-python, 2 threads, a 512-token prompt and 64 decoded tokens), else taken from
-``--prefill-ms`` / ``--decode-ms``.
+llama-cpp-python, one thread, CPU seconds of a 512-token prompt and of 64 decoded tokens, the
+median of 3 runs), else taken from ``--prefill-ms`` / ``--decode-ms``.
 
 Policies (each on the same arrival schedule):
 
@@ -203,23 +203,28 @@ def simulate(convs: list[Conversation], policy: str, replicas: int, slots: int,
 
 
 def measure() -> tuple[float, float]:
-    """Seconds per prefill token and per decoded token of the bundled model here."""
+    """CPU seconds per prefill token and per decoded token of the bundled model on one thread
+    here (a 512-token prompt, 64 greedy tokens). CPU time rather than wall time, so that other
+    work on a shared machine does not inflate the costs (the medians of 3 runs)."""
     import llama_cpp
 
     from cove.models.registry import bundled_model_path
 
-    llm = llama_cpp.Llama(str(bundled_model_path()), n_ctx=1024, n_threads=2,
-                          n_batch=512, verbose=False)
+    llm = llama_cpp.Llama(str(bundled_model_path()), n_ctx=1024, n_threads=1,
+                          n_threads_batch=1, n_batch=512, verbose=False)
     tokens = llm.tokenize(b" harbour" * 511)[:512]
-    t0 = time.perf_counter()
-    llm.eval(tokens)
-    pre = (time.perf_counter() - t0) / len(tokens)
-    t0 = time.perf_counter()
-    for _ in range(64):
-        llm.eval([llm.sample(temp=0.0)])
-    dec = (time.perf_counter() - t0) / 64
+    pres, decs = [], []
+    for _ in range(3):
+        llm.reset()
+        t0 = time.process_time()
+        llm.eval(tokens)
+        pres.append((time.process_time() - t0) / len(tokens))
+        t0 = time.process_time()
+        for _ in range(64):
+            llm.eval([llm.sample(temp=0.0)])
+        decs.append((time.process_time() - t0) / 64)
     llm.close()
-    return pre, dec
+    return statistics.median(pres), statistics.median(decs)
 
 
 def main() -> None:
@@ -282,7 +287,8 @@ def write(sweeps: list[tuple[float, dict[str, dict[str, float]]]], args: argpars
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    how = ("measured with the bundled model on this shared 2-core machine" if args.measure
+    how = ("CPU time measured with the bundled model, one thread, on this shared 2-core "
+           "machine" if args.measure
            else "given")
     lines = [f"Run {dt.date.today()}: {args.users:,} users over {args.replicas} replicas x "
              f"{args.slots} slots, a {args.cache_tokens:,}-token prefix cache each, a "
