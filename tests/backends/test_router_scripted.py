@@ -80,6 +80,12 @@ def test_a_remote_model_answers_with_usage_and_is_listed_beside_local_ones(
         assert w.client.get(f"/v1/models/{MODEL}").json()["owned_by"] == "remote"
         tags = [m["name"] for m in w.client.get("/api/tags").json()["models"]]
         assert MODEL in tags and "scripted:latest" in tags
+        shown = w.client.post("/api/show", json={"model": MODEL}).json()
+        assert shown["details"]["format"] == "remote" and "tools" in shown["capabilities"]
+        loaded = w.client.post("/api/chat", json={"model": MODEL, "messages": []}).json()
+        assert loaded["done_reason"] == "load" and len(ups[0].bodies) == 1
+        picker = w.client.get("/web/models").json()["data"]
+        assert {"name": MODEL, "description": "remote"} in picker
 
 
 def test_ollama_and_anthropic_clients_are_served_from_the_same_upstream_stream(

@@ -303,13 +303,23 @@ def tag(entry: ModelEntry) -> dict[str, Any]:
     }
 
 
+REMOTE_DETAILS = {"parent_model": "", "format": "remote", "family": "", "families": None,
+                  "parameter_size": "", "quantization_level": ""}
+
+
 def remote_tag(name: str) -> dict[str, Any]:
     """A remote model (served by a registered backend) in ``/api/tags``: no local weights,
     so ``size`` 0, an empty ``digest`` and ``details.format`` ``remote``."""
     return {"name": name, "model": name, "modified_at": now_iso(time.time()), "size": 0,
-            "digest": "", "details": {"parent_model": "", "format": "remote", "family": "",
-                                      "families": None, "parameter_size": "",
-                                      "quantization_level": ""}}
+            "digest": "", "details": REMOTE_DETAILS}
+
+
+def remote_show(name: str) -> dict[str, Any]:
+    """``/api/show`` of a remote model: what Cove knows without asking the backend (its
+    template and metadata stay there); tools and structured output are passed through."""
+    return {"license": "", "modelfile": f"# {name} is served by a remote backend\n",
+            "parameters": "", "template": "", "details": REMOTE_DETAILS, "model_info": {},
+            "capabilities": ["completion", "tools"], "modified_at": now_iso(time.time())}
 
 
 def parameters_text(options: dict[str, Any]) -> str:
