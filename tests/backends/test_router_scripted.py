@@ -320,3 +320,26 @@ def test_the_egress_guard_names_each_backend_host(tmp_path: Path) -> None:
     assert policy["backend_hosts"]["gpu1.example"] == ["gpu1"]
     assert policy["backend_hosts"]["10.9.9.9"] == ["gpu2"]
     assert privacy._allowed("gpu1.example") and not privacy._allowed("other.example")
+
+
+def test_metrics_need_an_api_key_once_an_account_exists(
+        tmp_path: Path, ups: list[ScriptedUpstream]) -> None:
+    w = world(tmp_path, [ups[0].url])
+    with w.client:
+        assert w.chat().status_code == 200
+        text = w.client.get("/metrics").text
+        assert 'cove_backend_requests_total{backend="b0"} 1.0' in text
+        assert 'cove_backend_tokens_total{backend="b0",kind="completion"} 3.0' in text
+        assert "# TYPE cove_backend_request_seconds summary" in text
+        w.fake.engine.enqueue([b"local"])
+        assert w.chat(model="scripted:latest").status_code == 200  # the local engine's figures
+        text = w.client.get("/metrics").text
+        assert 'cove_model_slots{kind="chat",model="scripted:latest"} 4.0' in text
+        assert 'cove_model_pending{kind="chat",model="scripted:latest"} 0.0' in text
+        assert w.client.post("/web/signup", json={"email": "a@example.org",
+                                                  "password": "correct horse battery"}
+                             ).status_code == 200
+        w.client.cookies.clear()
+        r = w.client.get("/metrics")
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+        assert w.client.get("/metrics/backends").status_code == 401

@@ -55,6 +55,15 @@ def _error_message(body: bytes) -> str:
     return str(err or data.get("detail") or data)[:500]
 
 
+def _has_text(chunk: dict[str, Any]) -> bool:
+    """Whether a chunk carries answer text (a streamed piece, about one token)."""
+    for choice in chunk.get("choices") or []:
+        delta = choice.get("delta") or {}
+        if choice.get("text") or delta.get("content") or delta.get("reasoning_content"):
+            return True
+    return False
+
+
 class _Failed(Exception):
     """An attempt failed; ``retry`` says whether another backend may take the request."""
 
@@ -201,6 +210,7 @@ class RemoteStream(ChatStream):
             began = self._router.started(s)
             first_at: float | None = None
             counts = [0, 0]
+            pieces = 0
             try:
                 async for chunk in self._attempt(attempt):
                     if first_at is None:
@@ -209,6 +219,8 @@ class RemoteStream(ChatStream):
                     if chunk.get("usage"):
                         counts = [int(chunk["usage"].get("prompt_tokens") or 0),
                                   int(chunk["usage"].get("completion_tokens") or 0)]
+                    elif _has_text(chunk):
+                        pieces += 1  # counted as tokens when the upstream sends no usage
                     self._queue.put_nowait(chunk)
             except asyncio.CancelledError:  # the client left: the upstream is closed
                 self._router.finished(s, began, ok=True, first_byte=first_at)
@@ -230,7 +242,8 @@ class RemoteStream(ChatStream):
                 break
             else:
                 self._router.finished(s, began, ok=True, prompt_tokens=counts[0],
-                                      completion_tokens=counts[1], first_byte=first_at)
+                                      completion_tokens=counts[1] or pieces,
+                                      first_byte=first_at)
                 if first_at is None:
                     last = BackendError(f"backend {s.backend.name} ended its stream without "
                                         "sending anything")
