@@ -343,3 +343,22 @@ def test_metrics_need_an_api_key_once_an_account_exists(
         r = w.client.get("/metrics")
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
         assert w.client.get("/metrics/backends").status_code == 401
+
+
+def test_a_web_conversation_on_a_remote_model_is_stored_and_stays_on_one_backend(
+        tmp_path: Path, ups: list[ScriptedUpstream]) -> None:
+    from tests.web.helpers import Browser, events, text_of
+
+    w = world(tmp_path, [ups[0].url, ups[1].url])
+    with w.client:
+        alice = Browser(w.client)
+        assert alice.signup("alice@example.org").status_code == 200
+        cid = alice.post("/web/conversations", json={"model": MODEL}).json()["id"]
+        for i in range(3):
+            r = alice.post(f"/web/conversations/{cid}/messages", json={"content": f"q{i}"})
+            assert text_of(events(r.text)) == "Hello there"
+        assert sorted([len(ups[0].bodies), len(ups[1].bodies)]) == [0, 3]
+        msgs = alice.get(f"/web/conversations/{cid}").json()["messages"]
+        assert [m["content"] for m in msgs] == ["q0", "Hello there", "q1", "Hello there", "q2",
+                                                "Hello there"]
+        assert msgs[1]["model"] == MODEL and msgs[1]["completion_tokens"] == 3

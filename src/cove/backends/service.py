@@ -12,8 +12,8 @@ the client set (``max_tokens``, ``temperature``, ``top_p``, ``seed``, ``stop``,
 with ``continue_final_message``. ``stream_options.include_usage`` is always asked for, so
 usage is counted. Images, logprobs and reasoning budgets are refused (400).
 
-**Affinity key.** OpenAI's ``prompt_cache_key`` when the client sent one (passed as
-:attr:`ChatRequest.affinity`), else the conversation's opening — its system messages and first
+**Affinity key.** :attr:`ChatRequest.affinity` when set (OpenAI's ``prompt_cache_key``; the
+web app's conversation id), else the conversation's opening — its system messages and first
 user message, which every later turn of the conversation repeats, so all its turns hash to the
 same backend, the one whose prefix cache holds it.
 """

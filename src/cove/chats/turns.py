@@ -232,7 +232,8 @@ async def start_turn(
 
     history, cut, conv_model = await asyncio.to_thread(read)
     stream = await pipeline.start_chat(ChatRequest(history, req.params, req.model or conv_model,
-                                                   client=f"user:{user_id}"))
+                                                   client=f"user:{user_id}",
+                                                   affinity=f"conversation:{conversation_id}"))
     if log_content:
         log.info("prompt in %s: %r", conversation_id, history[-1].content)
 
