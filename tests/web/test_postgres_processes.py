@@ -58,7 +58,7 @@ def test_two_processes_share_sessions_keys_limits_and_conversations(
     engine = create_engine(url)
     with engine.connect() as c:
         assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() \
-            == "0004_shared_limits"
+            == "0005_shared_limits"
     a = browser(a_url)
     assert a.signup("alice@example.org").status_code == 200
     b = browser(b_url, a.client.cookies, a.csrf)  # the same browser, sent to the other process

@@ -1,7 +1,7 @@
 """sign-in and API-key limits shared by every process of one database
 
-Revision ID: 0004_shared_limits
-Revises: 0003_search
+Revision ID: 0005_shared_limits
+Revises: 0004_message_sources
 Create Date: 2026-12-02 01:15:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_shared_limits"
-down_revision = "0003_search"
+revision = "0005_shared_limits"
+down_revision = "0004_message_sources"
 branch_labels = None
 depends_on = None
 
