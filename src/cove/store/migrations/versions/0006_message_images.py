@@ -1,7 +1,7 @@
 """images sent with user messages of stored conversations
 
-Revision ID: 0005_message_images
-Revises: 0004_message_sources
+Revision ID: 0006_message_images
+Revises: 0005_shared_limits
 Create Date: 2026-12-02 01:20:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_message_images"
-down_revision = "0004_message_sources"
+revision = "0006_message_images"
+down_revision = "0005_shared_limits"
 branch_labels = None
 depends_on = None
 
