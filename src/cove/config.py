@@ -153,6 +153,16 @@ class Settings(BaseSettings):
         description="Largest document accepted into a knowledge collection, in bytes (web "
         "uploads are also bounded by COVE_MAX_BODY_BYTES).",
     )
+    meme_max_pixels: int = Field(
+        40_000_000, ge=10_000,
+        description="Largest image (width x height, in pixels) the meme feature reads; bigger "
+        "ones are refused before their pixels are decoded (decompression bombs).",
+    )
+    ocr_engine: str = Field(
+        "auto", pattern="^(auto|rapidocr|tesseract)$",
+        description="OCR engine for meme text: auto (RapidOCR when cove[ocr] is installed, "
+        "else tesseract), rapidocr or tesseract.",
+    )
     database_url: str | None = Field(
         None,
         description="SQLAlchemy database URL, e.g. postgresql+psycopg://user:pw@localhost/cove. "
