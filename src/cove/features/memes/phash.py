@@ -23,7 +23,7 @@ MAX_ASPECT_GAP = 0.12  # relative difference of width/height ratios still allowe
 def dhash(im: Image.Image) -> int:
     """The 64-bit difference hash of ``im``."""
     small = im.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
-    px = list(small.getdata())
+    px = small.tobytes()
     bits = 0
     for row in range(8):
         for col in range(8):
