@@ -136,10 +136,14 @@ def delete_template(s: Session, user_id: int | None, template_id: str) -> None:
     s.commit()
 
 
+def builtin_candidates() -> list[Candidate]:
+    """The built-in templates, for recognising a meme's template."""
+    return [(k, t.name, builtin_image(k), t.boxes) for k, (t, _) in BUILTINS.items()]
+
+
 def candidates(s: Session, user_id: int | None) -> list[Candidate]:
     """Every template the user can use, for recognising a meme's template."""
-    out: list[Candidate] = [(k, t.name, builtin_image(k), t.boxes)
-                            for k, (t, _) in BUILTINS.items()]
+    out = builtin_candidates()
     if user_id is not None:
         for row in s.scalars(select(MemeTemplate).where(MemeTemplate.user_id == user_id)):
             t = _user_template(row)
