@@ -12,6 +12,8 @@ from fastapi.staticfiles import StaticFiles
 from cove.web.pages import CSP
 
 STATIC = Path(__file__).parent / "static"
+# the app's policy, plus blob: images (a re-rendered meme is shown from a blob: URL)
+STUDIO_CSP = CSP.replace("img-src 'self' data:", "img-src 'self' data: blob:")
 
 
 def mount(app: FastAPI) -> None:
@@ -20,6 +22,6 @@ def mount(app: FastAPI) -> None:
     @app.get("/memes", include_in_schema=False)
     async def studio() -> FileResponse:
         return FileResponse(STATIC / "studio.html", headers={
-            "Content-Security-Policy": CSP, "Cache-Control": "no-cache"})
+            "Content-Security-Policy": STUDIO_CSP, "Cache-Control": "no-cache"})
 
     app.mount("/memes/static", StaticFiles(directory=STATIC), name="memes-static")
