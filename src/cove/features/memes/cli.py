@@ -184,13 +184,13 @@ def _format(path: str) -> str:
 
 
 def _base(template: str) -> Any:
-    from cove.config import Settings
+    from cove.cli.common import read_settings
     from cove.features.memes import service
     from cove.features.memes.builtin import BUILTINS
 
     if template in BUILTINS:
         return service.Base(BUILTINS[template][0], service.builtin_image(template))
     if Path(template).is_file():
-        return service.image_base(_read(template), None, Settings().meme_max_pixels)
+        return service.image_base(_read(template), None, read_settings().meme_max_pixels)
     raise click.ClickException(f"no built-in template {template!r} and no such image file "
                                f"(built-ins: {', '.join(BUILTINS)})")

@@ -69,13 +69,13 @@ def load_image(data: bytes, *, param: str = "file", max_pixels: int = DEFAULT_MA
                                      f"{MAX_FRAMES}", param=param, code="invalid_image")
             im.seek(0)
             im.load()
-            im = ImageOps.exif_transpose(im) or im
-            if im.mode in ("RGBA", "LA", "P", "PA"):
-                rgba = im.convert("RGBA")
+            upright: Image.Image = ImageOps.exif_transpose(im) or im
+            if upright.mode in ("RGBA", "LA", "P", "PA"):
+                rgba = upright.convert("RGBA")
                 flat = Image.new("RGB", rgba.size, (255, 255, 255))
                 flat.paste(rgba, mask=rgba.getchannel("A"))
                 return flat
-            return im.convert("RGB")
+            return upright.convert("RGB")
     except InvalidRequest:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

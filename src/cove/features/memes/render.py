@@ -90,9 +90,11 @@ class Fit:
     line_height: int
 
 
-def fit(text: str, box: TextBox, width: int, height: int, param: str = "text") -> Fit:
+def fit(text: str, box: TextBox, width: int, height: int, param: str = "text",
+        font: Path | None = None) -> Fit:
     """The largest size (binary search over whole pixels) at which ``text`` fits ``box`` of a
-    ``width`` × ``height`` image in at most three lines, stroke included.
+    ``width`` × ``height`` image in at most three lines, stroke included; in ``font`` (a font
+    file) when given, else per :func:`font_for`.
 
     Raises:
         InvalidRequest (``param``, code ``text_does_not_fit``): the text does not fit even at
@@ -103,7 +105,7 @@ def fit(text: str, box: TextBox, width: int, height: int, param: str = "text") -
                              param=param, code="text_does_not_fit")
     x0, y0, x1, y1 = box.pixels(width, height)
     bw, bh = x1 - x0, y1 - y0
-    path = font_for(text, box.font)
+    path = font or font_for(text, box.font)
 
     def attempt(size: int) -> Fit | None:
         font = _font(path, size)
@@ -132,7 +134,8 @@ def fit(text: str, box: TextBox, width: int, height: int, param: str = "text") -
     return best
 
 
-def draw_text(im: Image.Image, box: TextBox, text: str, param: str = "text") -> Fit | None:
+def draw_text(im: Image.Image, box: TextBox, text: str, param: str = "text",
+              font: Path | None = None) -> Fit | None:
     """Draw ``text`` (styled per the box) into ``box`` of ``im`` in place, centred vertically
     and aligned per the box; nothing for empty text. Returns the fit used.
 
@@ -142,16 +145,16 @@ def draw_text(im: Image.Image, box: TextBox, text: str, param: str = "text") -> 
     text = styled(text, box.style)
     if not text:
         return None
-    f = fit(text, box, im.width, im.height, param)
+    f = fit(text, box, im.width, im.height, param, font)
     x0, y0, x1, y1 = box.pixels(im.width, im.height)
-    font = _font(f.path, f.size)
+    face = _font(f.path, f.size)
     draw = ImageDraw.Draw(im)
     top = y0 + (y1 - y0 - f.line_height * len(f.lines)) // 2
     for i, line in enumerate(f.lines):
-        w = font.getlength(line)
+        w = face.getlength(line)
         x = x0 + f.stroke if box.align == "left" else x1 - f.stroke - w \
             if box.align == "right" else x0 + ((x1 - x0) - w) / 2
-        draw.text((x, top + i * f.line_height), line, font=font, fill=box.color,
+        draw.text((x, top + i * f.line_height), line, font=face, fill=box.color,
                   stroke_width=f.stroke, stroke_fill=box.stroke)
     return f
 

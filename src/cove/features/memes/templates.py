@@ -108,11 +108,12 @@ def parse_boxes(raw: Any, param: str = "boxes") -> list[TextBox]:
                                  param=f"{where}.name")
         if any(b.name == name for b in out):
             raise InvalidRequest(f"box name {name!r} is repeated", param=f"{where}.name")
-        nums = {k: _fraction(item[k], k, f"{where}.{k}")
-                for k in ("anchor_x", "anchor_y", "scale_x", "scale_y") if k in item}
-        box = TextBox(name, **nums, **{k: str(item[k]) for k in
-                                       ("style", "color", "stroke", "font", "align")
-                                       if k in item})
+        fields: dict[str, Any] = {k: _fraction(item[k], k, f"{where}.{k}")
+                                  for k in ("anchor_x", "anchor_y", "scale_x", "scale_y")
+                                  if k in item}
+        fields.update({k: str(item[k]) for k in ("style", "color", "stroke", "font", "align")
+                       if k in item})
+        box = TextBox(name, **fields)
         for key, allowed in (("style", STYLES), ("font", FONTS), ("align", ALIGNS)):
             if getattr(box, key) not in allowed:
                 raise InvalidRequest(f"{key} must be one of {', '.join(allowed)}",
