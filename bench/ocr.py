@@ -88,7 +88,8 @@ def tesseract_defaults(im: object, tmp: Path) -> str:
 def rapid_raw(im: object) -> str:
     import numpy as np
 
-    result = ocr._rapid()(np.asarray(im)[:, :, ::-1])  # type: ignore[call-overload]
+    result = ocr._rapid()(np.asarray(im)[:, :, ::-1], use_det=True, use_cls=True,  # type: ignore[call-overload]
+                          use_rec=True)
     return "\n".join(result.txts or ())
 
 
