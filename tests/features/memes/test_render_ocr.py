@@ -57,3 +57,9 @@ def test_unknown_engine_is_a_400() -> None:
     with pytest.raises(InvalidRequest) as e:
         ocr.choose("paddle")
     assert e.value.param == "ocr_engine"
+
+
+def test_spaces_between_single_letters_are_restored() -> None:
+    im = render(background("busy"), default_boxes(), {"top": "Y U NO",
+                                                      "bottom": "write documentation"})
+    assert ocr.read(im, "rapidocr").text.split("\n")[0] == "Y U NO"
