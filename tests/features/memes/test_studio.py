@@ -80,3 +80,39 @@ def test_a_guest_downloads_but_keeps_nothing(browser: Any, site: Site, tmp_path:
     assert site.rows(Meme) == 0
     context.close()
     assert problems == []
+
+
+def test_own_image_with_a_box_placed_by_dragging(browser: Any, site: Site,
+                                                 tmp_path: Path) -> None:
+    from cove.features.memes.store import MemeTemplate
+    from tests.features.memes.images import background
+
+    context, pg, problems = studio(browser, site)
+    assert pg.request.post("/web/signup", data={"email": "owner@example.org",
+                                                "password": PASSWORD}).ok
+    photo = tmp_path / "holiday.png"
+    background("busy", (600, 400)).save(photo)
+    pg.goto("/memes")
+    pg.wait_for_selector("body[data-ready='1']")
+    pg.set_input_files("#own-image", str(photo))
+    pg.wait_for_selector("#placer-img[src^='data:']")
+    for _ in range(100):  # until the picture has its size
+        box = pg.locator("#placer-img").bounding_box()
+        if box and box["height"] > 10:
+            break
+        pg.wait_for_timeout(50)
+    pg.mouse.move(box["x"] + 0.1 * box["width"], box["y"] + 0.6 * box["height"])
+    pg.mouse.down()
+    pg.mouse.move(box["x"] + 0.9 * box["width"], box["y"] + 0.9 * box["height"], steps=5)
+    pg.mouse.up()
+    assert pg.locator("#placer-stage .box").count() == 1
+    pg.click("#keep-template")
+    pg.wait_for_selector("#templates button[aria-pressed='true'][data-id^='user-']")
+    assert site.rows(MemeTemplate) == 1
+    pg.click("#blank")
+    pg.wait_for_selector(".variant input[data-box='box_1']")
+    assert pg.locator(".variant input").count() == 1
+    pg.locator(".variant input[data-box='box_1']").fill("Sunny days")
+    pg.wait_for_selector(".variant img[src^='blob:']")
+    context.close()
+    assert problems == []

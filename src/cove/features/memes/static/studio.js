@@ -104,7 +104,7 @@ function setupPlacer() {
             Math.min(1, Math.max(0, (ev.clientY - r.top) / r.height))];
   };
   stage.addEventListener("pointerdown", (ev) => { start = frac(ev); ev.preventDefault(); });
-  stage.addEventListener("pointerup", (ev) => {
+  window.addEventListener("pointerup", (ev) => {
     if (!start) return;
     const end = frac(ev);
     const [x0, x1] = [Math.min(start[0], end[0]), Math.max(start[0], end[0])];
