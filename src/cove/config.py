@@ -276,6 +276,29 @@ class Settings(BaseSettings):
         "go into the prompt, and the response headers say which. 0 = always all."
     )
 
+    backend_breaker_failures: int = Field(
+        3, ge=1, description="Failures in a row (unreachable, timeout, 5xx, garbage, a broken "
+        "stream) after which a remote backend's circuit breaker opens: no request goes there "
+        "until a health probe succeeds."
+    )
+    backend_breaker_cooldown: float = Field(
+        10.0, gt=0, description="Seconds an open circuit breaker waits before probing its "
+        "backend (GET /v1/models) again."
+    )
+    backend_balance: float = Field(
+        1.25, ge=1.0, description="Balance factor of conversation affinity (consistent hashing "
+        "with bounded loads): no backend takes more than this times its share of the requests "
+        "in flight; 1 is strict balance, higher keeps conversations on their backend longer."
+    )
+    backend_connect_timeout: float = Field(
+        5.0, gt=0, description="Seconds to connect to a remote backend; then the next one is "
+        "tried."
+    )
+    backend_first_byte_timeout: float = Field(
+        120.0, gt=0, description="Seconds a remote backend may take to send its first "
+        "streamed event (and between events); then HTTP 504, or the next backend when "
+        "nothing was sent yet."
+    )
     @field_validator("n_ctx", mode="before")
     @classmethod
     def _window(cls, v: Any) -> Any:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from cove import privacy
 from cove.config import Settings
+from cove.errors import CoveError
 
 STORED_PER_USER = {
     "account": "e-mail, argon2id password hash, role (admin/user), disabled flag, creation time",
@@ -105,6 +106,12 @@ def inventory(settings: Settings) -> dict[str, Any]:
     if sqlite_file is not None:
         for p in sorted(sqlite_file.parent.glob(sqlite_file.name + "*")):
             files.append({"path": str(p), "bytes": p.stat().st_size})
+    from cove.backends.registry import BackendRegistry
+
+    try:
+        backends = BackendRegistry.load(settings.home).hosts()
+    except CoveError as e:
+        backends = {"(unreadable backends.json)": [e.message]}
     return {
         "data": {
             "home": str(settings.home),
@@ -117,9 +124,12 @@ def inventory(settings: Settings) -> dict[str, Any]:
         "not_stored": NOT_STORED,
         "egress": {
             **privacy.policy(),
+            "backend_hosts": {h: sorted(n) for h, n in sorted(backends.items())} or "none",
             "refused": "every other outbound connection and name lookup; each refusal is logged "
             "(destination only)",
-            "exceptions": "model pulls, for the host the user asked to pull from"
+            "exceptions": "model pulls, for the host the user asked to pull from; the "
+            "registered remote backends (`cove backend list`), each host named above, which "
+            "receive the prompts of requests for their models"
             + ("; web search, for the SearXNG host below while a search runs"
                + (" and each result page's host (public addresses only) while it is fetched"
                   if settings.search_fetch_pages else "")

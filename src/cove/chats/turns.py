@@ -247,7 +247,8 @@ async def start_turn(
             return history, cut, conv.model
 
     history, cut, conv_model = await asyncio.to_thread(read)
-    chat = ChatRequest(history, req.params, req.model or conv_model, client=f"user:{user_id}")
+    chat = ChatRequest(history, req.params, req.model or conv_model, client=f"user:{user_id}",
+                       affinity=f"conversation:{conversation_id}")
     extensions = None
     if augment is not None:
         chat, extensions = await augment(chat)

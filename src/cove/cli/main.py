@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from cove import __version__
+from cove.backends.cli import backend as backend_group
 from cove.cli.common import fail, open_registry, read_settings
 from cove.cli.models import register as register_model_commands
 from cove.config import Settings
@@ -202,6 +203,7 @@ register_model_commands(cli)
 register_logic_command(cli)
 register_knowledge_commands(cli)
 register_meme_commands(cli)
+cli.add_command(backend_group)
 
 
 def main() -> None:

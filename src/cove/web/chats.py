@@ -72,9 +72,11 @@ def _pipeline(request: Request) -> ChatPipeline:
 @router.get("/models")
 def models(request: Request, settings: SettingsDep) -> dict[str, Any]:
     """Installed models and the default one (for the model picker)."""
-    entries = _pipeline(request).registry.list()
+    pipeline = _pipeline(request)
+    entries = pipeline.registry.list()
     return {"default": settings.default_model,
-            "data": [{"name": e.name, "description": e.description} for e in entries]}
+            "data": [{"name": e.name, "description": e.description} for e in entries]
+            + [{"name": n, "description": "remote"} for n in pipeline.remote.names()]}
 
 
 @router.get("/conversations")

@@ -1,6 +1,6 @@
 """Tables of the meme feature: a signed-in user's own templates and the gallery of memes they
 made. Every row carries ``user_id`` (``ON DELETE CASCADE``), so deleting an account removes
-both; guests have no rows at all. Created by the Alembic migration ``0005_memes``."""
+both; guests have no rows at all. Created by the Alembic migration ``0006_memes``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """memes: users' own meme templates and their gallery of memes
 
-Revision ID: 0005_memes
-Revises: 0004_message_sources
+Revision ID: 0006_memes
+Revises: 0005_shared_limits
 Create Date: 2026-12-02 01:00:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_memes"
-down_revision = "0004_message_sources"
+revision = "0006_memes"
+down_revision = "0005_shared_limits"
 branch_labels = None
 depends_on = None
 
