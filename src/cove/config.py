@@ -182,6 +182,16 @@ class Settings(BaseSettings):
         description="Seconds a web search may take in all (SearXNG's answer and any page "
         "fetches); after that the answer goes on without web results, with a warning.",
     )
+    meme_max_pixels: int = Field(
+        40_000_000, ge=10_000,
+        description="Largest image (width x height, in pixels) the meme feature reads; bigger "
+        "ones are refused before their pixels are decoded (decompression bombs).",
+    )
+    ocr_engine: str = Field(
+        "auto", pattern="^(auto|rapidocr|tesseract)$",
+        description="OCR engine for meme text: auto (RapidOCR when cove[ocr] is installed, "
+        "else tesseract), rapidocr or tesseract.",
+    )
     database_url: str | None = Field(
         None,
         description="SQLAlchemy database URL, e.g. postgresql+psycopg://user:pw@localhost/cove. "

@@ -32,6 +32,10 @@ STORED_PER_USER = {
     "until deleted",
     "search_chunks": "passages of the documents' text with page, heading path and character "
     "range, their keyword index entries and embedding vectors (embedder id and dimension)",
+    "meme_templates": "your own meme templates: name, the image (PNG), its size and text "
+    "boxes, creation time",
+    "memes": "memes kept in your gallery: the rendered image, its template and text, format, "
+    "creation time",
     "responses": "OpenAI Responses API results made with store true (the default): the response "
     "object (output text, reasoning, tool calls, instructions, tools, metadata, user, usage) "
     "and every input item of its context, owned by the API key's account; made while the "
@@ -39,9 +43,11 @@ STORED_PER_USER = {
     "store false keeps nothing",
 }
 # tables of features, counted when their migration has run
-FEATURE_TABLES = ("search_collections", "search_documents", "search_chunks", "search_files")
+FEATURE_TABLES = ("search_collections", "search_documents", "search_chunks", "search_files",
+                  "meme_templates", "memes")
 NOT_STORED = [
     "guest conversations (they live only in the browser tab)",
+    "images sent to explain a meme, and memes made by guests or not saved to a gallery",
     "Responses API requests made with store false (nothing of them is written)",
     "prompt and answer text in logs (unless COVE_LOG_CONTENT is on)",
     "web search queries and results apart from the answers they were given to (SearXNG is "

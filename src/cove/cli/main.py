@@ -18,6 +18,7 @@ from cove.config import Settings
 from cove.engine.types import SamplingParams
 from cove.errors import CoveError, InvalidRequest
 from cove.features.logic.cli import register as register_logic_command
+from cove.features.memes.cli import register as register_meme_commands
 from cove.features.search.cli import register as register_knowledge_commands
 
 
@@ -206,6 +207,7 @@ def version() -> None:
 register_model_commands(cli)
 register_logic_command(cli)
 register_knowledge_commands(cli)
+register_meme_commands(cli)
 cli.add_command(backend_group)
 
 
