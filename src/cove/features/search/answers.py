@@ -1,13 +1,16 @@
 """Answers with sources: the ``cove.search`` extension of chat requests.
 
-Request: ``"cove": {"search": {"collections": [id or name, ...], "limit": 5}}``. The passages
-best matching the last user message are put into the prompt as numbered sources (a system
-message ahead of the conversation, merged with the request's own system message), and the
-response carries ``"cove": {"search": {"query", "sources": [{"index", "document",
-"document_id", "collection_id", "page", "heading", "snippet", "chunk_id", "score"}]}}`` — the
-list is what was retrieved, never parsed from the model's text. A non-streamed reply also says
-which ``[n]`` markers the model wrote: ``cited`` (numbers of listed sources) and
-``invalid_citations`` (numbers with no such source).
+Request: ``"cove": {"search": {"collections": [id or name, ...], "packs": true or [name, ...],
+"limit": 5}}`` (at least one of ``collections`` and ``packs``; ``packs: true`` searches every
+knowledge pack; packs need no account). The passages best matching the last user message are
+put into the prompt as numbered sources (a system message ahead of the conversation, merged
+with the request's own system message), and the response carries ``"cove": {"search":
+{"query", "sources": [{"index", "document", "document_id", "collection_id", "page", "heading",
+"snippet", "chunk_id", "score"}]}}`` (a pack's passage also has ``kind: "pack"``, ``pack``,
+``pack_title``, ``date``, ``path`` and ``url``, the article served offline; its ``document``
+is the article title) — the list is what was retrieved, never parsed from the model's text. A
+non-streamed reply also says which ``[n]`` markers the model wrote: ``cited`` (numbers of
+listed sources) and ``invalid_citations`` (numbers with no such source).
 """
 
 from __future__ import annotations
@@ -15,16 +18,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cove.chat import ChatMessage, ChatRequest
 from cove.errors import InvalidRequest, NotFound, Unauthorized
+from cove.features.search import packs as pack_search
 from cove.features.search import service
 from cove.store.db import Database
 
+PACK_KEYS = ("kind", "pack", "pack_title", "date", "path", "url")
 INSTRUCTIONS = ("Answer the user's question using the numbered sources below. Cite the sources "
                 "you use as [1], [2]. If the sources do not contain the answer, say so.")
 
@@ -34,7 +39,8 @@ class SearchField(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    collections: list[int | str] = Field(min_length=1, max_length=100)
+    collections: list[int | str] = Field(default_factory=list, max_length=100)
+    packs: bool | Annotated[list[str], Field(max_length=100)] = False
     limit: int = Field(5, ge=1, le=20)
 
 
@@ -43,16 +49,19 @@ def sources_prompt(hits: list[dict[str, Any]]) -> str:
     lines = [INSTRUCTIONS, ""]
     for i, h in enumerate(hits, start=1):
         where = h["document"] + (f", page {h['page']}" if h["page"] else "") + (
-            f", {h['heading']}" if h["heading"] else "")
+            f", {h['heading']}" if h["heading"] else "") + (
+            f", {h['pack_title']} {h['date']}".rstrip() if h.get("kind") == "pack" else "")
         lines.append(f"[{i}] ({where})\n{h['text']}\n")
     return "\n".join(lines)
 
 
-def retrieve(db: Database, user_id: int, field: SearchField, query: str) -> list[dict[str, Any]]:
-    """The passages for ``query`` in the named collections (blocking)."""
+def retrieve(db: Database, user_id: int | None, field: SearchField,
+             query: str) -> list[dict[str, Any]]:
+    """The passages for ``query`` in the named collections and packs (blocking)."""
     with db.session() as s:
         ids = []
         for ref in field.collections:
+            assert user_id is not None  # search_extension: collections need an account
             if isinstance(ref, int):
                 ids.append(ref)
                 continue
@@ -60,7 +69,11 @@ def retrieve(db: Database, user_id: int, field: SearchField, query: str) -> list
             if c is None:
                 raise NotFound(f"collection {ref!r} not found", param="cove.search.collections")
             ids.append(c.id)
-        return service.search(s, user_id, ids, query, limit=field.limit)
+        hits = service.search(s, user_id or 0, ids, query, limit=field.limit) if ids else []
+        if field.packs:
+            names = None if field.packs is True else list(field.packs)
+            hits += pack_search.search_packs(s, query, names, limit=field.limit)
+        return sorted(hits, key=lambda h: -h["score"])[:field.limit]
 
 
 def with_sources(req: ChatRequest, hits: list[dict[str, Any]]) -> ChatRequest:
@@ -93,8 +106,11 @@ async def search_extension(request: Request, value: Any,
         where = ".".join(str(p) for p in err["loc"])
         raise InvalidRequest(f"cove.search: {err['msg']}",
                              param="cove.search" + (f".{where}" if where else "")) from e
+    if not field.collections and not field.packs:
+        raise InvalidRequest("cove.search: name collections or packs to search",
+                             param="cove.search.collections")
     user_id = getattr(request.state, "user_id", None)
-    if user_id is None:
+    if user_id is None and field.collections:
         raise Unauthorized("searching collections needs an account's API key or session")
     query = next((m.content for m in reversed(req.messages) if m.role == "user"), "")
     if not query.strip():
@@ -103,7 +119,8 @@ async def search_extension(request: Request, value: Any,
     sources = [{"index": i, "document": h["document"], "document_id": h["document_id"],
                 "collection_id": h["collection_id"], "page": h["page"],
                 "heading": h["heading"], "snippet": h["snippet"], "chunk_id": h["chunk_id"],
-                "score": h["score"]} for i, h in enumerate(hits, start=1)]
+                "score": h["score"], **{k: h[k] for k in PACK_KEYS if k in h}}
+               for i, h in enumerate(hits, start=1)]
     return with_sources(req, hits), {"query": query, "sources": sources}
 
 

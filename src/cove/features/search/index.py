@@ -96,9 +96,45 @@ def vector_ranks(s: Session, collection_ids: Sequence[int], query: str,
         return []
     matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(
         len(rows), embeddings.DIMENSIONS)
-    scores = matrix @ embed([query])[0]
+    return [int(rows[i][0]) for i in cosine_ranks(matrix, embed([query])[0], limit)]
+
+
+def cosine_ranks(matrix: np.ndarray, query_vector: np.ndarray, limit: int) -> list[int]:
+    """Row numbers of the unit vectors ``matrix`` ``(n, d)`` by cosine similarity to the unit
+    ``query_vector`` ``(d,)``, best first, at most ``limit``, leaving out those with
+    similarity 0 or less (``argpartition`` then a sort of the top ``limit``: O(n))."""
+    if not len(matrix):
+        return []
+    scores = matrix @ query_vector
+    if limit < len(scores):
+        top = np.argpartition(-scores, limit - 1)[:limit]
+        order = top[np.argsort(-scores[top], kind="stable")]
+    else:
+        order = np.argsort(-scores, kind="stable")
+    return [int(i) for i in order if scores[i] > 0]
+
+
+def text_ranks(texts: Sequence[str], query: str, limit: int, k1: float = 1.2,
+               b: float = 0.75) -> list[int]:
+    """Positions in ``texts`` matching any word of ``query``, best first by Okapi BM25
+    (Robertson and Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond", 2009;
+    the IDF of Lucene, ``ln(1 + (N - n + 0.5) / (n + 0.5))``, never negative): the keyword
+    ranking of passages that are not in the database (knowledge-pack articles)."""
+    terms = set(words(query))
+    if not terms or not texts:
+        return []
+    docs = [[w.lower() for w in _WORD.findall(t)] for t in texts]
+    lengths = np.array([len(d) for d in docs], dtype=np.float64)
+    avg = float(lengths.mean()) or 1.0
+    counts = {t: np.array([d.count(t) for d in docs], dtype=np.float64) for t in terms}
+    scores = np.zeros(len(docs))
+    for tf in counts.values():
+        n = float((tf > 0).sum())
+        if n:
+            idf = np.log(1 + (len(docs) - n + 0.5) / (n + 0.5))
+            scores += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths / avg))
     order = np.argsort(-scores, kind="stable")[:limit]
-    return [int(rows[i][0]) for i in order if scores[i] > 0]
+    return [int(i) for i in order if scores[i] > 0]
 
 
 def fuse(*rankings: Sequence[int], k: int = RRF_K) -> list[tuple[int, float]]:
