@@ -195,8 +195,9 @@ def search_packs(s: Session, query: str, packs: list[str] | None = None, limit: 
         return []
     texts = [c["text"] for c in pool]
     vector = index.embed([query])[0]
+    passages = [index.passage_text(c["heading"], c["text"]) for c in pool]
     fused = index.fuse(index.text_ranks(texts, query, depth),
-                       index.cosine_ranks(_cached_vectors(texts), vector, depth))[:limit]
+                       index.cosine_ranks(_cached_vectors(passages), vector, depth))[:limit]
     return [{**pool[i], "snippet": snippet(pool[i]["text"]), "score": round(score, 6),
              "page": None, "start": None, "end": None, "chunk_id": None, "document_id": None,
              "collection_id": None} for i, score in fused]
