@@ -193,12 +193,18 @@ def test_a_pack_whose_file_broke_is_skipped(fake: FakeWorld, alice: Browser,
                                             zims: dict[str, Path], tmp_path: Path) -> None:
     moved = tmp_path / "moved.zim"
     moved.write_bytes(zims["titles"].read_bytes())
-    assert add(alice, moved).status_code == 201
+    assert add(alice, moved, name="moved").status_code == 201
     assert add(alice, zims["full"]).status_code == 201
     zim.forget(moved)
     moved.write_bytes(b"gone")
     hits = search(alice, ASH).json()["results"]
     assert hits and {h["pack"] for h in hits} == {"geo_en_all"}
+    r = alice.get("/knowledge/moved/Volcano")
+    assert r.status_code == 404 and "cannot be read now" in r.json()["error"]["message"]
+    moved.unlink()
+    listed = {p["name"]: p["available"]
+              for p in alice.get("/web/knowledge/packs").json()["packs"]}
+    assert listed == {"moved": False, "geo_en_all": True}
 
 
 def test_without_libzim_the_error_says_how_to_install_it(

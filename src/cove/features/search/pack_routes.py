@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from cove.auth.deps import AdminDep, CallerDep, DbDep, SettingsDep
 from cove.errors import NotFound, Unauthorized
 from cove.features.search import packs, sanitize, zim
+from cove.features.search.store import Pack
 
 ARTICLE_CSP = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
                "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
@@ -86,6 +87,13 @@ def article(name: str, path: str, s: DbDep) -> Response:
     """The entry ``path`` of pack ``name``: a sanitised article page, an image, or a
     redirect. Raises NotFound for a missing pack or entry and for entries not served."""
     pack = packs.get_pack(s, name)
+    try:
+        return _entry(pack, name, path)
+    except zim.BadPack as e:  # the file was moved, replaced or damaged since it was added
+        raise NotFound(f"pack {name!r} cannot be read now: {e.message}", param="pack") from e
+
+
+def _entry(pack: Pack, name: str, path: str) -> Response:
     if not path:
         main = zim.main_path(pack.path)
         if main is None:

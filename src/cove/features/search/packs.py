@@ -46,11 +46,12 @@ def slug(text: str) -> str:
 
 
 def pack_dict(p: Pack) -> dict[str, Any]:
-    """A pack as the API lists it."""
+    """A pack as the API lists it (``available``: its file is still where it was added)."""
     return {"name": p.name, "title": p.title, "language": p.language, "date": p.date,
             "description": p.description, "creator": p.creator, "publisher": p.publisher,
             "articles": p.articles, "media": p.media, "fulltext": p.fulltext,
             "bytes": p.bytes, "url": f"/knowledge/{p.name}/",
+            "available": Path(p.path).is_file(),
             "created_at": p.created_at.isoformat() + "Z"}
 
 
