@@ -55,17 +55,18 @@ def test_add_list_and_search(fake: FakeWorld, alice: Browser, bob: Browser,
     # full-text: the section that answers, ranked first, cited with pack, title and date
     hits = search(bob, ASH, packs=["geo_en_all"]).json()["results"]
     top = hits[0]
-    assert (top["kind"], top["pack"], top["document"], top["heading"], top["date"]) == (
+    assert (top["kind"], top["pack"], top["title"], top["heading"], top["date"]) == (
         "pack", "geo_en_all", "Volcano", "Volcano > Eruptions", DATE)
     assert "fifty kilometres" in top["text"] and top["url"] == "/knowledge/geo_en_all/Volcano"
-    assert {"chunk_id", "document_id", "collection_id", "page", "snippet", "score"} <= set(top)
+    assert {"url", "text", "snippet", "score", "pack_title", "path"} <= set(top)
+    assert "kilometres" in top["snippet"]
     # a word only in the body (not a title) is found through the full-text index alone
     assert search(bob, "lactobacilli", packs=["geo_en_all"]).json()["results"][0][
-        "document"] == "Sourdough"
+        "title"] == "Sourdough"
     assert search(bob, "lactobacilli", packs=["geo_titles"]).json()["results"] == []
     # titles only: suggestions by title, then the article's best section
     hits = search(bob, "sourdough starter feeding", packs=["geo_titles"]).json()["results"]
-    assert hits[0]["document"] == "Sourdough" and hits[0]["pack_title"] == "Titles Only"
+    assert hits[0]["title"] == "Sourdough" and hits[0]["pack_title"] == "Titles Only"
     assert {h["pack"] for h in search(bob, "basalt").json()["results"]} == {
         "geo_en_all", "geo_titles"}  # no names: every pack
 
@@ -119,9 +120,17 @@ def test_guests_search_packs_and_read_articles(fake: FakeWorld, alice: Browser,
     guest = Browser(local_client(fake.app))  # no account, no session
     assert [p["name"] for p in guest.get("/web/knowledge/packs").json()["packs"]] == [
         "geo_en_all"]
-    assert search(guest, ASH).json()["results"][0]["document"] == "Volcano"
+    assert search(guest, ASH).json()["results"][0]["title"] == "Volcano"
     assert guest.get("/knowledge/geo_en_all/Volcano").status_code == 200
     assert guest.get("/knowledge/geo_en_all/images/lava.png").content == PNG
+    # the Search switch's sources and one search across kinds offer the packs to guests too
+    offered = guest.get("/web/search/sources").json()
+    assert offered["collections"] is None and [p["name"] for p in offered["packs"]] == [
+        "geo_en_all"]
+    r = guest.post("/web/search", json={"query": ASH, "packs": True})
+    assert r.status_code == 200 and r.json()["results"][0]["kind"] == "pack"
+    r = guest.post("/web/search", json={"query": ASH, "packs": "all"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "cove.search.packs"
     assert add(guest, zims["titles"]).status_code == 401  # registering needs an admin
     # documents stay per user
     r = guest.post("/web/knowledge/search", json={"query": "lava", "collections": [1]})
@@ -148,12 +157,12 @@ def test_packs_as_sources_of_an_answer(fake: FakeWorld, alice: Browser,
     assert r.status_code == 200, r.text
     found = r.json()["cove"]["search"]
     first = found["sources"][0]
-    assert (first["index"], first["kind"], first["pack"], first["document"], first["date"],
+    assert (first["index"], first["kind"], first["pack"], first["title"], first["date"],
             first["url"]) == (1, "pack", "geo_en_all", "Volcano", DATE,
                               "/knowledge/geo_en_all/Volcano")
     assert found["cited"] == [1] and len(found["sources"]) == 2
     prompt = bytes(fake.engine.history[-1][0]).decode()
-    assert "[1] (Volcano, Volcano > Eruptions, Tiny Geology 2026-11-01)" in prompt
+    assert "[1] (Volcano, 2026-11-01)" in prompt
     assert "fifty kilometres" in prompt
     r = alice.post("/v1/chat/completions", json={
         "model": "scripted", "messages": [{"role": "user", "content": ASH}],

@@ -7,19 +7,21 @@ splits each into its sections (at HTML headings, as documents are), keeps the se
 the most words with the query, cuts those into chunks (:mod:`.chunking`), and ranks the chunks
 with the scorer of documents: reciprocal rank fusion of a keyword rank (BM25 over the candidate
 chunks, :func:`.index.text_ranks`) and a vector rank (the core embedder, cosine). Passages have
-the shape of :func:`.service.search`'s plus the citation of the pack: ``kind`` ``"pack"``,
-``pack``, ``pack_title``, ``date``, ``path``, ``url`` (``/knowledge/<pack>/<path>``).
+the shape of :mod:`.sources` (``kind`` ``"pack"``, ``title``, ``url``, ``text``, ``snippet``,
+``score``) plus the citation: ``pack``, ``pack_title``, ``date``, ``path``, ``heading``.
+:func:`kind_search` and :func:`kind_available` are the ``packs`` kind of :mod:`.sources`.
 
-Everything here is blocking (file reads, CPU): call it from a worker thread.
+Everything here but those two is blocking (file reads, CPU): call it from a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import numpy as np
@@ -29,8 +31,11 @@ from sqlalchemy.orm import Session
 from cove.errors import Conflict, InvalidRequest, NotFound
 from cove.features.search import chunking, index, zim
 from cove.features.search.extract import decode_text, html_sections
-from cove.features.search.service import snippet
 from cove.features.search.store import Pack
+from cove.features.search.web import snippet_of
+
+if TYPE_CHECKING:
+    from cove.features.search.sources import Context
 
 MAX_ARTICLE_CHARS = 300_000  # of an article's text read for search
 SECTIONS_PER_ARTICLE = 6
@@ -162,8 +167,8 @@ def candidates(pack: Pack, query: str, articles: int) -> list[dict[str, Any]]:
         title, sections = found
         for heading, text in _best_sections(sections, query):
             for start, end in chunking.split(text):
-                out.append({"kind": "pack", "pack": pack.name, "pack_title": pack.title,
-                            "date": pack.date, "path": path, "document": title,
+                out.append({"kind": "pack", "title": title, "pack": pack.name,
+                            "pack_title": pack.title, "date": pack.date, "path": path,
                             "heading": heading, "text": text[start:end],
                             "url": f"/knowledge/{pack.name}/{quote(path)}"})
     return out
@@ -171,12 +176,11 @@ def candidates(pack: Pack, query: str, articles: int) -> list[dict[str, Any]]:
 
 def search_packs(s: Session, query: str, packs: list[str] | None = None, limit: int = 5,
                  articles: int = 8, depth: int = 50) -> list[dict[str, Any]]:
-    """The best ``limit`` passages for ``query`` in the named packs (None: all), best first:
-    ``[{"kind": "pack", "pack", "pack_title", "date", "path", "url", "document" (the article
-    title), "heading", "text", "snippet", "score", "page": None, "start", "end",
-    "chunk_id": None, "document_id": None, "collection_id": None}]`` — the keys of documents'
-    passages, so the two mix in one source list. A pack whose file has gone missing or broken
-    is skipped (the others still answer).
+    """The best ``limit`` passages for ``query`` in the named packs (None: all), best first,
+    in the shape of :mod:`.sources`: ``[{"kind": "pack", "title" (the article's), "url"
+    (``/knowledge/<pack>/<path>``), "text", "snippet", "score", "pack", "pack_title", "date",
+    "path", "heading"}]``. A pack whose file has gone missing or broken is skipped (the others
+    still answer).
 
     Raises:
         InvalidRequest: an empty query.
@@ -199,6 +203,44 @@ def search_packs(s: Session, query: str, packs: list[str] | None = None, limit: 
     passages = [index.passage_text(c["heading"], c["text"]) for c in pool]
     fused = index.fuse(index.text_ranks(texts, query, depth),
                        index.cosine_ranks(_cached_vectors(passages), vector, depth))[:limit]
-    return [{**pool[i], "snippet": snippet(pool[i]["text"]), "score": round(score, 6),
-             "page": None, "start": None, "end": None, "chunk_id": None, "document_id": None,
-             "collection_id": None} for i, score in fused]
+    return [{**pool[i], "snippet": snippet_of(pool[i]["text"], query), "score": round(score, 6)}
+            for i, score in fused]
+
+
+def pack_names(value: Any) -> list[str] | None:
+    """The packs a request names: ``true`` (every pack: None) or a list of 1 to 100 names.
+
+    Raises:
+        InvalidRequest: anything else.
+    """
+    if value is True:
+        return None
+    if isinstance(value, list) and 1 <= len(value) <= 100 and all(
+            isinstance(n, str) for n in value):
+        return list(value)
+    raise InvalidRequest("packs is true (every pack) or a list of 1 to 100 pack names",
+                         param="cove.search.packs")
+
+
+async def kind_search(ctx: Context, value: Any, query: str,
+                      limit: int) -> list[dict[str, Any]]:
+    """The ``packs`` kind of :mod:`.sources` (guests may use it)."""
+    names = pack_names(value)
+
+    def run() -> list[dict[str, Any]]:
+        with ctx.db.session() as s:
+            return search_packs(s, query, names, limit=limit)
+
+    return await asyncio.to_thread(run)
+
+
+async def kind_available(ctx: Context) -> list[dict[str, Any]] | None:
+    """The packs on offer (``[{"name", "title", "language", "date", "articles"}]``), or None
+    when there are none."""
+    def names() -> list[dict[str, Any]]:
+        with ctx.db.session() as s:
+            return [{k: d[k] for k in ("name", "title", "language", "date", "articles")}
+                    for d in map(pack_dict, list_packs(s))]
+
+    found = await asyncio.to_thread(names)
+    return found or None

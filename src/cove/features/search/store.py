@@ -114,7 +114,7 @@ class Pack(Base):
     shared by every user of the instance. ``name`` is its URL slug (``/knowledge/<name>/...``);
     ``uuid`` is the archive's own id (one registration per archive); the rest is the archive's
     metadata when it was added (``date``: ``YYYY-MM-DD``, ``articles``: front articles).
-    Created by the Alembic migration ``0004_packs``."""
+    Created by the Alembic migration ``0005_packs``."""
 
     __tablename__ = "search_packs"
 
