@@ -30,6 +30,8 @@ from cove.api.security import SecurityHeaders
 from cove.auth.deps import api_access
 from cove.auth.throttle import SignInGuard
 from cove.config import Settings
+from cove.features import arena as arena_feature
+from cove.features import ideas as ideas_feature
 from cove.features import search as search_feature
 from cove.features.logic.routes import router as logic_router
 from cove.models.registry import ModelRegistry
@@ -142,6 +144,8 @@ def create_app(
     app.include_router(account.router)
     app.include_router(chats.router)
     search_feature.install(app)
+    ideas_feature.install(app)
+    arena_feature.install(app)
     pages.mount(app)
     docs.mount(app)
 

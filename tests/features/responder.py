@@ -1,0 +1,27 @@
+"""A scripted engine that answers by prompt: ``respond(prompt_text) -> answer_text`` is asked
+for each generation (through the engine's oracle), so concurrent requests get answers that
+depend on what they asked, not on the order they started in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cove.engine.fake import ScriptedEngine
+
+MARK = "<|im_start|>assistant\n"
+
+
+def answer_by_prompt(engine: ScriptedEngine, respond: Callable[[str], str]) -> None:
+    """Make ``engine`` answer every chat with ``respond(its rendered prompt)``."""
+    answers: dict[str, bytes] = {}
+
+    def oracle(tokens: list[int]) -> int:
+        text = bytes(tokens).decode("utf-8", "replace")
+        cut = text.rfind(MARK) + len(MARK)
+        prompt, written = text[:cut], bytes(tokens)[len(text[:cut].encode()):]
+        if prompt not in answers:
+            answers[prompt] = respond(prompt).encode()
+        full = answers[prompt]
+        return full[len(written)] if len(written) < len(full) else 0
+
+    engine.oracle = oracle
