@@ -4,7 +4,9 @@ depend on what they asked, not on the order they started in."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import Any
 
 from cove.engine.fake import ScriptedEngine
 
@@ -25,3 +27,18 @@ def answer_by_prompt(engine: ScriptedEngine, respond: Callable[[str], str]) -> N
         return full[len(written)] if len(written) < len(full) else 0
 
     engine.oracle = oracle
+
+
+def read_sse(text: str) -> list[dict[str, Any]]:
+    """The events of a named-event SSE body (``event:`` then ``data:`` per block); each
+    event's ``type`` must match its name."""
+    out = []
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        name, data = block.split("\n", 1)
+        assert name.startswith("event: ") and data.startswith("data: "), block
+        obj = json.loads(data[len("data: "):])
+        assert obj["type"] == name[len("event: "):]
+        out.append(obj)
+    return out
