@@ -15,6 +15,8 @@ from cove.cli.models import register as register_model_commands
 from cove.config import Settings
 from cove.engine.types import SamplingParams
 from cove.errors import CoveError, InvalidRequest
+from cove.features.arena.cli import register as register_arena_command
+from cove.features.ideas.cli import register as register_ideas_command
 from cove.features.logic.cli import register as register_logic_command
 from cove.features.search.cli import register as register_knowledge_commands
 
@@ -187,6 +189,8 @@ def version() -> None:
 register_model_commands(cli)
 register_logic_command(cli)
 register_knowledge_commands(cli)
+register_ideas_command(cli)
+register_arena_command(cli)
 
 
 def main() -> None:
