@@ -10,16 +10,18 @@ from typing import Any
 
 from cove.engine.fake import ScriptedEngine
 
-MARK = "<|im_start|>assistant\n"
+MARK = "<|im_start|>assistant\n"  # where a ChatML prompt ends (the fake engine's template)
 
 
-def answer_by_prompt(engine: ScriptedEngine, respond: Callable[[str], str]) -> None:
-    """Make ``engine`` answer every chat with ``respond(its rendered prompt)``."""
+def answer_by_prompt(engine: ScriptedEngine, respond: Callable[[str], str],
+                     mark: str = MARK) -> None:
+    """Make ``engine`` answer every chat with ``respond(its rendered prompt)``; ``mark`` is
+    the text that ends the template's prompt."""
     answers: dict[str, bytes] = {}
 
     def oracle(tokens: list[int]) -> int:
         text = bytes(tokens).decode("utf-8", "replace")
-        cut = text.rfind(MARK) + len(MARK)
+        cut = text.rfind(mark) + len(mark)
         prompt, written = text[:cut], bytes(tokens)[len(text[:cut].encode()):]
         if prompt not in answers:
             answers[prompt] = respond(prompt).encode()
