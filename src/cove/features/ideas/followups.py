@@ -17,7 +17,7 @@ from cove.pipeline import ChatMessage, ChatPipeline, ChatRequest
 from cove.structured import schema_grammar
 
 ACTIONS = ("expand", "combine", "premortem", "more")
-_S = {"type": "string", "minLength": 3, "maxLength": 240}
+_S = {"type": "string"}  # unbounded: see prompts.idea_schema
 
 
 def _obj(**props: Any) -> dict[str, Any]:
