@@ -26,6 +26,11 @@ STORED_PER_USER = {
     "until deleted",
     "search_chunks": "passages of the documents' text with page, heading path and character "
     "range, their keyword index entries and embedding vectors (embedder id and dimension)",
+    "idea_boards": "saved brainstorms of signed-in users: goal, constraints, criteria, model, "
+    "the ranked ideas (title, pitch, why, theme, scores) and follow-up results, times",
+    "arena_battles": "arena battles: the contestants' names, blind or not, the vote and its "
+    "time; for signed-in users also the prompt and the answers (a guest's battle keeps no "
+    "text, and is deleted after a day if never voted on)",
     "responses": "OpenAI Responses API results made with store true (the default): the response "
     "object (output text, reasoning, tool calls, instructions, tools, metadata, user, usage) "
     "and every input item of its context, owned by the API key's account; made while the "
@@ -33,9 +38,12 @@ STORED_PER_USER = {
     "store false keeps nothing",
 }
 # tables of features, counted when their migration has run
-FEATURE_TABLES = ("search_collections", "search_documents", "search_chunks", "search_files")
+FEATURE_TABLES = ("search_collections", "search_documents", "search_chunks", "search_files",
+                  "idea_boards", "arena_battles")
 NOT_STORED = [
     "guest conversations (they live only in the browser tab)",
+    "guest brainstorms (nothing of them is written), and a guest's arena prompts and answers "
+    "(only the vote is kept)",
     "Responses API requests made with store false (nothing of them is written)",
     "prompt and answer text in logs (unless COVE_LOG_CONTENT is on)",
     "IP addresses, user agents or analytics of any kind; Cove has no telemetry, and FastAPI's "

@@ -93,7 +93,7 @@ def as_dict(battle: Battle) -> dict[str, Any]:
 def leaderboard(s: Session, rounds: int = 200) -> dict[str, Any]:
     """This instance's leaderboard from every vote (guests' too): ``{"object":
     "arena.leaderboard", "method", "votes", "models": [row]}`` (see :mod:`.rating`)."""
-    votes = [(json.loads(m), w) for m, w in s.execute(
+    votes = [(json.loads(m), str(w)) for m, w in s.execute(
         select(Battle.models, Battle.winner).where(Battle.winner.is_not(None))
         .order_by(Battle.voted_at, Battle.id))]
     rows = rating.leaderboard(votes, rounds=rounds)

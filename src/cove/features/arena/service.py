@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from cove.chat import ChatDelta, ChatDone
@@ -27,7 +27,6 @@ from cove.pipeline import ChatMessage, ChatPipeline, ChatRequest, ChatStream
 
 SLOTS = "ABCD"
 MIN_MODELS, MAX_MODELS = 2, 4
-OPTION_OF = {"max_tokens": "num_predict", "temperature": "temperature", "seed": "seed"}
 
 
 @dataclass
@@ -74,14 +73,13 @@ def plan(pipeline: ChatPipeline, models: list[str], *, blind: bool, max_tokens: 
     if blind:
         random.SystemRandom().shuffle(entries)
     runs: dict[str, str] = {}
-    asked = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
+    asked: dict[str, Any] = {"num_predict": max_tokens, "temperature": temperature,
+                             "seed": seed}
+    asked = {k: v for k, v in asked.items() if v is not None}
     out = []
     for slot, entry in zip(SLOTS, entries, strict=False):
         runner = runs.setdefault(_weights(entry), entry.name)
-        chosen = {OPTION_OF[k] for k, v in asked.items() if v is not None}
-        options = {k: v for k, v in entry.options.items() if k not in chosen}
-        params = to_sampling(options)
-        params = replace(params, **{k: v for k, v in asked.items() if v is not None})
+        params = to_sampling({**entry.options, **asked})  # the request's over the preset's
         out.append(Contestant(slot, entry.name, runner, entry.system, params))
     return out
 

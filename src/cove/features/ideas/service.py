@@ -11,7 +11,8 @@
    between candidates)
 4. ``{"type": "group", "group": {"id", "name", "ideas": [ids]}}`` once every candidate is in
 5. ``{"type": "done", "ideas": [ranked], "groups", "criteria", "candidates", "duplicates",
-   "usage": {"prompt_tokens", "completion_tokens", "requests"}, "seconds", "model"}``
+   "usage": {"prompt_tokens", "completion_tokens", "requests", "scoring_completion_tokens"},
+   "seconds", "model"}`` (``completion_tokens`` counts generation and scoring)
 
 Generation: ``ceil(1.25 n / 3)`` requests of three ideas each (one prompt read per three
 ideas), request ``i`` with lens ``i`` (cycled), temperature ``TEMPERATURES[i % 3]`` and seed
@@ -141,13 +142,14 @@ class _Run:
         self.kept: list[dict[str, Any]] = []
         self.vectors: list[Any] = []
         self.dedup = Deduper()
-        self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0}
+        self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0,
+                      "scoring_completion_tokens": 0}
         self.scoring: list[asyncio.Task[None]] = []
         self.grammar = schema_grammar(idea_schema(), "schema")
         self.rubric = schema_grammar(rubric_schema(len(req.criteria)), "schema")
         self.requests = 0
 
-    async def ask(self, user: str, params: SamplingParams) -> str:
+    async def ask(self, user: str, params: SamplingParams, scoring: bool = False) -> str:
         """One schema-constrained request; its text (usage counted)."""
         req = ChatRequest([ChatMessage("system", SYSTEM), ChatMessage("user", user)], params,
                           self.req.model, EXPLICIT, client=self.req.client)
@@ -157,6 +159,8 @@ class _Run:
         self.usage["prompt_tokens"] += result.usage.prompt_tokens
         self.usage["completion_tokens"] += result.usage.completion_tokens
         self.usage["requests"] += 1
+        if scoring:
+            self.usage["scoring_completion_tokens"] += result.usage.completion_tokens
         return result.content
 
     async def generate(self, i: int, avoid: list[str]) -> tuple[int, list[dict[str, Any]]]:
@@ -195,7 +199,7 @@ class _Run:
         texts = await asyncio.gather(*(
             self.ask(prompt, SamplingParams(max_tokens=SCORE_TOKENS + 8 * len(criteria),
                                             temperature=0.7, seed=seed0 + j,
-                                            grammar=self.rubric))
+                                            grammar=self.rubric), scoring=True)
             for j in range(self.req.score_samples)))
         samples = [s for s in (read_scores(t, len(criteria)) for t in texts) if s is not None]
         if samples:
