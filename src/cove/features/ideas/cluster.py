@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 # see docs/ideas.md ("Thresholds") for how these were measured
 COSINE_DUPLICATE = 0.70
 TEXT_DUPLICATE = 0.85
-THEME_DISTANCE = 0.65  # mean cosine distance under which two groups are one theme
+THEME_DISTANCE = 0.75  # mean cosine distance under which two groups are one theme
 
 STOP = frozenset("""
 a an and are as at be been being but by can could do does for from has have how i if in into

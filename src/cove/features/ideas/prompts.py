@@ -115,6 +115,7 @@ def read_ideas(text: str) -> list[dict[str, str]]:
     try:
         data = json.loads(text)
         found = data.get("ideas", []) if isinstance(data, dict) else []
+        found = found if isinstance(found, list) else []
     except ValueError:
         decoder = json.JSONDecoder()
         for m in _OBJECT_START.finditer(text):
