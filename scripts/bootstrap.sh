@@ -30,7 +30,10 @@ if ! has avx2; then flags="-DGGML_NATIVE=OFF"; fi
 flags+=" -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF"
 
 key="$(printf '%s %s %s' "$LLAMA_VERSION" "$flags" "$("$PY" -c 'import sys;print(sys.version_info[:2])')" | sha256sum | cut -c1-16)"
-stamp_src="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)"
+# COVE_EXTRAS: optional extras installed beside the test tools (comma-separated; .ci/run sets
+# the ones its tests need, e.g. "zim,ocr,train"); a user's plain setup installs none.
+extras="test${COVE_EXTRAS:+,$COVE_EXTRAS}"
+stamp_src="$(printf '%s' "$extras" | cat pyproject.toml scripts/bootstrap.sh - | sha256sum | cut -c1-16)"
 stamp=".venv/.cove-setup-$key-$stamp_src"
 
 if [ -f "$stamp" ] && [ -x .venv/bin/cove ]; then
@@ -54,6 +57,6 @@ fi
 
 echo "cove setup: installing Cove into .venv" >&2
 .venv/bin/pip install -q "$wheels"/llama_cpp_python-*.whl >&2
-.venv/bin/pip install -q -e ".[test]" >&2
+.venv/bin/pip install -q -e ".[$extras]" >&2
 rm -f .venv/.cove-setup-*
 touch "$stamp"

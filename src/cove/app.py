@@ -155,7 +155,9 @@ def create_app(
 
     app.add_middleware(HeadAsGet, router=app.router)
     app.add_middleware(
-        BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.request_body_timeout
+        BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.request_body_timeout,
+        upload_bytes=settings.max_upload_bytes,
+        upload_routes=lambda: getattr(app.state, "upload_routes", []),
     )
     if settings.on_loopback:
         app.add_middleware(HostCheck, extra_origins=settings.origins)

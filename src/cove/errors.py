@@ -192,3 +192,14 @@ class InsufficientMemory(CoveError):
     type = "server_error"
     code = "insufficient_memory"
     expose = True
+
+
+class WebSearchFailed(CoveError):
+    """The operator's web search engine (SearXNG, ``COVE_SEARXNG_URL``) did not answer in time,
+    answered with an error, or answered something that is not its JSON results (HTTP 502); or
+    web search is not configured (HTTP 400 via :class:`InvalidRequest` instead)."""
+
+    status = 502
+    type = "server_error"
+    code = "web_search_failed"
+    expose = True

@@ -117,6 +117,9 @@ class Message(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(16), default=None)
     prompt_tokens: Mapped[int | None] = mapped_column(default=None)
     completion_tokens: Mapped[int | None] = mapped_column(default=None)
+    # JSON of the chat extensions' results for an answer ({"search": {"sources", ...}}: the
+    # APIs' "cove" field, cove.api.extensions), or NULL
+    extensions: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

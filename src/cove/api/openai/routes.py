@@ -37,7 +37,7 @@ async def _sse(request: Request, streams: list[ChatStream],
     opts = body.stream_options
     events = sse_stream(streams, include_usage=bool(opts and opts.include_usage),
                         obfuscate=bool(opts and opts.include_obfuscation), **kw)
-    return StreamingResponse(extensions.with_results(events, cove),
+    return StreamingResponse(extensions.with_results(events, cove, request),
                              media_type="text/event-stream",
                              headers={**SSE_HEADERS, **tool_headers(streams[0])})
 
