@@ -111,6 +111,13 @@ def plain_ideas(text: str) -> list[str]:
     return out
 
 
+def note(report: dict[str, Any], out: str | None, what: str) -> None:
+    """Say how far the run got (stderr) and keep the partial report in ``out``."""
+    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
+    if out:
+        Path(out).write_text(json.dumps(report, indent=2) + "\n")
+
+
 def diversity(texts: list[str]) -> dict[str, Any]:
     import numpy as np
 
@@ -156,6 +163,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     score_samples=samples)):
                 if e["type"] == "candidate":
                     cands.append(idea_text(e["idea"]))
+                    note(report, None, f"candidate {len(cands)}")
                 elif e["type"] == "done":
                     done = e
             return done, cands, time.monotonic() - t
@@ -168,6 +176,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                 "scoring_tokens": usage["scoring_completion_tokens"],
                                 "requests": usage["requests"], "ideas": len(done["ideas"]),
                                 "themes": len(done["groups"]), "seconds": round(secs, 1)}
+        note(report, args.out, "brainstorm done")
         # 2. plain sampling of as many generated tokens
         prompt = f"Give ideas for this goal, one per line: {args.goal}"
         plain: list[str] = []
@@ -189,11 +198,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for r in results:
                 spent += r.usage.completion_tokens
                 plain.extend(plain_ideas(r.content))
+            note(report, None, f"plain sampling {spent}/{tokens} tokens")
         report["plain_sampling"] = {**diversity(plain), "completion_tokens": spent,
                                     "seconds": round(time.monotonic() - t, 1)}
         b, p = report["brainstorm"]["distinct"], report["plain_sampling"]["distinct"]
         report["distinct_ratio"] = round(b / p, 2) if p else None
 
+        note(report, args.out, "plain sampling done")
         # 3. one stream generating as many tokens as the whole brainstorm did
         tokens = usage["completion_tokens"]
         long_prompt = f"Write a very long, detailed essay with many ideas about: {args.goal}"
@@ -229,8 +240,8 @@ def main() -> None:
     ap.add_argument("--goal", default="Ways to make a small town greener")
     ap.add_argument("--n", type=int, default=24)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--max-tokens", type=int, default=240)
-    ap.add_argument("--single-cap", type=int, default=512)
+    ap.add_argument("--max-tokens", type=int, default=160)
+    ap.add_argument("--single-cap", type=int, default=256)
     ap.add_argument("--calibrate", action="store_true")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
