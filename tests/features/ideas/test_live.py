@@ -32,9 +32,9 @@ def test_brainstorm_through_the_api(live_server: LiveServer) -> None:
     r = httpx.post(live_server.base_url + "/v1/ideas", json=BODY, timeout=1800)
     assert r.status_code == 200, r.text
     result = r.json()
-    check(result)
-    assert len(result["ideas"]) == 12
-    assert result["candidates"] == 12 + result["duplicates"]
+    check(result)  # a model that keeps repeating itself may leave fewer than 12
+    assert result["candidates"] == len(result["ideas"]) + result["duplicates"]
+    assert result["usage"]["requests"] >= 4
 
 
 def test_brainstorm_through_the_cli(live_server: LiveServer) -> None:

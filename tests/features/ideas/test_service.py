@@ -93,8 +93,7 @@ def test_top_up_round_when_duplicates_leave_too_few(world: FakeWorld, brain: Bra
     done = events[-1]
     assert len(done["ideas"]) == 6
     assert any("Not these (already have them): Bike" in p for p in brain.prompts)
-    assert all(i["score"] is None for i in done["ideas"]) if "score" in done["ideas"][0] \
-        else True
+    assert all(i["score"] is None and i["scores"] == {} for i in done["ideas"])
 
 
 def test_stops_once_n_distinct_ideas_are_in(world: FakeWorld, brain: Brain) -> None:
