@@ -20,7 +20,8 @@ ideas), request ``i`` with lens ``i`` (cycled), temperature ``TEMPERATURES[i % 3
 they stop once ``n`` distinct ideas are in, and up to three top-up rounds (each of
 ``max(2, ceil(2 * missing / 3))`` requests, told the titles found) run when duplicates or
 answers cut short left fewer. A model that keeps repeating itself can still leave fewer than
-``n`` (the bundled 135M model gave 10 of 12 once, with two top-up rounds of one request). Scoring: each kept idea is rated 1-10 on every criterion by
+``n`` (the bundled 135M model gave 10 of 12 once, with two top-up rounds of one request).
+Scoring: each kept idea is rated 1-10 on every criterion by
 ``score_samples`` requests (seeds differ), constrained to a rubric schema, and its score is the
 mean over criteria of the per-criterion means; ideas are ranked by score (unscored last), ties
 by arrival.
