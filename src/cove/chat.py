@@ -30,11 +30,13 @@ ROLES = {"system", "developer", "user", "assistant", "tool"}
 @dataclass
 class ChatMessage:
     """One message: ``role`` (system, developer, user, assistant, tool), ``content`` text, and
-    how many images it carried (images need a vision model)."""
+    the images it carries, as the client sent them (bytes, checked and normalised by the
+    pipeline with :func:`cove.images.normalise`; they need a vision model and come before the
+    text in the prompt)."""
 
     role: str
     content: str
-    images: int = 0
+    images: list[bytes] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] | None = None  # OpenAI shape: {id, type, function}
     tool_call_id: str | None = None
     name: str | None = None  # OpenAI's participant name, given to the template
@@ -56,6 +58,10 @@ class ChatRequest:
     cap the reasoning is closed (``</think>`` is injected) and the model goes on to answer
     (a no-op for models that do not reason). ``prefill`` is text the answer starts with
     (Anthropic's final assistant turn): it ends the prompt, and the answer continues it.
+    ``response_format`` is the structured-output request in OpenAI's shape (``{"type":
+    "json_object"}`` or ``{"type": "json_schema", "json_schema": {...}}``), kept beside its
+    grammar in ``params`` for remote models; ``affinity`` (OpenAI's ``prompt_cache_key``) is
+    the key a remote model's requests are routed by (None: the conversation's opening).
     """
 
     messages: list[ChatMessage]
@@ -69,6 +75,8 @@ class ChatRequest:
     reasoning_budget: int | None = None
     client: str | None = None
     prefill: str = ""
+    response_format: dict[str, Any] | None = None
+    affinity: str | None = None
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body, in bytes."
     )
+    image_max_pixels: int = Field(
+        40_000_000, ge=1,
+        description="Largest image accepted (width x height, in pixels), read from its header "
+        "before any pixel is decoded; a larger one is a 400.",
+    )
+    image_max_side: int = Field(
+        2048, ge=64,
+        description="Images are scaled down to at most this many pixels on their longer side "
+        "before a vision model sees them or they are stored.",
+    )
     max_upload_bytes: int = Field(
         8 * 1024 * 1024, ge=1024,
         description="Largest document accepted into a knowledge collection, in bytes (the upload "
@@ -171,6 +181,16 @@ class Settings(BaseSettings):
         8.0, gt=0, le=120,
         description="Seconds a web search may take in all (SearXNG's answer and any page "
         "fetches); after that the answer goes on without web results, with a warning.",
+    )
+    meme_max_pixels: int = Field(
+        40_000_000, ge=10_000,
+        description="Largest image (width x height, in pixels) the meme feature reads; bigger "
+        "ones are refused before their pixels are decoded (decompression bombs).",
+    )
+    ocr_engine: str = Field(
+        "auto", pattern="^(auto|rapidocr|tesseract)$",
+        description="OCR engine for meme text: auto (RapidOCR when cove[ocr] is installed, "
+        "else tesseract), rapidocr or tesseract.",
     )
     database_url: str | None = Field(
         None,
@@ -266,6 +286,29 @@ class Settings(BaseSettings):
         "go into the prompt, and the response headers say which. 0 = always all."
     )
 
+    backend_breaker_failures: int = Field(
+        3, ge=1, description="Failures in a row (unreachable, timeout, 5xx, garbage, a broken "
+        "stream) after which a remote backend's circuit breaker opens: no request goes there "
+        "until a health probe succeeds."
+    )
+    backend_breaker_cooldown: float = Field(
+        10.0, gt=0, description="Seconds an open circuit breaker waits before probing its "
+        "backend (GET /v1/models) again."
+    )
+    backend_balance: float = Field(
+        1.25, ge=1.0, description="Balance factor of conversation affinity (consistent hashing "
+        "with bounded loads): no backend takes more than this times its share of the requests "
+        "in flight; 1 is strict balance, higher keeps conversations on their backend longer."
+    )
+    backend_connect_timeout: float = Field(
+        5.0, gt=0, description="Seconds to connect to a remote backend; then the next one is "
+        "tried."
+    )
+    backend_first_byte_timeout: float = Field(
+        120.0, gt=0, description="Seconds a remote backend may take to send its first "
+        "streamed event (and between events); then HTTP 504, or the next backend when "
+        "nothing was sent yet."
+    )
     @field_validator("n_ctx", mode="before")
     @classmethod
     def _window(cls, v: Any) -> Any:

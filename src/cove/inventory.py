@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from cove import privacy
 from cove.config import Settings
+from cove.errors import CoveError
 
 STORED_PER_USER = {
     "account": "e-mail, argon2id password hash, role (admin/user), disabled flag, creation time",
@@ -21,6 +22,9 @@ STORED_PER_USER = {
     "interrupted/error), finish reason, prompt and completion token counts, times; for an "
     "answer with sources, its search query, the sources (passage text, document or web page "
     "title and URL, snippet) and the citation check",
+    "message_images": "images sent with the user's messages in the web app, as normalised "
+    "(PNG or JPEG, at most COVE_IMAGE_MAX_SIDE pixels a side), with size and SHA-256; deleted "
+    "with the message",
     "search_collections": "knowledge collection names and creation times",
     "search_documents": "file name, format, size, SHA-256, page and character counts, "
     "extraction notes, time added (the file itself is not kept)",
@@ -33,6 +37,10 @@ STORED_PER_USER = {
     "arena_battles": "arena battles: the contestants' names, blind or not, the vote and its "
     "time; for signed-in users also the prompt and the answers (a guest's battle keeps no "
     "text, and is deleted after a day if never voted on)",
+    "meme_templates": "your own meme templates: name, the image (PNG), its size and text "
+    "boxes, creation time",
+    "memes": "memes kept in your gallery: the rendered image, its template and text, format, "
+    "creation time",
     "responses": "OpenAI Responses API results made with store true (the default): the response "
     "object (output text, reasoning, tool calls, instructions, tools, metadata, user, usage) "
     "and every input item of its context, owned by the API key's account; made while the "
@@ -41,9 +49,10 @@ STORED_PER_USER = {
 }
 # tables of features, counted when their migration has run
 FEATURE_TABLES = ("search_collections", "search_documents", "search_chunks", "search_files",
-                  "idea_boards", "arena_battles")
+                  "meme_templates", "memes", "idea_boards", "arena_battles")
 NOT_STORED = [
     "guest conversations (they live only in the browser tab)",
+    "images sent to explain a meme, and memes made by guests or not saved to a gallery",
     "guest brainstorms (nothing of them is written), and a guest's arena prompts and answers "
     "(only the vote is kept)",
     "Responses API requests made with store false (nothing of them is written)",
@@ -62,7 +71,7 @@ def _counts(settings: Settings) -> dict[str, int] | None:
     from sqlalchemy import func, inspect, select, table
 
     from cove.store.db import open_database
-    from cove.store.tables import ApiKey, Conversation, Message, StoredResponse, User
+    from cove.store.tables import ApiKey, Conversation, Message, MessageImage, StoredResponse, User
 
     try:
         db = open_database(settings)
@@ -72,7 +81,8 @@ def _counts(settings: Settings) -> dict[str, int] | None:
         present = set(inspect(db.engine).get_table_names())
         with db.session() as s:
             counts = {t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
-                      for t in (User, ApiKey, Conversation, Message, StoredResponse)}
+                      for t in (User, ApiKey, Conversation, Message, MessageImage,
+                                StoredResponse)}
             for name in FEATURE_TABLES:
                 if name in present:
                     counts[name] = int(s.scalar(select(func.count()).select_from(
@@ -107,6 +117,12 @@ def inventory(settings: Settings) -> dict[str, Any]:
     if sqlite_file is not None:
         for p in sorted(sqlite_file.parent.glob(sqlite_file.name + "*")):
             files.append({"path": str(p), "bytes": p.stat().st_size})
+    from cove.backends.registry import BackendRegistry
+
+    try:
+        backends = BackendRegistry.load(settings.home).hosts()
+    except CoveError as e:
+        backends = {"(unreadable backends.json)": [e.message]}
     return {
         "data": {
             "home": str(settings.home),
@@ -119,9 +135,12 @@ def inventory(settings: Settings) -> dict[str, Any]:
         "not_stored": NOT_STORED,
         "egress": {
             **privacy.policy(),
+            "backend_hosts": {h: sorted(n) for h, n in sorted(backends.items())} or "none",
             "refused": "every other outbound connection and name lookup; each refusal is logged "
             "(destination only)",
-            "exceptions": "model pulls, for the host the user asked to pull from"
+            "exceptions": "model pulls, for the host the user asked to pull from; the "
+            "registered remote backends (`cove backend list`), each host named above, which "
+            "receive the prompts of requests for their models"
             + ("; web search, for the SearXNG host below while a search runs"
                + (" and each result page's host (public addresses only) while it is fetched"
                   if settings.search_fetch_pages else "")

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from cove import privacy
+from cove.backends.service import RemoteModels
 from cove.chat import (
     ROLES,
     ChatDelta,
@@ -31,7 +33,8 @@ from cove.engine.types import (
     ForcedContinuation,
     SamplingParams,
 )
-from cove.errors import ContextLengthExceeded, InvalidRequest
+from cove.errors import ContextLengthExceeded, CoveError, InvalidRequest
+from cove.images import normalise
 from cove.models import capabilities
 from cove.models.manager import (
     Embedder,
@@ -55,6 +58,18 @@ __all__ = [
 ]
 
 
+IMAGE_MARKER = "\ue000cove:image\ue000"  # where an image goes in the rendered prompt
+
+
+def with_markers(m: ChatMessage) -> ChatMessage:
+    """``m`` with one :data:`IMAGE_MARKER` line per image before its text (as Ollama puts
+    images first); the rendered prompt is cut at the markers and each image's tokens go
+    there."""
+    if not m.images:
+        return m
+    return replace(m, content="".join(f"{IMAGE_MARKER}\n" for _ in m.images) + m.content)
+
+
 def close_reasoning(engine: Engine, budget: int, in_reasoning: bool) -> ForcedContinuation:
     """The forced continuation that ends reasoning after ``budget`` tokens: the tokens of
     ``"\n</think>\n\n"``, unless ``</think>`` came already (and, when the prompt does not
@@ -74,7 +89,8 @@ class Runtime:
 
 
 def load_llama(entry: ModelEntry, settings: Settings) -> Engine:
-    """Default loader: the llama.cpp engine with the settings' context, threads and batch."""
+    """Default loader: the llama.cpp engine with the settings' context, threads and batch, and
+    the entry's vision projector when it has one."""
     from cove.engine.llama import LlamaEngine
 
     return LlamaEngine(
@@ -85,6 +101,7 @@ def load_llama(entry: ModelEntry, settings: Settings) -> Engine:
         n_threads=settings.n_threads,
         n_batch=settings.n_batch,
         kv_unified=settings.kv_unified,
+        projector=entry.projector,
     )
 
 
@@ -107,6 +124,11 @@ class ChatPipeline:
         loader: builds an :class:`Engine` for a model entry (a parameter so tests can inject a
             scripted engine).
         embed_loader: builds an :class:`Embedder` for ``/api/embed`` (None: no embeddings).
+
+    Remote models (the backends of ``$COVE_HOME/backends.json``, :mod:`cove.backends`) are
+    driven through the same :meth:`start_chat` / :meth:`start_completion`: their streams are
+    :class:`~cove.backends.remote.RemoteStream` items of the same kinds, and the egress guard
+    allows exactly their hosts.
     """
 
     def __init__(
@@ -117,6 +139,8 @@ class ChatPipeline:
         self.registry = registry
         self.models = ModelManager(settings, loader, embed_loader)
         self.embeddings = EmbedService(settings, self.models)
+        self.remote = RemoteModels(settings)
+        privacy.allow_backends(self.remote.registry.hosts())
 
     def resolve(self, model: str | None) -> ModelEntry:
         """The installed model ``model`` names (the default model if None or empty).
@@ -147,6 +171,18 @@ class ChatPipeline:
         assert m.scheduler is not None
         return Runtime(m.entry, m.engine, m.scheduler)
 
+    def vision_models(self) -> list[str]:
+        """Installed models that read images (they have a vision projector), default model
+        first when it is one: for a feature that wants an image described, as
+        ``start_chat(ChatRequest([ChatMessage("user", "Describe it.", images=[data])],
+        params, model))``, ``data`` the image's bytes (checked and normalised here)."""
+        names = [e.name for e in self.registry.list() if e.projector is not None]
+        try:
+            default = self.resolve(None).name
+        except CoveError:
+            return names
+        return sorted(names, key=lambda n: n != default)
+
     def status(self) -> dict[str, Any]:
         """Loaded models and their queue depth: ``{"loaded": [{"name", "n_ctx", "pending"}]}``."""
         return {
@@ -160,6 +196,10 @@ class ChatPipeline:
     def close(self) -> None:
         """Stop workers and free every loaded model."""
         self.models.close()
+
+    def model_names(self) -> list[str]:
+        """Every model a request may name: the installed ones, then the remote ones."""
+        return [e.name for e in self.registry.list()] + self.remote.names()
 
     async def start_chat(self, request: ChatRequest) -> ChatStream:
         """Validate, render with the model's chat template, tokenize and queue the request.
@@ -187,6 +227,11 @@ class ChatPipeline:
             InvalidRequest: as :meth:`start_chat`, or ``n`` above the model's slots (naming
                 ``n_param``). Overloaded: the queue cannot take all ``n`` (none is queued).
         """
+        if self.remote.serves(request.model):
+            if n > self.settings.n_parallel:
+                raise InvalidRequest(f"{n_param} may be at most {self.settings.n_parallel} "
+                                     "(COVE_N_PARALLEL)", param=n_param)
+            return self.remote.start_chat(request, n)
         entry = self.resolve(request.model)
         capabilities.require_completion(entry.name, await asyncio.to_thread(entry.meta))
         leases = [await self.acquire(request.model, num_ctx=request.num_ctx)]
@@ -222,6 +267,9 @@ class ChatPipeline:
         Raises:
             InvalidRequest: bad messages, as :meth:`start_chat`. ModelNotFound.
         """
+        if self.remote.serves(request.model):
+            raise InvalidRequest(f"{request.model} is a remote model: its tokens cannot be "
+                                 "counted here", param="model")
         entry = self.resolve(request.model)
         lease = await self.acquire(request.model, num_ctx=request.num_ctx)
         try:
@@ -257,11 +305,11 @@ class ChatPipeline:
         thinks = capabilities.thinks(info.chat_template)
         if request.think and not thinks:
             raise InvalidRequest(f"{entry.name} does not support thinking", param="think")
-        self._check_messages(request.messages, info.vision)
+        self._check_messages(request.messages, info.vision, entry.name)
         check_text(request.prefill, "prefill")
         if request.tools:
             check_text(json.dumps(request.tools.tools, ensure_ascii=False), "tools")
-        messages_in = list(request.messages)
+        messages_in = [with_markers(m) for m in request.messages]
         if entry.system and not any(m.role in ("system", "developer") for m in messages_in):
             messages_in.insert(0, ChatMessage("system", entry.system))
         native_tools = bool(request.tools and capabilities.renders_tools(info.chat_template))
@@ -274,11 +322,28 @@ class ChatPipeline:
         if request.tools and native_tools:
             extra["tools"] = request.tools.tools
 
+        settings = self.settings
+
         def render() -> tuple[str, list[int]]:
             text = render_chat(info.chat_template, messages, bos_token=info.bos_token,
                                eos_token=info.eos_token, **extra) + request.prefill
             add_bos = info.add_bos and not (info.bos_token and text.startswith(info.bos_token))
-            return text, self._tokenize(engine, text, add_bos, "messages", bounded)
+            if not any(m.images for m in request.messages):
+                return text, self._tokenize(engine, text, add_bos, "messages", bounded)
+            pictures = [normalise(raw, max_pixels=settings.image_max_pixels,
+                                  max_side=settings.image_max_side,
+                                  param=f"messages[{i}].images")
+                        for i, m in enumerate(request.messages) for raw in m.images]
+            pieces = text.split(IMAGE_MARKER)
+            if len(pieces) != len(pictures) + 1:
+                raise InvalidRequest("the chat template dropped or repeated an image",
+                                     param="messages")
+            tokens = self._tokenize(engine, pieces[0], add_bos, "messages", bounded)
+            for picture, piece in zip(pictures, pieces[1:], strict=True):
+                tokens += engine.image_tokens(picture.data, picture.rgb(), picture.width,
+                                              picture.height)
+                tokens += self._tokenize(engine, piece, False, "messages", bounded)
+            return text, tokens
 
         text, prompt = await asyncio.to_thread(render)
         return text, prompt, thinks
@@ -317,6 +382,13 @@ class ChatPipeline:
         Raises:
             As :meth:`start_completion`, and :meth:`start_chat_choices` for ``n``.
         """
+        if self.remote.serves(model):
+            assert model is not None
+            if n > self.settings.n_parallel:
+                raise InvalidRequest(f"{n_param} may be at most {self.settings.n_parallel} "
+                                     "(COVE_N_PARALLEL)", param=n_param)
+            check_text(prompt_text, "prompt")
+            return self.remote.start_completion(model, prompt_text, params, explicit, n, suffix)
         entry = self.resolve(model)
         capabilities.require_completion(entry.name, await asyncio.to_thread(entry.meta))
         leases = [await self.acquire(model, num_ctx=num_ctx)]
@@ -437,7 +509,7 @@ class ChatPipeline:
         return jobs
 
     @staticmethod
-    def _check_messages(messages: list[ChatMessage], vision: bool) -> None:
+    def _check_messages(messages: list[ChatMessage], vision: bool, model: str) -> None:
         """Refuse bad messages, naming them by their index in the request."""
         if not messages:
             raise InvalidRequest("messages must contain at least one message", param="messages")
@@ -449,10 +521,14 @@ class ChatPipeline:
                 )
             if m.images and not vision:
                 raise InvalidRequest(
-                    "this model cannot read images (it is text-only); send text parts only",
+                    f"{model} cannot read images: it is a text-only model (no vision "
+                    "projector); send text only, or use a vision model such as smolvlm:256m",
                     param=f"messages[{i}].content",
                 )
             check_text(m.content, f"messages[{i}].content")
+            if IMAGE_MARKER in m.content:
+                raise InvalidRequest("the text holds Cove's reserved image marker",
+                                     param=f"messages[{i}].content")
 
     @staticmethod
     def _template_messages(messages: list[ChatMessage], thinking: bool) -> list[dict[str, Any]]:

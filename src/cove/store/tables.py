@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -124,6 +124,32 @@ class Message(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+    images: Mapped[list[MessageImage]] = relationship(
+        order_by="MessageImage.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="selectin",
+    )
+
+
+class MessageImage(Base):
+    """An image sent with a user message, as :func:`cove.images.normalise` made it (PNG or
+    JPEG ``data``, at most ``COVE_IMAGE_MAX_SIDE`` pixels a side); ``position`` orders a
+    message's images. Deleted with its message (and so with its conversation and account)."""
+
+    __tablename__ = "message_images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(default=0)
+    media_type: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column()
+    height: Mapped[int] = mapped_column()
+    digest: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class StoredResponse(Base):
@@ -150,3 +176,24 @@ class StoredResponse(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_responses_user_created", "user_id", "created_at"),)
+
+
+class AuthThrottle(Base):
+    """Failed sign-ins or API keys of one key (``scope`` ``account``, ``address`` or ``key``),
+    shared by every process of a PostgreSQL database; ``last_at`` is Unix seconds."""
+
+    __tablename__ = "auth_throttle"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[float] = mapped_column(Float)
+
+
+class ServerSecret(Base):
+    """A random secret every process of one database shares (the device-cookie HMAC key)."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)

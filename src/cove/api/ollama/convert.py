@@ -17,6 +17,7 @@ from cove.api.errors import ndjson_error_line
 from cove.api.ollama.schemas import ChatBody, GenerateBody
 from cove.config import parse_duration
 from cove.errors import InvalidRequest
+from cove.images import from_base64
 from cove.models import capabilities
 from cove.models.options import sampling_fields, to_sampling, validate_options
 from cove.models.registry import ModelEntry
@@ -63,6 +64,14 @@ def grammar_for(fmt: str | dict[str, Any] | None) -> str | None:
     return ollama_grammar(fmt)
 
 
+def ollama_response_format(fmt: str | dict[str, Any] | None) -> dict[str, Any]:
+    """Ollama's ``format`` in OpenAI's ``response_format`` shape (for remote models):
+    ``"json"`` is ``json_object``, a schema is ``json_schema``."""
+    if isinstance(fmt, dict):
+        return {"type": "json_schema", "json_schema": {"name": "format", "schema": fmt}}
+    return {"type": "json_object"}
+
+
 def _think(value: bool | str | None) -> bool | None:
     if isinstance(value, str):  # "high" / "medium" / "low" (gpt-oss style levels)
         return value.lower() not in ("false", "none", "")
@@ -77,6 +86,7 @@ def _common(body: ChatBody | GenerateBody) -> dict[str, Any]:
         params = replace(params, grammar=grammar)
     return {
         "params": params,
+        "response_format": ollama_response_format(body.format) if grammar else None,
         "explicit": sampling_fields(opts),
         "num_ctx": opts.get("num_ctx"),
         "keep_alive": keep_alive(body.keep_alive),
@@ -94,10 +104,16 @@ def to_chat_request(body: ChatBody) -> ChatRequest:
     common = _common(body)
     if tools is not None and common["params"].grammar is not None:
         raise InvalidRequest("format cannot be combined with tools", param="format")
-    messages = [ChatMessage(m.role, m.content or "", images=len(m.images or []),
+    messages = [ChatMessage(m.role, m.content or "",
+                            images=_images(m.images, f"messages[{i}].images"),
                             tool_calls=_openai_calls(m.tool_calls))
-                for m in body.messages]
+                for i, m in enumerate(body.messages)]
     return ChatRequest(messages=messages, model=require_model(body.ref), tools=tools, **common)
+
+
+def _images(images: list[str] | None, param: str) -> list[bytes]:
+    """The bytes of Ollama's ``images`` (base64 strings; see :func:`cove.images.from_base64`)."""
+    return [from_base64(b, f"{param}[{k}]") for k, b in enumerate(images or [])]
 
 
 def _openai_calls(calls: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
@@ -137,7 +153,7 @@ def to_generate_request(body: GenerateBody) -> ChatRequest:
                 raise InvalidRequest(f"{mode} does not support {name}: the prompt is not "
                                      "rendered with the chat template", param=name)
     messages = [ChatMessage("system", body.system)] if body.system else []
-    messages.append(ChatMessage("user", body.prompt or "", images=len(body.images or [])))
+    messages.append(ChatMessage("user", body.prompt or "", images=_images(body.images, "images")))
     return ChatRequest(messages=messages, model=require_model(body.ref), **_common(body))
 
 
@@ -294,6 +310,25 @@ def tag(entry: ModelEntry) -> dict[str, Any]:
     }
 
 
+REMOTE_DETAILS = {"parent_model": "", "format": "remote", "family": "", "families": None,
+                  "parameter_size": "", "quantization_level": ""}
+
+
+def remote_tag(name: str) -> dict[str, Any]:
+    """A remote model (served by a registered backend) in ``/api/tags``: no local weights,
+    so ``size`` 0, an empty ``digest`` and ``details.format`` ``remote``."""
+    return {"name": name, "model": name, "modified_at": now_iso(time.time()), "size": 0,
+            "digest": "", "details": REMOTE_DETAILS}
+
+
+def remote_show(name: str) -> dict[str, Any]:
+    """``/api/show`` of a remote model: what Cove knows without asking the backend (its
+    template and metadata stay there); tools and structured output are passed through."""
+    return {"license": "", "modelfile": f"# {name} is served by a remote backend\n",
+            "parameters": "", "template": "", "details": REMOTE_DETAILS, "model_info": {},
+            "capabilities": ["completion", "tools"], "modified_at": now_iso(time.time())}
+
+
 def parameters_text(options: dict[str, Any]) -> str:
     """Preset options in Modelfile ``PARAMETER`` style, one ``name value`` per line."""
     lines = []
@@ -323,7 +358,7 @@ def show(entry: ModelEntry) -> dict[str, Any]:
         "template": meta.get("chat_template") or "",
         "details": details(entry),
         "model_info": info,
-        "capabilities": capabilities.of(meta),
+        "capabilities": capabilities.of(meta, entry.projector is not None),
         "modified_at": now_iso(entry.modified),
     }
     if entry.system:

@@ -81,6 +81,8 @@ async def _reply(request: Request, pipeline: ChatPipeline, req: ChatRequest, *, 
 
 async def _load_only(pipeline: ChatPipeline, model: str, keep_alive: float | None,
                      chat: bool) -> JSONResponse:
+    if pipeline.remote.serves(model):  # loading is the backend's business
+        return JSONResponse(convert.load_reply(chat, model, unloaded=keep_alive == 0))
     entry = pipeline.resolve(model)
     if keep_alive == 0:
         pipeline.models.unload(entry.name)
@@ -113,11 +115,14 @@ async def generate(body: GenerateBody, request: Request, pipeline: PipelineDep) 
 @router.get("/tags")
 async def tags(pipeline: PipelineDep) -> dict[str, Any]:
     entries = pipeline.registry.list()
-    return {"models": await asyncio.to_thread(lambda: [convert.tag(e) for e in entries])}
+    local = await asyncio.to_thread(lambda: [convert.tag(e) for e in entries])
+    return {"models": local + [convert.remote_tag(n) for n in pipeline.remote.names()]}
 
 
 @router.post("/show")
 async def show(body: ShowBody, pipeline: PipelineDep) -> dict[str, Any]:
+    if pipeline.remote.serves(body.ref):
+        return convert.remote_show(str(body.ref))
     entry = pipeline.resolve(convert.require_model(body.ref))
     return await asyncio.to_thread(convert.show, entry)
 

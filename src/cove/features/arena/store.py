@@ -1,5 +1,5 @@
 """The arena's table: battles and their votes. Created by the Alembic migration
-``0005_ideas_arena``.
+``0009_ideas_arena``.
 
 A signed-in user's battle keeps its prompt and answers (their data: exported, deleted with the
 account through ``user_id``'s cascade). A guest's battle (``user_id`` NULL) keeps only what the

@@ -1,5 +1,5 @@
 """The table of saved idea boards (signed-in users only; a guest's brainstorm is never
-written). Created by the Alembic migration ``0005_ideas_arena``; ``user_id`` cascades, so
+written). Created by the Alembic migration ``0009_ideas_arena``; ``user_id`` cascades, so
 deleting an account deletes its boards."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """ideas and arena: saved idea boards, arena battles and votes
 
-Revision ID: 0005_ideas_arena
-Revises: 0004_message_sources
+Revision ID: 0009_ideas_arena
+Revises: 0008_packs
 Create Date: 2026-12-02 01:00:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_ideas_arena"
-down_revision = "0004_message_sources"
+revision = "0009_ideas_arena"
+down_revision = "0008_packs"
 branch_labels = None
 depends_on = None
 
