@@ -85,6 +85,7 @@ def load_llama(entry: ModelEntry, settings: Settings) -> Engine:
         n_threads=settings.n_threads,
         n_batch=settings.n_batch,
         kv_unified=settings.kv_unified,
+        lora=entry.adapter,
     )
 
 

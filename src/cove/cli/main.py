@@ -17,6 +17,7 @@ from cove.engine.types import SamplingParams
 from cove.errors import CoveError, InvalidRequest
 from cove.features.logic.cli import register as register_logic_command
 from cove.features.search.cli import register as register_knowledge_commands
+from cove.features.train.cli import register as register_train_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -186,6 +187,7 @@ def version() -> None:
 
 register_model_commands(cli)
 register_logic_command(cli)
+register_train_commands(cli)
 register_knowledge_commands(cli)
 
 
