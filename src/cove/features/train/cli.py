@@ -104,6 +104,10 @@ def show_event(ev: dict[str, Any]) -> None:
     elif kind == "warning":
         console.print(f"warning: {ev['message']}", style="yellow", markup=False)
     elif kind == "done":
+        if "mean_reward" in ev:
+            console.print(f"mean reward {ev['mean_reward']:.3f}; steps whose groups all had "
+                          f"zero reward variance: {ev.get('zero_variance_steps', 0)}",
+                          markup=False)
         console.print(f"done: {ev['steps']} steps; model {ev['model']} is installed "
                       f"(cove run -m {ev['model']})", style="bold", markup=False)
     elif kind in ("log", "start"):

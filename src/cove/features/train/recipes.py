@@ -99,6 +99,8 @@ def _callback(emit: Emit, stop: _Stop, recipe: str) -> Any:
     class Progress(TrainerCallback):  # type: ignore[misc]
         start = 0.0
         first = 0
+        rewards: list[float] = []
+        zero_std_steps = 0
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self.start, self.first = time.monotonic(), state.global_step
@@ -126,11 +128,15 @@ def _callback(emit: Emit, stop: _Stop, recipe: str) -> Any:
             ev["rewards"] = {k.split("/")[1]: float(v) for k, v in logs.items()
                              if k.startswith("rewards/") and k.endswith("/mean")}
             emit(ev)
+            if "reward" in ev:
+                self.rewards.append(ev["reward"])
             if recipe == "grpo" and ev.get("frac_reward_zero_std", 0.0) >= 1.0:
+                self.zero_std_steps += 1
                 emit({"event": "warning", "step": state.global_step,
                       "message": "every group's rewards were equal at this step (zero "
                                  "variance): GRPO learns nothing from it; use a graded reward, "
-                                 "more generations or a higher temperature"})
+                                 "more generations, a higher temperature, or a prompt that "
+                                 "shows the format (see README, Training)"})
 
     return Progress()
 
@@ -188,6 +194,7 @@ def train(recipe: str, base_dir: Path, run_dir: Path, train_set: list[Example],
         logging_steps=1, save_steps=opts["save_steps"], save_total_limit=2, report_to="none",
         use_cpu=True, disable_tqdm=True, seed=opts["seed"], dataloader_num_workers=0,
         lr_scheduler_type="constant", warmup_steps=0, bf16=False, fp16=False)
+    progress = _callback(emit, stop, recipe)
     if recipe == "sft":
         from trl import SFTConfig, SFTTrainer
 
@@ -197,7 +204,7 @@ def train(recipe: str, base_dir: Path, run_dir: Path, train_set: list[Example],
         trainer = SFTTrainer(model=model, args=SFTConfig(**common, max_length=1024),
                              train_dataset=Dataset.from_list(rows), processing_class=tok,
                              peft_config=lora_config(opts["lora_rank"]),
-                             callbacks=[_callback(emit, stop, recipe)])
+                             callbacks=[progress])
     else:
         from trl import GRPOConfig, GRPOTrainer
 
@@ -213,7 +220,7 @@ def train(recipe: str, base_dir: Path, run_dir: Path, train_set: list[Example],
                               processing_class=tok,
                               reward_funcs=[_grpo_reward(n, fns[n]) for n in weights],
                               peft_config=lora_config(opts["lora_rank"]),
-                              callbacks=[_callback(emit, stop, recipe)])
+                              callbacks=[progress])
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     steps = trainer.state.global_step
     if stop.requested:
@@ -223,8 +230,12 @@ def train(recipe: str, base_dir: Path, run_dir: Path, train_set: list[Example],
     after = evaluate(trainer.model, tok, held_out, system, weights, fns, eval_tokens)
     emit({"event": "eval", "when": "after", "scores": after})
     loss = result.training_loss if math.isfinite(result.training_loss) else None
-    return {"status": "done", "steps": steps, "adapter": str(adapter), "train_loss": loss,
-            "scores": {"before": before, "after": after}}
+    out = {"status": "done", "steps": steps, "adapter": str(adapter), "train_loss": loss,
+           "scores": {"before": before, "after": after}}
+    if progress.rewards:
+        out["mean_reward"] = sum(progress.rewards) / len(progress.rewards)
+        out["zero_variance_steps"] = progress.zero_std_steps
+    return out
 
 
 def _latest(ckpt_dir: Path) -> Path | None:

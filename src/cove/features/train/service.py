@@ -123,7 +123,15 @@ def prepare(settings: Settings, registry: ModelRegistry, recipe: str, base: str,
     if entry.adapter is not None:
         raise InvalidRequest(f"{entry.name!r} is itself a trained adapter; train over its base "
                              f"{entry.parent!r}", param="base")
-    new = str(parse_ref(name))
+    from cove.features.train.base import check_architecture
+
+    check_architecture(entry.meta().get("architecture"), entry.name)
+    try:
+        new = str(parse_ref(name))
+    except CoveError as e:
+        raise InvalidRequest(f"{name!r} is not a valid model name (lower-case letters, digits, "
+                             "'.', '_', '-', an optional namespace/ and :tag)",
+                             param="name") from e
     try:
         registry.resolve(new)
         raise Conflict(f"a model named {new!r} exists; choose another --name", param="name")
@@ -254,7 +262,8 @@ def register(registry: ModelRegistry, spec: dict[str, Any], done: dict[str, Any]
 
 
 def _bundled_name(registry: ModelRegistry, base: ModelEntry) -> str:
-    entry = registry.builtin(base.name)
-    if entry is None:
-        raise InvalidRequest(f"base {base.name!r} has no weights in the store", param="base")
-    return entry.name
+    """The built-in model whose weights ``base`` (the bundled model or a preset of it) uses."""
+    for entry in registry.list():
+        if entry.bundled and entry.path == base.path:
+            return entry.name
+    raise InvalidRequest(f"base {base.name!r} has no weights in the store", param="base")

@@ -63,7 +63,8 @@ def run(spec: dict[str, Any], emit: Any) -> int:
     gguf = convert.lora_to_gguf(Path(result["adapter"]), base_dir, run_dir / "adapter.gguf",
                                 run_dir / "convert.log")
     emit({"event": "done", "steps": result["steps"], "adapter_gguf": str(gguf),
-          "train_loss": result.get("train_loss"), "scores": scores})
+          "train_loss": result.get("train_loss"), "scores": scores,
+          **{k: result[k] for k in ("mean_reward", "zero_variance_steps") if k in result}})
     return 0
 
 
@@ -97,7 +98,8 @@ def main() -> int:
         return 3
     except Exception as e:  # noqa: BLE001 - reported to the parent, traceback to the log
         traceback.print_exc()
-        emit({"event": "error", "message": f"{type(e).__name__}: {e}"})
+        full = "the disk is full" if "No space left on device" in str(e) else None
+        emit({"event": "error", "message": full or f"{type(e).__name__}: {e}"})
     return 1
 
 
