@@ -72,11 +72,11 @@ class Manifest:
 
     ``model`` is the GGUF weights blob, or None for a preset over the bundled model
     (``bundled`` then names it). ``projector`` is a vision projector blob. ``adapter`` is a
-    LoRA adapter GGUF applied over the weights (a model trained by ``cove train``). ``source`` says where
-    the model came from (``{"kind": "pull", "repo": ..., "file": ..., "revision": ...}``,
-    ``import``, ``ollama``, ``preset``, ``copy``). ``metadata`` caches
-    :func:`~cove.models.gguf_meta.read_metadata`. ``system`` and ``options`` are preset
-    defaults (Ollama option names). ``created`` is a Unix time.
+    LoRA adapter GGUF applied over the weights (a model trained by ``cove train``).
+    ``source`` says where the model came from (``{"kind": "pull", "repo": ..., "file": ...,
+    "revision": ...}``, ``import``, ``ollama``, ``preset``, ``copy``, ``train``).
+    ``metadata`` caches :func:`~cove.models.gguf_meta.read_metadata`. ``system`` and
+    ``options`` are preset defaults (Ollama option names). ``created`` is a Unix time.
     """
 
     name: str

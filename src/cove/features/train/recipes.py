@@ -198,10 +198,11 @@ def train(recipe: str, base_dir: Path, run_dir: Path, train_set: list[Example],
     if recipe == "sft":
         from trl import SFTConfig, SFTTrainer
 
-        rows = [{"prompt": _messages(e, system),
-                 "completion": [{"role": "assistant", "content": e.answer or ""}]}
-                for e in train_set]
-        trainer = SFTTrainer(model=model, args=SFTConfig(**common, max_length=1024),
+        rows: list[dict[str, Any]] = [
+            {"prompt": _messages(e, system),
+             "completion": [{"role": "assistant", "content": e.answer or ""}]}
+            for e in train_set]
+        trainer: Any = SFTTrainer(model=model, args=SFTConfig(**common, max_length=1024),
                              train_dataset=Dataset.from_list(rows), processing_class=tok,
                              peft_config=lora_config(opts["lora_rank"]),
                              callbacks=[progress])
@@ -218,13 +219,15 @@ def train(recipe: str, base_dir: Path, run_dir: Path, train_set: list[Example],
                          reward_weights=list(weights.values()))
         trainer = GRPOTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(rows),
                               processing_class=tok,
-                              reward_funcs=[_grpo_reward(n, fns[n]) for n in weights],
+                              reward_funcs=[_grpo_reward(n, fns[n])  # type: ignore[misc]
+                                            for n in weights],
                               peft_config=lora_config(opts["lora_rank"]),
                               callbacks=[progress])
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     steps = trainer.state.global_step
     if stop.requested:
-        return {"status": "stopped", "steps": steps, "checkpoint": str(_latest(ckpt_dir))}
+        return {"status": "stopped", "steps": steps, "checkpoint": str(_latest(ckpt_dir)),
+                "scores": {"before": before}}
     adapter = run_dir / "adapter"
     trainer.model.save_pretrained(adapter)
     after = evaluate(trainer.model, tok, held_out, system, weights, fns, eval_tokens)

@@ -15,6 +15,7 @@ Runs live under ``<COVE_HOME>/train/runs/<name>/`` (``spec.json``, ``checkpoints
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
@@ -182,8 +183,23 @@ def run(spec: dict[str, Any], registry: ModelRegistry,
 
     Raises:
         TrainFailed: the training process reported an error (its message) or died.
+        Conflict: another job is running in this ``COVE_HOME``.
     """
     rd = Path(spec["run_dir"])
+    lock = (rd.parent.parent / ".lock").open("w")  # one training job at a time per COVE_HOME
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise Conflict("another training job is running (one at a time)", param="train") from None
+    try:
+        return _run(spec, registry, on_event, python, rd)
+    finally:
+        lock.close()
+
+
+def _run(spec: dict[str, Any], registry: ModelRegistry,
+         on_event: Callable[[dict[str, Any]], None], python: str, rd: Path) -> dict[str, Any]:
     log = (rd / "train.log").open("ab")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([python, "-m", "cove.features.train.worker", str(rd / "spec.json")],

@@ -62,10 +62,19 @@ def run(spec: dict[str, Any], emit: Any) -> int:
     emit({"event": "log", "message": "converting the adapter to GGUF"})
     gguf = convert.lora_to_gguf(Path(result["adapter"]), base_dir, run_dir / "adapter.gguf",
                                 run_dir / "convert.log")
-    emit({"event": "done", "steps": result["steps"], "adapter_gguf": str(gguf),
-          "train_loss": result.get("train_loss"), "scores": scores,
-          **{k: result[k] for k in ("mean_reward", "zero_variance_steps") if k in result}})
+    done: dict[str, Any] = {"event": "done", "steps": result["steps"],
+                            "adapter_gguf": str(gguf), "train_loss": result.get("train_loss"),
+                            "scores": scores, "peak_rss": _peak_rss()}
+    done.update({k: result[k] for k in ("mean_reward", "zero_variance_steps") if k in result})
+    emit(done)
     return 0
+
+
+def _peak_rss() -> int:
+    """Peak resident memory of this process in bytes (training; the converter is a child)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def main() -> int:
