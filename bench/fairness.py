@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import os
 import random
 import statistics
@@ -49,8 +50,20 @@ def document(seed: int, chars: int = 15_000) -> str:
     return " ".join(out)[:chars]
 
 
-async def first_token(client: httpx.AsyncClient, base: str, content: str) -> float:
-    """Seconds from sending a streamed chat request to its first streamed text."""
+def has_text(line: str) -> bool:
+    """Whether an SSE line is a chat chunk carrying generated text (not the empty role chunk)."""
+    if not line.startswith("data: {"):
+        return False
+    for choice in json.loads(line[6:]).get("choices", []):
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("reasoning_content"):
+            return True
+    return False
+
+
+async def first_token(client: httpx.AsyncClient, base: str, content: str) -> tuple[float, float]:
+    """(seconds to the first streamed text, seconds to the end of the stream) of a streamed
+    chat request with a 16-token answer."""
     body = {"model": "smollm2:135m", "messages": [{"role": "user", "content": content}],
             "max_tokens": 16, "temperature": 0, "stream": True}
     t0 = time.perf_counter()
@@ -58,20 +71,23 @@ async def first_token(client: httpx.AsyncClient, base: str, content: str) -> flo
     async with client.stream("POST", base + "/v1/chat/completions", json=body) as r:
         r.raise_for_status()
         async for line in r.aiter_lines():
-            if ttft < 0 and line.startswith("data: {") and '"content":"' in line:
+            if ttft < 0 and has_text(line):
                 ttft = time.perf_counter() - t0
-    return ttft if ttft >= 0 else time.perf_counter() - t0
+    total = time.perf_counter() - t0
+    return (ttft if ttft >= 0 else total), total
 
 
-async def one_round(base: str, seed: int) -> tuple[float, float, float]:
-    """(short TTFT with the long one reading, long TTFT alone, long TTFT with the short one)."""
+async def one_round(base: str, seed: int) -> tuple[float, float, float, float]:
+    """(short TTFT with the long one reading, the short one's whole answer, long TTFT alone,
+    long TTFT with the short one)."""
     async with httpx.AsyncClient(timeout=600) as client:
-        alone = await first_token(client, base, "Summarise:\n" + document(seed))
+        alone, _ = await first_token(client, base, "Summarise:\n" + document(seed))
         long = asyncio.ensure_future(
             first_token(client, base, "Summarise:\n" + document(seed + 1000)))
         await asyncio.sleep(0.5)
-        short = await first_token(client, base, f"What is {seed % 7} plus {seed % 5}?")
-        return short, alone, await long
+        short, short_total = await first_token(
+            client, base, f"What is {seed % 7} plus {seed % 5}?")
+        return short, short_total, alone, (await long)[0]
 
 
 def main() -> None:
@@ -93,18 +109,19 @@ def main() -> None:
             sides["llama-server"] = stack.enter_context(process_server(
                 [args.llama_server, "-m", str(bundled_model_path()), "--parallel", "4",
                  "-c", str(4 * 4096), "-t", threads, "--host", "127.0.0.1"], "/health"))
-        results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in sides}
+        results: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in sides}
         for r in range(args.rounds):
             for name, base in sides.items():
                 results[name].append(asyncio.run(one_round(base, 100 * r + len(name))))
                 print(name, r, results[name][-1], flush=True)
-    rows = ["| side | short question's TTFT | long prompt's TTFT alone | with the short one |",
-            "|---|---|---|---|"]
+    rows = ["| side | short question's TTFT | its 16-token answer | long prompt's TTFT alone "
+            "| with the short one |", "|---|---|---|---|---|"]
     for name, runs in results.items():
-        med = [statistics.median(x[i] for x in runs) for i in range(3)]
-        rows.append(f"| {name} | {med[0]:.2f} s | {med[1]:.1f} s | {med[2]:.1f} s |")
+        med = [statistics.median(x[i] for x in runs) for i in range(4)]
+        rows.append(f"| {name} | {med[0]:.2f} s | {med[1]:.1f} s | {med[2]:.1f} s "
+                    f"| {med[3]:.1f} s |")
     body = (f"{dt.date.today()}, {machine()}; SmolLM2-135M Q4_1, 4 slots, defaults otherwise; "
-            f"medians of {args.rounds} rounds. A 15,000-character prompt (~3,700 tokens, new "
+            f"medians of {args.rounds} rounds. A 15,000-character prompt (~2,400 tokens, new "
             "each round) with a 16-token answer; 0.5 s later a short question. Target: the "
             "short question's first token in under 1 s.\n\n" + "\n".join(rows) + "\n")
     write_section("A short question during a long prefill (bench/fairness.py)", body,

@@ -30,8 +30,10 @@ if ! has avx2; then flags="-DGGML_NATIVE=OFF"; fi
 flags+=" -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF"
 
 key="$(printf '%s %s %s' "$LLAMA_VERSION" "$flags" "$("$PY" -c 'import sys;print(sys.version_info[:2])')" | sha256sum | cut -c1-16)"
-extras="test${COVE_EXTRAS:+,$COVE_EXTRAS}"  # e.g. COVE_EXTRAS=train installs .[test,train]
-stamp_src="$(cat pyproject.toml scripts/bootstrap.sh <(echo "$extras") | sha256sum | cut -c1-16)"
+# COVE_EXTRAS: optional extras installed beside the test tools (comma-separated; .ci/run sets
+# the ones its tests need, e.g. "zim,ocr,train"); a user's plain setup installs none.
+extras="test${COVE_EXTRAS:+,$COVE_EXTRAS}"
+stamp_src="$(printf '%s' "$extras" | cat pyproject.toml scripts/bootstrap.sh - | sha256sum | cut -c1-16)"
 stamp=".venv/.cove-setup-$key-$stamp_src"
 
 if [ -f "$stamp" ] && [ -x .venv/bin/cove ]; then
@@ -60,8 +62,8 @@ echo "cove setup: installing Cove into .venv" >&2
 .venv/bin/pip install -q -e ".[$extras]" >&2
 # cove train converts adapters with llama.cpp's convert_lora_to_gguf.py / convert_hf_to_gguf.py
 # (and the conversion/ and gguf-py/ packages they import): they are in the llama-cpp-python
-# sdist only, not in its wheel or the gguf package. The sdist is downloaded once into the cache; the scripts are copied into
-# .venv/share/cove/llama.cpp (where cove.features.train.convert looks for them).
+# sdist only, not in its wheel or the gguf package. The sdist is downloaded once into the
+# cache; the scripts are copied into .venv/share/cove/llama.cpp (cove.features.train.convert).
 if [[ ",$extras," == *",train,"* ]]; then
   if [ ! -f "$sdist" ]; then
     echo "cove setup: downloading the llama-cpp-python $LLAMA_VERSION sdist for its converters" >&2

@@ -29,6 +29,7 @@ from cove.api.openapi import install_openapi
 from cove.api.security import SecurityHeaders
 from cove.auth.deps import api_access
 from cove.auth.throttle import SignInGuard
+from cove.backends.metrics import router as metrics_router
 from cove.config import Settings
 from cove.features import search as search_feature
 from cove.features.logic.routes import router as logic_router
@@ -118,6 +119,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         pipeline.close()
+        await pipeline.remote.aclose()
         db.close()
 
     # FastAPI's OpenTelemetry hooks off whatever the environment says: no request data is ever
@@ -129,7 +131,7 @@ def create_app(
     app.state.settings = settings
     app.state.pipeline = pipeline
     app.state.db = db
-    app.state.signin_guard = SignInGuard(settings)
+    app.state.signin_guard = SignInGuard(settings, db=None if db.is_sqlite else db)
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(openai_router, dependencies=[Depends(api_access)])
@@ -139,6 +141,7 @@ def create_app(
     for embed_router in (openai_embeddings_router, ollama_embed_router):
         app.include_router(embed_router, dependencies=[Depends(api_access)])
     app.include_router(logic_router, dependencies=[Depends(api_access)])
+    app.include_router(metrics_router, dependencies=[Depends(api_access)])
     app.include_router(account.router)
     app.include_router(chats.router)
     search_feature.install(app)
@@ -151,7 +154,9 @@ def create_app(
 
     app.add_middleware(HeadAsGet, router=app.router)
     app.add_middleware(
-        BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.request_body_timeout
+        BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.request_body_timeout,
+        upload_bytes=settings.max_upload_bytes,
+        upload_routes=lambda: getattr(app.state, "upload_routes", []),
     )
     if settings.on_loopback:
         app.add_middleware(HostCheck, extra_origins=settings.origins)

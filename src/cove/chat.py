@@ -56,6 +56,10 @@ class ChatRequest:
     cap the reasoning is closed (``</think>`` is injected) and the model goes on to answer
     (a no-op for models that do not reason). ``prefill`` is text the answer starts with
     (Anthropic's final assistant turn): it ends the prompt, and the answer continues it.
+    ``response_format`` is the structured-output request in OpenAI's shape (``{"type":
+    "json_object"}`` or ``{"type": "json_schema", "json_schema": {...}}``), kept beside its
+    grammar in ``params`` for remote models; ``affinity`` (OpenAI's ``prompt_cache_key``) is
+    the key a remote model's requests are routed by (None: the conversation's opening).
     """
 
     messages: list[ChatMessage]
@@ -69,6 +73,8 @@ class ChatRequest:
     reasoning_budget: int | None = None
     client: str | None = None
     prefill: str = ""
+    response_format: dict[str, Any] | None = None
+    affinity: str | None = None
 
 
 @dataclass(frozen=True)

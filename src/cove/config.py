@@ -150,8 +150,27 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(
         8 * 1024 * 1024, ge=1024,
-        description="Largest document accepted into a knowledge collection, in bytes (web "
-        "uploads are also bounded by COVE_MAX_BODY_BYTES).",
+        description="Largest document accepted into a knowledge collection, in bytes (the upload "
+        "routes take bodies of this size plus the multipart envelope, whatever "
+        "COVE_MAX_BODY_BYTES says).",
+    )
+    searxng_url: str | None = Field(
+        None,
+        description="Web search (off when unset): the base URL of a SearXNG instance the "
+        "operator runs, e.g. http://127.0.0.1:8888 (its settings.yml must list json in "
+        "search.formats). The egress guard then lets out connections to exactly this host, and "
+        "only while a search runs. Guests may use web search too.",
+    )
+    search_fetch_pages: bool = Field(
+        False,
+        description="With web search on: also fetch the top result pages (public addresses "
+        "only, each host let out by the egress guard only for its fetch) and answer from their "
+        "text instead of SearXNG's snippets.",
+    )
+    search_web_timeout: float = Field(
+        8.0, gt=0, le=120,
+        description="Seconds a web search may take in all (SearXNG's answer and any page "
+        "fetches); after that the answer goes on without web results, with a warning.",
     )
     database_url: str | None = Field(
         None,
@@ -247,6 +266,29 @@ class Settings(BaseSettings):
         "go into the prompt, and the response headers say which. 0 = always all."
     )
 
+    backend_breaker_failures: int = Field(
+        3, ge=1, description="Failures in a row (unreachable, timeout, 5xx, garbage, a broken "
+        "stream) after which a remote backend's circuit breaker opens: no request goes there "
+        "until a health probe succeeds."
+    )
+    backend_breaker_cooldown: float = Field(
+        10.0, gt=0, description="Seconds an open circuit breaker waits before probing its "
+        "backend (GET /v1/models) again."
+    )
+    backend_balance: float = Field(
+        1.25, ge=1.0, description="Balance factor of conversation affinity (consistent hashing "
+        "with bounded loads): no backend takes more than this times its share of the requests "
+        "in flight; 1 is strict balance, higher keeps conversations on their backend longer."
+    )
+    backend_connect_timeout: float = Field(
+        5.0, gt=0, description="Seconds to connect to a remote backend; then the next one is "
+        "tried."
+    )
+    backend_first_byte_timeout: float = Field(
+        120.0, gt=0, description="Seconds a remote backend may take to send its first "
+        "streamed event (and between events); then HTTP 504, or the next backend when "
+        "nothing was sent yet."
+    )
     @field_validator("n_ctx", mode="before")
     @classmethod
     def _window(cls, v: Any) -> Any:
@@ -272,6 +314,20 @@ class Settings(BaseSettings):
             raise ValueError(f"at most COVE_N_BATCH ({n_batch}) sequences can be decoded "
                              "together; lower COVE_N_PARALLEL or raise COVE_N_BATCH")
         return v
+
+    @field_validator("searxng_url", mode="before")
+    @classmethod
+    def _searxng(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        from urllib.parse import urlsplit
+
+        url = str(v).strip().rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected the http(s) base URL of a SearXNG instance, e.g. "
+                             "http://127.0.0.1:8888")
+        return url
 
     @field_validator("keep_alive", mode="before")
     @classmethod

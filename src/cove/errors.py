@@ -192,3 +192,43 @@ class InsufficientMemory(CoveError):
     type = "server_error"
     code = "insufficient_memory"
     expose = True
+
+
+class BackendError(CoveError):
+    """A remote backend (an upstream OpenAI-compatible engine) failed: it sent garbage, an
+    error, or broke its stream (HTTP 502). The message names the backend, never the prompt."""
+
+    status = 502
+    type = "server_error"
+    code = "bad_gateway"
+    expose = True
+
+
+class BackendUnavailable(Overloaded):
+    """No backend of a remote model can take the request now: all unreachable, their circuit
+    breakers open, or at their concurrency cap (HTTP 503 with ``Retry-After``)."""
+
+    code = "backend_unavailable"
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message, retry_after)
+
+
+class BackendTimeout(CoveError):
+    """A remote backend did not answer in time (HTTP 504)."""
+
+    status = 504
+    type = "server_error"
+    code = "gateway_timeout"
+    expose = True
+
+
+class WebSearchFailed(CoveError):
+    """The operator's web search engine (SearXNG, ``COVE_SEARXNG_URL``) did not answer in time,
+    answered with an error, or answered something that is not its JSON results (HTTP 502); or
+    web search is not configured (HTTP 400 via :class:`InvalidRequest` instead)."""
+
+    status = 502
+    type = "server_error"
+    code = "web_search_failed"
+    expose = True

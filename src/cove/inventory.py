@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from cove import privacy
 from cove.config import Settings
+from cove.errors import CoveError
 
 STORED_PER_USER = {
     "account": "e-mail, argon2id password hash, role (admin/user), disabled flag, creation time",
@@ -18,7 +19,9 @@ STORED_PER_USER = {
     "api_keys": "name, first 12 characters, SHA-256 of the key, creation and last-use times",
     "conversations": "title, model, creation and update times",
     "messages": "role, text, reasoning text, model, status (complete/streaming/stopped/"
-    "interrupted/error), finish reason, prompt and completion token counts, times",
+    "interrupted/error), finish reason, prompt and completion token counts, times; for an "
+    "answer with sources, its search query, the sources (passage text, document or web page "
+    "title and URL, snippet) and the citation check",
     "search_collections": "knowledge collection names and creation times",
     "search_documents": "file name, format, size, SHA-256, page and character counts, "
     "extraction notes, time added (the file itself is not kept)",
@@ -38,6 +41,8 @@ NOT_STORED = [
     "guest conversations (they live only in the browser tab)",
     "Responses API requests made with store false (nothing of them is written)",
     "prompt and answer text in logs (unless COVE_LOG_CONTENT is on)",
+    "web search queries and results apart from the answers they were given to (SearXNG is "
+    "the operator's: what it keeps is up to its settings)",
     "IP addresses, user agents or analytics of any kind; Cove has no telemetry, and FastAPI's "
     "OpenTelemetry tracing and export are switched off (whatever OTEL_* variables say)",
 ]
@@ -70,6 +75,19 @@ def _counts(settings: Settings) -> dict[str, int] | None:
         db.close()
 
 
+def _web_search(settings: Settings) -> dict[str, Any] | str:
+    """The web search egress in force (``COVE_SEARXNG_URL``), or ``"off"``."""
+    from urllib.parse import urlsplit
+
+    if not settings.searxng_url:
+        return "off"
+    return {"searxng_url": settings.searxng_url,
+            "allowed_host": urlsplit(settings.searxng_url).hostname,
+            "when": "only while a search runs",
+            "fetch_pages": settings.search_fetch_pages,
+            "guests": settings.guest_enabled}
+
+
 def inventory(settings: Settings) -> dict[str, Any]:
     """The inventory as a JSON-ready dict (keys: data, stored_per_user, not_stored, egress,
     listening, settings)."""
@@ -82,6 +100,12 @@ def inventory(settings: Settings) -> dict[str, Any]:
     if sqlite_file is not None:
         for p in sorted(sqlite_file.parent.glob(sqlite_file.name + "*")):
             files.append({"path": str(p), "bytes": p.stat().st_size})
+    from cove.backends.registry import BackendRegistry
+
+    try:
+        backends = BackendRegistry.load(settings.home).hosts()
+    except CoveError as e:
+        backends = {"(unreadable backends.json)": [e.message]}
     return {
         "data": {
             "home": str(settings.home),
@@ -94,9 +118,17 @@ def inventory(settings: Settings) -> dict[str, Any]:
         "not_stored": NOT_STORED,
         "egress": {
             **privacy.policy(),
+            "backend_hosts": {h: sorted(n) for h, n in sorted(backends.items())} or "none",
             "refused": "every other outbound connection and name lookup; each refusal is logged "
             "(destination only)",
-            "exceptions": "model pulls only, for the host the user asked to pull from",
+            "exceptions": "model pulls, for the host the user asked to pull from; the "
+            "registered remote backends (`cove backend list`), each host named above, which "
+            "receive the prompts of requests for their models"
+            + ("; web search, for the SearXNG host below while a search runs"
+               + (" and each result page's host (public addresses only) while it is fetched"
+                  if settings.search_fetch_pages else "")
+               if settings.searxng_url else ""),
+            "web_search": _web_search(settings),
         },
         "listening": {
             "address": f"{settings.host}:{settings.port}",

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from cove import privacy
+from cove.backends.service import RemoteModels
 from cove.chat import (
     ROLES,
     ChatDelta,
@@ -108,6 +110,11 @@ class ChatPipeline:
         loader: builds an :class:`Engine` for a model entry (a parameter so tests can inject a
             scripted engine).
         embed_loader: builds an :class:`Embedder` for ``/api/embed`` (None: no embeddings).
+
+    Remote models (the backends of ``$COVE_HOME/backends.json``, :mod:`cove.backends`) are
+    driven through the same :meth:`start_chat` / :meth:`start_completion`: their streams are
+    :class:`~cove.backends.remote.RemoteStream` items of the same kinds, and the egress guard
+    allows exactly their hosts.
     """
 
     def __init__(
@@ -118,6 +125,8 @@ class ChatPipeline:
         self.registry = registry
         self.models = ModelManager(settings, loader, embed_loader)
         self.embeddings = EmbedService(settings, self.models)
+        self.remote = RemoteModels(settings)
+        privacy.allow_backends(self.remote.registry.hosts())
 
     def resolve(self, model: str | None) -> ModelEntry:
         """The installed model ``model`` names (the default model if None or empty).
@@ -162,6 +171,10 @@ class ChatPipeline:
         """Stop workers and free every loaded model."""
         self.models.close()
 
+    def model_names(self) -> list[str]:
+        """Every model a request may name: the installed ones, then the remote ones."""
+        return [e.name for e in self.registry.list()] + self.remote.names()
+
     async def start_chat(self, request: ChatRequest) -> ChatStream:
         """Validate, render with the model's chat template, tokenize and queue the request.
 
@@ -188,6 +201,11 @@ class ChatPipeline:
             InvalidRequest: as :meth:`start_chat`, or ``n`` above the model's slots (naming
                 ``n_param``). Overloaded: the queue cannot take all ``n`` (none is queued).
         """
+        if self.remote.serves(request.model):
+            if n > self.settings.n_parallel:
+                raise InvalidRequest(f"{n_param} may be at most {self.settings.n_parallel} "
+                                     "(COVE_N_PARALLEL)", param=n_param)
+            return self.remote.start_chat(request, n)
         entry = self.resolve(request.model)
         capabilities.require_completion(entry.name, await asyncio.to_thread(entry.meta))
         leases = [await self.acquire(request.model, num_ctx=request.num_ctx)]
@@ -223,6 +241,9 @@ class ChatPipeline:
         Raises:
             InvalidRequest: bad messages, as :meth:`start_chat`. ModelNotFound.
         """
+        if self.remote.serves(request.model):
+            raise InvalidRequest(f"{request.model} is a remote model: its tokens cannot be "
+                                 "counted here", param="model")
         entry = self.resolve(request.model)
         lease = await self.acquire(request.model, num_ctx=request.num_ctx)
         try:
@@ -318,6 +339,13 @@ class ChatPipeline:
         Raises:
             As :meth:`start_completion`, and :meth:`start_chat_choices` for ``n``.
         """
+        if self.remote.serves(model):
+            assert model is not None
+            if n > self.settings.n_parallel:
+                raise InvalidRequest(f"{n_param} may be at most {self.settings.n_parallel} "
+                                     "(COVE_N_PARALLEL)", param=n_param)
+            check_text(prompt_text, "prompt")
+            return self.remote.start_completion(model, prompt_text, params, explicit, n, suffix)
         entry = self.resolve(model)
         capabilities.require_completion(entry.name, await asyncio.to_thread(entry.meta))
         leases = [await self.acquire(model, num_ctx=num_ctx)]

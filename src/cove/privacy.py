@@ -30,6 +30,8 @@ _allowed_hosts: dict[str, int] = {}  # host name or IP -> reference count
 _allowed_ips: dict[str, int] = {}
 _installed = False
 _refusals: list[str] = []
+_backend_hosts: dict[str, list[str]] = {}  # registered remote backends: host -> their names
+_backend_ips: set[str] = set()
 
 
 class EgressRefused(ConnectionRefusedError):
@@ -52,7 +54,8 @@ def _is_local_name(host: str) -> bool:
 
 
 def _allowed(host: str) -> bool:
-    return _is_local_name(host) or host in _allowed_hosts or host in _allowed_ips
+    return (_is_local_name(host) or host in _allowed_hosts or host in _allowed_ips
+            or host in _backend_hosts or host in _backend_ips)
 
 
 def _refuse(what: str, dest: str) -> EgressRefused:
@@ -116,6 +119,8 @@ def install_egress_guard() -> None:
         infos = orig_getaddrinfo(host, port, *args, **kwargs)
         if name is not None and not _is_local_name(str(name)):
             with _lock:  # the addresses of an allowed host become allowed while it is
+                if str(name) in _backend_hosts:
+                    _backend_ips.update(str(info[4][0]) for info in infos)
                 for info in infos:
                     ip = str(info[4][0])
                     _allowed_ips[ip] = _allowed_ips.get(ip, 0) + 1
@@ -154,11 +159,23 @@ def egress_allowed(*hosts: str) -> Iterator[None]:
                 _allowed_ips.clear()
 
 
+def allow_backends(hosts: dict[str, list[str]]) -> None:
+    """Allow, for the process's life, connections to the hosts of the registered remote
+    backends (``host -> backend names``, :meth:`cove.backends.registry.BackendRegistry.hosts`)
+    and to the addresses their names resolve to; nothing else."""
+    with _lock:
+        for host, names in hosts.items():
+            known = _backend_hosts.setdefault(host, [])
+            known.extend(n for n in names if n not in known)
+
+
 def policy() -> dict[str, Any]:
     """The egress policy in force, for ``cove privacy`` and diagnostics."""
     with _lock:
         return {
             "guard_installed": _installed,
-            "allowed": "loopback and unix sockets only",
+            "allowed": "loopback and unix sockets only" if not _backend_hosts else
+            "loopback, unix sockets and the registered backend hosts",
+            "backend_hosts": {h: sorted(n) for h, n in sorted(_backend_hosts.items())},
             "temporarily_allowed_hosts": sorted(_allowed_hosts),
         }

@@ -93,7 +93,10 @@ def test_api_keys_are_per_user(fake: FakeWorld, alice: Browser, bob: Browser) ->
 
 
 ANON_OK = {("GET", "/web/session"), ("POST", "/web/signup"), ("POST", "/web/login"),
-           ("POST", "/web/logout"), ("GET", "/web/models"), ("POST", "/web/guest/chat")}
+           ("POST", "/web/logout"), ("GET", "/web/models"), ("POST", "/web/guest/chat"),
+           # guests may search the web and packs (sign-in needed when guest chat is off:
+           # tests/features/search/test_web_answers.py)
+           ("GET", "/web/search/sources"), ("POST", "/web/search")}
 
 
 def web_routes(fake: FakeWorld) -> list[tuple[str, str]]:

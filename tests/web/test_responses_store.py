@@ -142,6 +142,7 @@ def test_a_response_cut_off_by_a_crash_is_failed_at_the_next_start(fake: FakeWor
     made = respond(fake, client_of(fake, "unused"), "hello")
     with db(fake).session() as s:
         s.execute(update(StoredResponse).values(status="in_progress"))
+    db(fake).release()  # PostgreSQL: the crashed process holds the database no more
     open_database(fake.app.state.settings).close()  # what the next start does
     got = fake.client.get(f"/v1/responses/{made.id}").json()
     assert got["status"] == "failed" and got["error"]["code"] == "server_error"

@@ -61,13 +61,81 @@ async def apply(request: Request, fields: dict[str, Any] | None,
     return req, results
 
 
-async def with_results(events: AsyncIterator[str], results: dict[str, Any]) -> AsyncIterator[str]:
-    """A server-sent-event stream whose first ``data:`` object also carries ``"cove":
-    results`` (unchanged when ``results`` is empty)."""
-    first = bool(results)
-    async for event in events:
-        if first and event.startswith("data: {"):
-            body = json.loads(event[len("data: "):])
-            event = "data: " + json.dumps({**body, "cove": results}) + "\n\n"
-            first = False
-        yield event
+def _revised(results: dict[str, Any], finished: dict[str, Any]) -> dict[str, Any]:
+    """The parts of ``finished`` (per extension) that ``results`` did not already carry."""
+    out = {}
+    for name, r in finished.items():
+        before = results.get(name)
+        if isinstance(r, dict) and isinstance(before, dict):
+            extra = {k: v for k, v in r.items() if k not in before or before[k] != v}
+            if extra:
+                out[name] = extra
+        elif r != before:
+            out[name] = r
+    return out
+
+
+def _add_finished(extra: dict[str, Any], request: Request, results: dict[str, Any],
+                  answer: str) -> None:
+    """Put into ``extra`` what the finishers add to ``results`` for the complete ``answer``."""
+    for name, r in _revised(results, finish(request, results, answer)).items():
+        extra[name] = {**extra[name], **r} if isinstance(extra.get(name), dict) and \
+            isinstance(r, dict) else r
+
+
+async def _annotate(items: AsyncIterator[str], results: dict[str, Any], request: Request | None,
+                    parse: Callable[[str], dict[str, Any] | None],
+                    piece: Callable[[dict[str, Any]], tuple[str, bool]],
+                    render: Callable[[dict[str, Any]], str]) -> AsyncIterator[str]:
+    """``items`` with ``"cove": results`` on the first object ``parse`` reads, and what the
+    finishers add (for the text that ``piece`` collects, ``(text, is_last)`` per object) on
+    the last one. Unchanged when ``results`` is empty."""
+    first = True
+    text: list[str] = []
+    async for item in items:
+        body = parse(item) if results else None
+        if body is None:
+            yield item
+            continue
+        extra: dict[str, Any] = dict(results) if first else {}
+        first = False
+        part, last = piece(body)
+        text.append(part)
+        if last and request is not None:
+            _add_finished(extra, request, results, "".join(text))
+        yield render({**body, "cove": extra}) if extra else item
+
+
+def _sse_piece(body: dict[str, Any]) -> tuple[str, bool]:
+    choice = next((c for c in body.get("choices") or [] if c.get("index", 0) == 0), None)
+    if choice is None:
+        return "", False
+    return (choice.get("delta") or {}).get("content") or "", bool(choice.get("finish_reason"))
+
+
+def with_results(events: AsyncIterator[str], results: dict[str, Any],
+                 request: Request | None = None) -> AsyncIterator[str]:
+    """An OpenAI server-sent-event stream whose first ``data:`` object also carries ``"cove":
+    results``, and (with ``request``, whose finishers judge the first choice's complete text)
+    whose chunk with the first choice's ``finish_reason`` carries ``"cove"`` with what the
+    finishers added (e.g. ``cove.search.cited``). Unchanged when ``results`` is empty."""
+    return _annotate(
+        events, results, request,
+        lambda e: json.loads(e[len("data: "):]) if e.startswith("data: {") else None,
+        _sse_piece, lambda body: "data: " + json.dumps(body) + "\n\n")
+
+
+def with_results_ndjson(lines: AsyncIterator[str], results: dict[str, Any],
+                        request: Request) -> AsyncIterator[str]:
+    """Ollama's NDJSON stream with ``"cove": results`` on its first object and what the
+    finishers added (for the complete ``message.content``) on the ``done: true`` object; an
+    error line is left alone."""
+    def parse(line: str) -> dict[str, Any] | None:
+        body = json.loads(line)
+        return None if "error" in body else body
+
+    return _annotate(
+        lines, results, request, parse,
+        lambda b: (((b.get("message") or {}).get("content")) or b.get("response") or "",
+                   b.get("done") is True),
+        lambda body: json.dumps(body, ensure_ascii=False) + "\n")

@@ -15,6 +15,11 @@ The body is read completely (up to ``max_bytes``) before the app sees the reques
 before reading anything. A client that sends its body too slowly (or never finishes it) gets 408
 instead of holding a connection and a task forever.
 
+Upload routes (registered with :func:`register_upload_route`: the knowledge document upload,
+``/v1/files``) take bodies up to ``COVE_MAX_UPLOAD_BYTES`` plus :data:`UPLOAD_ENVELOPE` for the
+multipart framing (or ``COVE_MAX_BODY_BYTES`` if that is larger), so the upload limit is the one
+that applies to them; the route itself then checks the file against ``COVE_MAX_UPLOAD_BYTES``.
+
 One exemption: ``POST /api/blobs/sha256:<hex>`` (Ollama's blob upload, GGUFs of gigabytes) is
 passed on unbuffered and without the size limit; the route streams it to disk, and a piece of
 its body that takes over ``timeout`` seconds to arrive ends it with 408.
@@ -25,8 +30,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cove.api.errors import render
@@ -98,6 +105,17 @@ def json_content_type(scope: Scope, body: bytes) -> Scope:
     return {**scope, "headers": headers}
 
 
+UPLOAD_ENVELOPE = 64 * 1024  # bytes of multipart framing allowed around an uploaded file
+
+
+def register_upload_route(app: FastAPI, pattern: str) -> None:
+    """Make ``POST`` requests whose path matches ``pattern`` (a regular expression, matched
+    whole) upload routes: bounded by ``COVE_MAX_UPLOAD_BYTES`` (see the module docstring)."""
+    if not hasattr(app.state, "upload_routes"):
+        app.state.upload_routes = []
+    app.state.upload_routes.append(re.compile(pattern))
+
+
 class RequestTimeout(CoveError):
     """The request body did not arrive in time (HTTP 408)."""
 
@@ -110,13 +128,31 @@ class BodyLimit:
     """Wrap ``app`` so no request body larger than ``max_bytes`` or slower than ``timeout``
     seconds reaches it."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 30.0) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 30.0,
+                 upload_bytes: int | None = None,
+                 upload_routes: Callable[[], list[re.Pattern[str]]] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout = timeout
+        self.upload_bytes = upload_bytes
+        self.upload_routes = upload_routes or (lambda: [])
 
-    def _too_large(self) -> PayloadTooLarge:
-        return PayloadTooLarge(f"request body is larger than the limit of {self.max_bytes} bytes")
+    def _limit(self, scope: Scope) -> tuple[int, str]:
+        """The body limit of this request and the setting that sets it."""
+        path = str(scope.get("path", ""))
+        if self.upload_bytes is not None and scope.get("method") == "POST" and any(
+                p.fullmatch(path) for p in self.upload_routes()):
+            return max(self.max_bytes, self.upload_bytes + UPLOAD_ENVELOPE), \
+                "COVE_MAX_UPLOAD_BYTES"
+        return self.max_bytes, "COVE_MAX_BODY_BYTES"
+
+    def _too_large(self, scope: Scope) -> PayloadTooLarge:
+        limit, setting = self._limit(scope)
+        if setting == "COVE_MAX_UPLOAD_BYTES":
+            assert self.upload_bytes is not None
+            return PayloadTooLarge(f"the upload is larger than the limit of "
+                                   f"{self.upload_bytes} bytes for a file ({setting})")
+        return PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,13 +169,13 @@ class BodyLimit:
             await self.app(scope, receive, send)  # no body
             return
         try:
-            if length is not None and int(length) > self.max_bytes:
-                await render(self._too_large(), path)(scope, receive, send)
+            if length is not None and int(length) > self._limit(scope)[0]:
+                await render(self._too_large(scope), path)(scope, receive, send)
                 return
         except ValueError:
             pass
         try:
-            body = await asyncio.wait_for(self._read(receive), self.timeout)
+            body = await asyncio.wait_for(self._read(receive, scope), self.timeout)
         except TimeoutError:
             err = RequestTimeout(f"the request body did not arrive within {self.timeout:g} s")
             await render(err, path)(scope, receive, send)
@@ -184,17 +220,18 @@ class BodyLimit:
 
         return timed
 
-    async def _read(self, receive: Receive) -> bytes | None:
+    async def _read(self, receive: Receive, scope: Scope) -> bytes | None:
         chunks: list[bytes] = []
         size = 0
+        limit = self._limit(scope)[0]
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                raise self._too_large()
+            if size > limit:
+                raise self._too_large(scope)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)

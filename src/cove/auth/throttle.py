@@ -22,7 +22,9 @@ not lengthen the wait. A key without failures for ``forget`` seconds starts afre
   sign-ins, so a misconfigured script does not block the web sign-in on the same machine).
 
 State lives in memory: it resets when the server restarts, and at most ``max_keys`` keys are
-kept per count (those idle longest are dropped first). The clock is injectable, so tests run on
+kept per count (those idle longest are dropped first). On PostgreSQL it lives in the database
+instead (:mod:`cove.auth.shared_throttle`), shared by every process of it, with the device
+cookie's key. The clock is injectable, so tests run on
 a scripted one.
 """
 
@@ -37,9 +39,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cove.config import Settings
 from cove.errors import RateLimited
+
+if TYPE_CHECKING:
+    from cove.store.db import Database
 
 Clock = Callable[[], float]
 FORGET_SECONDS = 3600.0
@@ -135,13 +141,25 @@ class SignInGuard:
     """The sign-in and API-key limits of one server, from ``settings`` (``signin_failures``,
     ``signin_address_failures``, ``signin_backoff``, ``signin_backoff_max``)."""
 
-    def __init__(self, settings: Settings, clock: Clock = time.monotonic) -> None:
+    def __init__(self, settings: Settings, clock: Clock = time.monotonic,
+                 db: Database | None = None) -> None:
         base, cap = settings.signin_backoff, settings.signin_backoff_max
+        self._lock = threading.Lock()
+        if db is not None:  # shared by every process of the database (PostgreSQL)
+            from cove.auth.shared_throttle import SharedBackoff, shared_secret
+
+            self.accounts: Backoff = SharedBackoff(db, "account", settings.signin_failures,
+                                                   base, cap)
+            self.addresses: Backoff = SharedBackoff(db, "address",
+                                                    settings.signin_address_failures, base, cap)
+            self.keys: Backoff = SharedBackoff(db, "key", settings.signin_address_failures,
+                                               base, cap)
+            self._secret = shared_secret(db, "device")
+            return
         self.accounts = Backoff(settings.signin_failures, base, cap, clock=clock)
         self.addresses = Backoff(settings.signin_address_failures, base, cap, clock=clock)
         self.keys = Backoff(settings.signin_address_failures, base, cap, clock=clock)
         self._secret = secrets.token_bytes(32)
-        self._lock = threading.Lock()
 
     @staticmethod
     def account(email: str) -> str:

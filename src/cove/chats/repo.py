@@ -6,6 +6,7 @@ The caller commits. Times in results are ISO-8601 UTC strings.
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,11 +33,13 @@ def conversation_dict(c: Conversation) -> dict[str, Any]:
 
 
 def message_dict(m: Message) -> dict[str, Any]:
-    """A message as the web API and the export show it."""
+    """A message as the web API and the export show it (``cove``: what the chat extensions
+    gave the answer, e.g. ``{"search": {"sources": [...], ...}}``, or None)."""
     return {
         "id": m.id, "role": m.role, "content": m.content, "reasoning": m.reasoning,
         "model": m.model, "status": m.status, "finish_reason": m.finish_reason,
         "prompt_tokens": m.prompt_tokens, "completion_tokens": m.completion_tokens,
+        "cove": json.loads(m.extensions) if m.extensions else None,
         "created_at": _iso(m.created_at), "updated_at": _iso(m.updated_at),
     }
 

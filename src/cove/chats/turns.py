@@ -24,8 +24,9 @@ Order of events, so that nothing acknowledged is ever lost:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,12 @@ log = logging.getLogger("cove.chats")
 SAVE_INTERVAL = 0.05  # seconds: saves of a streaming answer start at most this often
 TITLE_CHARS = 60
 MAX_CONTENT = 200_000
+
+# (the request to run) -> (the request with what it adds, e.g. sources; a JSON object kept with
+# the answer as ``messages.extensions``, or None): the chat extensions (cove.api.extensions)
+Augment = Callable[[ChatRequest], Awaitable[tuple[ChatRequest, dict[str, Any] | None]]]
+# (that object, the complete answer's text) -> the object to keep with the complete answer
+Finish = Callable[[dict[str, Any], str], dict[str, Any]]
 
 
 @dataclass
@@ -67,6 +74,8 @@ class Turn:
     user_message: dict[str, Any] | None
     assistant_id: int
     log_content: bool = False
+    extensions: dict[str, Any] | None = None  # what augment gave the answer, if anything
+    finish_extensions: Finish | None = None
 
     def __post_init__(self) -> None:
         self._parts: dict[str, list[str]] = {"content": [], "reasoning": []}  # received
@@ -169,6 +178,9 @@ class Turn:
         values: dict[str, Any] = {"content": text("content"), "reasoning": text("reasoning"),
                                   "status": status, "updated_at": utcnow()}
         if done is not None:
+            if self.extensions is not None and self.finish_extensions is not None:
+                self.extensions = self.finish_extensions(self.extensions, values["content"])
+                values["extensions"] = json.dumps(self.extensions, ensure_ascii=False)
             values |= {"finish_reason": done.finish_reason,
                        "prompt_tokens": done.usage.prompt_tokens,
                        "completion_tokens": done.usage.completion_tokens}
@@ -216,9 +228,13 @@ def _history(s: Any, conv: Conversation, req: TurnRequest) -> tuple[list[ChatMes
 
 async def start_turn(
     db: Database, pipeline: ChatPipeline, user_id: int, conversation_id: str, req: TurnRequest,
-    *, log_content: bool = False,
+    *, log_content: bool = False, augment: Augment | None = None,
+    finish_extensions: Finish | None = None,
 ) -> Turn:
-    """Admit a turn of ``user_id``'s conversation and store the user message.
+    """Admit a turn of ``user_id``'s conversation and store the user message. ``augment``
+    revises the request before it runs (the history is the stored one); the object it returns
+    is kept with the answer (``messages.extensions``), revised by ``finish_extensions`` once the
+    answer is complete.
 
     Raises:
         NotFound: no such conversation of this user (or ``edit_from`` elsewhere).
@@ -231,8 +247,12 @@ async def start_turn(
             return history, cut, conv.model
 
     history, cut, conv_model = await asyncio.to_thread(read)
-    stream = await pipeline.start_chat(ChatRequest(history, req.params, req.model or conv_model,
-                                                   client=f"user:{user_id}"))
+    chat = ChatRequest(history, req.params, req.model or conv_model, client=f"user:{user_id}",
+                       affinity=f"conversation:{conversation_id}")
+    extensions = None
+    if augment is not None:
+        chat, extensions = await augment(chat)
+    stream = await pipeline.start_chat(chat)
     if log_content:
         log.info("prompt in %s: %r", conversation_id, history[-1].content)
 
@@ -250,8 +270,11 @@ async def start_turn(
                 if conv.title == "New chat" and first and first[0] == user_msg.id:
                     conv.title = repo.auto_title(req.content, TITLE_CHARS)
             conv.model = stream.model
-            answer = repo.add_message(s, conv, "assistant", "", model=stream.model,
-                                      status="streaming", prompt_tokens=stream.prompt_tokens)
+            answer = repo.add_message(
+                s, conv, "assistant", "", model=stream.model, status="streaming",
+                prompt_tokens=stream.prompt_tokens,
+                extensions=None if extensions is None else json.dumps(extensions,
+                                                                      ensure_ascii=False))
             return (repo.conversation_dict(conv),
                     repo.message_dict(user_msg) if user_msg else None, answer.id)
 
@@ -260,4 +283,5 @@ async def start_turn(
     except BaseException:
         stream.cancel()
         raise
-    return Turn(db, stream, conv, user_msg, assistant_id, log_content)
+    return Turn(db, stream, conv, user_msg, assistant_id, log_content, extensions,
+                finish_extensions)

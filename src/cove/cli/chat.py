@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from rich.console import Console
 
@@ -21,6 +22,16 @@ Use \"\"\" to begin and end a message of several lines (as in Ollama).
 Ctrl-C stops an answer that is being written."""
 
 FENCE = '"""'
+
+
+@dataclass
+class Hooks:
+    """What a feature adds to a terminal chat: ``prepare`` revises each request before it runs
+    (answers with sources put the passages in), ``after(answer_text)`` prints what follows the
+    answer (the sources)."""
+
+    prepare: Callable[[ChatRequest], Awaitable[ChatRequest]] | None = None
+    after: Callable[[str], None] | None = None
 
 
 def multiline(first: str, read_line: Callable[[], str]) -> str:
@@ -53,10 +64,14 @@ async def stream_answer(
     params: SamplingParams,
     model: str | None,
     answer: list[str] | None = None,
+    hooks: Hooks | None = None,
 ) -> str:
     """Stream one answer to ``console``; return the answer text (without reasoning). The answer
     so far is also appended to ``answer`` as it arrives (kept if the answer is interrupted)."""
-    stream = await pipeline.start_chat(ChatRequest(messages, params, model))
+    req = ChatRequest(messages, params, model)
+    if hooks is not None and hooks.prepare is not None:
+        req = await hooks.prepare(req)
+    stream = await pipeline.start_chat(req)
     state = ""  # "", "reasoning" or "content": what was printed last
     parts = answer if answer is not None else []
     try:
@@ -81,22 +96,24 @@ async def stream_answer(
                                   markup=False)
     finally:
         stream.cancel()
+    if hooks is not None and hooks.after is not None:
+        hooks.after("".join(parts))
     return "".join(parts)
 
 
 def run_once(
     runner: asyncio.Runner, pipeline: ChatPipeline, prompt: str, params: SamplingParams,
-    model: str | None, system: str | None, console: Console,
+    model: str | None, system: str | None, console: Console, hooks: Hooks | None = None,
 ) -> None:
     """Answer one prompt."""
     messages = [ChatMessage("system", system)] if system else []
     messages.append(ChatMessage("user", prompt))
-    runner.run(stream_answer(pipeline, console, messages, params, model))
+    runner.run(stream_answer(pipeline, console, messages, params, model, hooks=hooks))
 
 
 def interactive(
     runner: asyncio.Runner, pipeline: ChatPipeline, params: SamplingParams, model: str | None,
-    system: str | None, console: Console,
+    system: str | None, console: Console, hooks: Hooks | None = None,
 ) -> None:
     """A multi-turn chat: ``/bye`` or Ctrl-D ends it, ``/clear`` forgets the conversation,
     Ctrl-C stops the current answer (what was written so far stays in the conversation)."""
@@ -132,7 +149,7 @@ def interactive(
         history.append(ChatMessage("user", text))
         answer: list[str] = []
         try:
-            runner.run(stream_answer(pipeline, console, history, params, model, answer))
+            runner.run(stream_answer(pipeline, console, history, params, model, answer, hooks))
         except KeyboardInterrupt:
             console.print("\n[stopped]", style="dim", markup=False)
         history.append(ChatMessage("assistant", "".join(answer)))

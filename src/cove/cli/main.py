@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from cove import __version__
+from cove.backends.cli import backend as backend_group
 from cove.cli.common import fail, open_registry, read_settings
 from cove.cli.models import register as register_model_commands
 from cove.config import Settings
@@ -34,15 +35,28 @@ def cli() -> None:
 @click.option("--max-tokens", type=click.IntRange(min=1), default=None, help="Answer length cap.")
 @click.option("--temperature", type=click.FloatRange(0, 2), default=0.8, show_default=True)
 @click.option("--seed", type=int, default=None, help="Seed for reproducible answers.")
+@click.option("--search", is_flag=True,
+              help="Answer with sources: your collections (and the web when COVE_SEARXNG_URL "
+              "is set).")
+@click.option("--collection", "collections", multiple=True, metavar="NAME",
+              help="Search only this collection (repeatable; implies --search).")
+@click.option("--user", default=None, metavar="EMAIL",
+              help="Whose collections --search uses (default: the first admin).")
 def run(
     prompt: str | None, model: str | None, system: str | None, max_tokens: int | None,
-    temperature: float, seed: int | None,
+    temperature: float, seed: int | None, search: bool, collections: tuple[str, ...],
+    user: str | None,
 ) -> None:
     """Answer PROMPT, or chat interactively when no prompt is given."""
     from cove.cli.chat import interactive, run_once, stdin_prompt
     from cove.pipeline import ChatPipeline
 
     settings = read_settings()
+    hooks = None
+    if search or collections:
+        from cove.features.search.cli import search_hooks
+
+        hooks = search_hooks(settings, collections, user, Console(highlight=False))
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
     console = Console(highlight=False)
     if prompt is None:
@@ -56,9 +70,9 @@ def run(
         pipeline = ChatPipeline(settings, open_registry(settings))
         try:
             if prompt is not None:
-                run_once(runner, pipeline, prompt, params, model, system, console)
+                run_once(runner, pipeline, prompt, params, model, system, console, hooks)
             else:
-                interactive(runner, pipeline, params, model, system, console)
+                interactive(runner, pipeline, params, model, system, console, hooks)
         except CoveError as e:
             fail(e)
         except KeyboardInterrupt:
@@ -189,6 +203,7 @@ register_model_commands(cli)
 register_logic_command(cli)
 register_train_commands(cli)
 register_knowledge_commands(cli)
+cli.add_command(backend_group)
 
 
 def main() -> None:

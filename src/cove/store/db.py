@@ -3,6 +3,16 @@
 :func:`open_database` builds the engine for ``Settings.db_url`` (SQLite in WAL mode with foreign
 keys on, or any SQLAlchemy URL such as PostgreSQL via ``COVE_DATABASE_URL``), applies every Alembic
 migration in ``cove/store/migrations`` and marks answers cut off by a previous crash.
+
+Several ``cove serve`` processes may share one PostgreSQL database (behind a load balancer):
+
+- migrations run under a transaction-level advisory lock (``pg_advisory_xact_lock``), so when
+  processes start together one applies them and the others wait, then find nothing to do;
+- every process holds a shared session-level advisory lock for its life (on a connection of
+  its own). At start a process marks answers left ``streaming`` as ``interrupted`` only when it
+  can take that lock exclusively, i.e. no other Cove process is running: a starting process
+  never cuts off the answers another one is still streaming. (An answer of a process killed
+  while others run stays ``streaming`` until the next start with no other process.)
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text, update
+from sqlalchemy import Connection, Engine, create_engine, event, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +32,8 @@ from cove.store import responses
 from cove.store.tables import Message
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x436F7665_01  # advisory lock keys ("Cove" + a number)
+LIVE_LOCK = 0x436F7665_02
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -53,6 +65,8 @@ def migrate(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # one process migrates; the others wait
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
@@ -63,6 +77,7 @@ class Database:
 
     engine: Engine
     sessions: sessionmaker[Session]
+    live: Connection | None = None  # PostgreSQL: holds this process's shared LIVE_LOCK
 
     @property
     def is_sqlite(self) -> bool:
@@ -87,7 +102,16 @@ class Database:
                 conn.execute(text("VACUUM"))  # rewrites the file (into the WAL first) ...
                 conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))  # ... and back
 
+    def release(self) -> None:
+        """Stop holding the database as a live process (PostgreSQL; the connection is closed
+        for real, not returned to the pool, so its session lock goes with it)."""
+        if self.live is not None:
+            self.live.invalidate()
+            self.live.close()
+            self.live = None
+
     def close(self) -> None:
+        self.release()
         self.engine.dispose()
 
 
@@ -98,12 +122,30 @@ def open_database(settings: Settings) -> Database:
     engine = make_engine(settings.db_url)
     migrate(engine)
     db = Database(engine, sessionmaker(engine, expire_on_commit=False))
-    with db.session() as s:
-        s.execute(
-            update(Message).where(Message.status == "streaming").values(status="interrupted")
-        )
-        responses.mark_interrupted(s)
+    shared = engine.dialect.name == "postgresql"
+    alone = not shared or _alone(engine)
+    if alone:
+        with db.session() as s:
+            s.execute(
+                update(Message).where(Message.status == "streaming").values(status="interrupted")
+            )
+            responses.mark_interrupted(s)
+    if shared:
+        db.live = engine.connect()
+        db.live.execute(text("SELECT pg_advisory_lock_shared(:k)"), {"k": LIVE_LOCK})
+        db.live.commit()  # the session-level lock outlives the transaction
     return db
+
+
+def _alone(engine: Engine) -> bool:
+    """Whether no other Cove process holds the database (PostgreSQL: LIVE_LOCK is free)."""
+    with engine.connect() as conn:
+        free = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                 {"k": LIVE_LOCK}).scalar())
+        if free:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LIVE_LOCK})
+        conn.commit()
+    return free
 
 
 def redacted_url(url: str) -> str:

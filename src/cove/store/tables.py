@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -117,6 +117,9 @@ class Message(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(16), default=None)
     prompt_tokens: Mapped[int | None] = mapped_column(default=None)
     completion_tokens: Mapped[int | None] = mapped_column(default=None)
+    # JSON of the chat extensions' results for an answer ({"search": {"sources", ...}}: the
+    # APIs' "cove" field, cove.api.extensions), or NULL
+    extensions: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -147,3 +150,24 @@ class StoredResponse(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_responses_user_created", "user_id", "created_at"),)
+
+
+class AuthThrottle(Base):
+    """Failed sign-ins or API keys of one key (``scope`` ``account``, ``address`` or ``key``),
+    shared by every process of a PostgreSQL database; ``last_at`` is Unix seconds."""
+
+    __tablename__ = "auth_throttle"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[float] = mapped_column(Float)
+
+
+class ServerSecret(Base):
+    """A random secret every process of one database shares (the device-cookie HMAC key)."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)

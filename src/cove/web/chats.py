@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, StrictBool
 
+from cove.api import extensions
 from cove.api.openapi import EventStream
 from cove.api.streams import client_of, until_admitted
 from cove.auth.deps import DbDep, SettingsDep, UserDep, check_origin, get_db
@@ -49,6 +50,9 @@ class Send(Sampling):
     content: str | None = None
     edit_from: int | None = None
     regenerate: StrictBool = False
+    cove: dict[str, Any] | None = Field(
+        None, description="Cove's chat extensions, as on /v1/chat/completions: "
+        "{\"search\": {...}} answers with sources (cove.api.extensions)")
 
 
 class GuestMessage(BaseModel):
@@ -58,6 +62,7 @@ class GuestMessage(BaseModel):
 
 class GuestChat(Sampling):
     messages: list[GuestMessage] = Field(min_length=1, max_length=500)
+    cove: dict[str, Any] | None = None
 
 
 def _pipeline(request: Request) -> ChatPipeline:
@@ -67,9 +72,11 @@ def _pipeline(request: Request) -> ChatPipeline:
 @router.get("/models")
 def models(request: Request, settings: SettingsDep) -> dict[str, Any]:
     """Installed models and the default one (for the model picker)."""
-    entries = _pipeline(request).registry.list()
+    pipeline = _pipeline(request)
+    entries = pipeline.registry.list()
     return {"default": settings.default_model,
-            "data": [{"name": e.name, "description": e.description} for e in entries]}
+            "data": [{"name": e.name, "description": e.description} for e in entries]
+            + [{"name": n, "description": "remote"} for n in pipeline.remote.names()]}
 
 
 @router.get("/conversations")
@@ -123,19 +130,28 @@ async def send(conversation_id: str, body: Send, request: Request, user: UserDep
     """Store the user message, then stream the answer as SSE (see :mod:`cove.web.sse`) while
     saving it. Client mistakes are JSON errors before any stream byte."""
     req = TurnRequest(body.content, body.model, body.edit_from, body.regenerate, body.params())
+    request.state.user_id = user.id  # whom the extensions (search) act for
+
+    async def augment(chat: ChatRequest) -> tuple[ChatRequest, dict[str, Any] | None]:
+        chat, results = await extensions.apply(request, body.cove, chat)
+        return chat, results or None
+
     turn = await start_turn(get_db(request), _pipeline(request), user.id, conversation_id, req,
-                            log_content=settings.log_content)
+                            log_content=settings.log_content, augment=augment,
+                            finish_extensions=lambda r, text: extensions.finish(request, r, text))
     try:  # a refusal before the answer has a slot is an HTTP 503 with Retry-After, not a 200
         await until_admitted(request, turn.stream)
     except BaseException:
         turn.refuse()
         raise
     start = {"conversation": turn.conversation, "user_message": turn.user_message,
-             "assistant_message_id": turn.assistant_id, "model": turn.stream.model}
+             "assistant_message_id": turn.assistant_id, "model": turn.stream.model,
+             **({"cove": turn.extensions} if turn.extensions else {})}
 
     async def body_iter() -> Any:
         try:
-            async for chunk in sse.encode(start, turn.events()):
+            async for chunk in sse.encode(start, turn.events(), lambda text: (
+                    {"cove": turn.extensions} if turn.extensions else {})):
                 yield chunk
         finally:
             turn.close()
@@ -151,13 +167,16 @@ async def guest_chat(body: GuestChat, request: Request, settings: SettingsDep) -
     if not settings.guest_enabled:
         raise Forbidden("guest chat is turned off on this server; sign in")
     messages = [ChatMessage(m.role, m.content) for m in body.messages]
-    stream = await _pipeline(request).start_chat(ChatRequest(messages, body.params(), body.model,
-                                                             client=client_of(request)))
+    req, results = await extensions.apply(request, body.cove, ChatRequest(
+        messages, body.params(), body.model, client=client_of(request)))
+    stream = await _pipeline(request).start_chat(req)
     await until_admitted(request, stream)
+    start = {"model": stream.model, **({"cove": results} if results else {})}
 
     async def body_iter() -> Any:
         try:
-            async for chunk in sse.encode({"model": stream.model}, stream):
+            async for chunk in sse.encode(start, stream, lambda text: (
+                    {"cove": extensions.finish(request, results, text)} if results else {})):
                 yield chunk
         finally:
             stream.cancel()

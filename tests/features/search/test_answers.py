@@ -40,17 +40,20 @@ def test_sources_in_prompt_and_response(fake: FakeWorld, alice: Browser) -> None
     assert prompt.index("[1]") < prompt.index("[2]") < prompt.index("What eats aphids?")
 
 
-def test_streamed_answer_carries_sources_in_its_first_chunk(fake: FakeWorld,
+def test_streamed_answer_carries_sources_first_and_the_check_last(fake: FakeWorld,
                                                             alice: Browser) -> None:
     cid = new_collection(alice)
     upload(alice, cid, "notes.md", NOTES.encode())
-    fake.engine.enqueue(["Ladybirds."])
+    fake.engine.enqueue(["Ladybirds [1]", " and [4]."])
     r = chat(alice, {"collections": [cid]}, stream=True)
     assert r.status_code == 200, r.text
     chunks = [json.loads(line[6:]) for line in r.text.split("\n\n")
               if line.startswith("data: {")]
     assert chunks[0]["cove"]["search"]["sources"][0]["document"] == "notes.md"
-    assert all("cove" not in c for c in chunks[1:])
+    last = next(c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"])
+    # the chunk that ends the answer carries the check of its [n] markers (only that)
+    assert last["cove"] == {"search": {"cited": [1], "invalid_citations": [4]}}
+    assert [c for c in chunks[1:] if "cove" in c] == [last]
 
 
 def test_bad_values_and_other_users_collections(fake: FakeWorld, alice: Browser,

@@ -270,6 +270,10 @@ def to_chat_request(body: Prompt) -> tuple[ChatRequest, list[str]]:
                       reasoning_budget=budget)
     if isinstance(body, MessagesRequest):
         req.params = to_sampling(body, tools)
+        fmt = body.output_config.format if body.output_config else None
+        if fmt is not None:  # for remote models, in OpenAI's shape
+            req.response_format = {"type": "json_schema", "json_schema": {
+                "name": "output", "schema": fmt.schema_ or {"type": "object"}}}
     last = messages[-1] if messages else None
     if body.messages[-1].role == "assistant" and last and not last.tool_calls:
         if tools is not None or req.params.grammar is not None:

@@ -63,6 +63,14 @@ def grammar_for(fmt: str | dict[str, Any] | None) -> str | None:
     return ollama_grammar(fmt)
 
 
+def ollama_response_format(fmt: str | dict[str, Any] | None) -> dict[str, Any]:
+    """Ollama's ``format`` in OpenAI's ``response_format`` shape (for remote models):
+    ``"json"`` is ``json_object``, a schema is ``json_schema``."""
+    if isinstance(fmt, dict):
+        return {"type": "json_schema", "json_schema": {"name": "format", "schema": fmt}}
+    return {"type": "json_object"}
+
+
 def _think(value: bool | str | None) -> bool | None:
     if isinstance(value, str):  # "high" / "medium" / "low" (gpt-oss style levels)
         return value.lower() not in ("false", "none", "")
@@ -77,6 +85,7 @@ def _common(body: ChatBody | GenerateBody) -> dict[str, Any]:
         params = replace(params, grammar=grammar)
     return {
         "params": params,
+        "response_format": ollama_response_format(body.format) if grammar else None,
         "explicit": sampling_fields(opts),
         "num_ctx": opts.get("num_ctx"),
         "keep_alive": keep_alive(body.keep_alive),
@@ -292,6 +301,25 @@ def tag(entry: ModelEntry) -> dict[str, Any]:
         "digest": entry.sha256().removeprefix("sha256:"),
         "details": details(entry),
     }
+
+
+REMOTE_DETAILS = {"parent_model": "", "format": "remote", "family": "", "families": None,
+                  "parameter_size": "", "quantization_level": ""}
+
+
+def remote_tag(name: str) -> dict[str, Any]:
+    """A remote model (served by a registered backend) in ``/api/tags``: no local weights,
+    so ``size`` 0, an empty ``digest`` and ``details.format`` ``remote``."""
+    return {"name": name, "model": name, "modified_at": now_iso(time.time()), "size": 0,
+            "digest": "", "details": REMOTE_DETAILS}
+
+
+def remote_show(name: str) -> dict[str, Any]:
+    """``/api/show`` of a remote model: what Cove knows without asking the backend (its
+    template and metadata stay there); tools and structured output are passed through."""
+    return {"license": "", "modelfile": f"# {name} is served by a remote backend\n",
+            "parameters": "", "template": "", "details": REMOTE_DETAILS, "model_info": {},
+            "capabilities": ["completion", "tools"], "modified_at": now_iso(time.time())}
 
 
 def parameters_text(options: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from cove import __version__
+from cove.api import extensions
 from cove.api.errors import as_cove_error, ndjson_error_line
 from cove.api.headers import tool_headers
 from cove.api.ollama import convert
@@ -53,7 +54,7 @@ async def _disconnect_watch(request: Request, stream: ChatStream) -> None:
 
 async def _reply(request: Request, pipeline: ChatPipeline, req: ChatRequest, *, chat: bool,
                  stream_out: bool, raw_prompt: str | None = None,
-                 suffix: str | None = None) -> Response:
+                 suffix: str | None = None, cove: dict[str, Any] | None = None) -> Response:
     timer = convert.Timer()
     if raw_prompt is not None:
         stream = await pipeline.start_completion(
@@ -64,20 +65,24 @@ async def _reply(request: Request, pipeline: ChatPipeline, req: ChatRequest, *, 
     if stream_out:
         await until_admitted(request, stream)
         timer.mark_admitted()
-        return StreamingResponse(
+        return StreamingResponse(extensions.with_results_ndjson(
             convert.ndjson_stream(stream, chat=chat, think=req.think, timer=timer),
-            media_type=NDJSON, headers=tool_headers(stream))
+            cove or {}, request), media_type=NDJSON, headers=tool_headers(stream))
     timer.mark_admitted()
     watch = asyncio.ensure_future(_disconnect_watch(request, stream))
     try:
-        return JSONResponse(await convert.collect(stream, chat=chat, think=req.think,
-                                                  timer=timer), headers=tool_headers(stream))
+        out = await convert.collect(stream, chat=chat, think=req.think, timer=timer)
+        if cove:
+            out["cove"] = extensions.finish(request, cove, out["message"]["content"])
+        return JSONResponse(out, headers=tool_headers(stream))
     finally:
         watch.cancel()
 
 
 async def _load_only(pipeline: ChatPipeline, model: str, keep_alive: float | None,
                      chat: bool) -> JSONResponse:
+    if pipeline.remote.serves(model):  # loading is the backend's business
+        return JSONResponse(convert.load_reply(chat, model, unloaded=keep_alive == 0))
     entry = pipeline.resolve(model)
     if keep_alive == 0:
         pipeline.models.unload(entry.name)
@@ -92,7 +97,8 @@ async def chat(body: ChatBody, request: Request, pipeline: PipelineDep) -> Respo
     req = convert.to_chat_request(body)
     if not body.messages:
         return await _load_only(pipeline, req.model or "", req.keep_alive, chat=True)
-    return await _reply(request, pipeline, req, chat=True, stream_out=body.stream)
+    req, cove = await extensions.apply(request, body.cove, req)
+    return await _reply(request, pipeline, req, chat=True, stream_out=body.stream, cove=cove)
 
 
 @router.post("/generate", response_model=None, responses=NDJSON_OR_JSON)
@@ -109,11 +115,14 @@ async def generate(body: GenerateBody, request: Request, pipeline: PipelineDep) 
 @router.get("/tags")
 async def tags(pipeline: PipelineDep) -> dict[str, Any]:
     entries = pipeline.registry.list()
-    return {"models": await asyncio.to_thread(lambda: [convert.tag(e) for e in entries])}
+    local = await asyncio.to_thread(lambda: [convert.tag(e) for e in entries])
+    return {"models": local + [convert.remote_tag(n) for n in pipeline.remote.names()]}
 
 
 @router.post("/show")
 async def show(body: ShowBody, pipeline: PipelineDep) -> dict[str, Any]:
+    if pipeline.remote.serves(body.ref):
+        return convert.remote_show(str(body.ref))
     entry = pipeline.resolve(convert.require_model(body.ref))
     return await asyncio.to_thread(convert.show, entry)
 

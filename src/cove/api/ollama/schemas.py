@@ -52,6 +52,9 @@ class ChatBody(_Generation):
 
     messages: list[Message] = Field(default_factory=list)
     tools: list[dict[str, Any]] | None = None
+    cove: dict[str, Any] | None = Field(
+        None, description="Cove's extensions, as on /v1/chat/completions: {\"search\": {...}} "
+        "answers with sources (cove.api.extensions)")
 
 
 class GenerateBody(_Generation):

@@ -160,8 +160,10 @@ def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
     check_supported(body)
     tools = parse_tools(body.tools, body.tool_choice, body.parallel_tool_calls)
     params = to_sampling(body)
+    response_format = None
     if body.response_format is not None:
-        grammar = openai_grammar(body.response_format.model_dump(exclude_none=True))
+        response_format = body.response_format.model_dump(exclude_none=True)
+        grammar = openai_grammar(response_format)
         if grammar is not None and tools is not None:
             raise InvalidRequest("response_format cannot be combined with tools",
                                  param="response_format")
@@ -171,7 +173,8 @@ def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
     think, budget = reasoning_controls(body)
     return ChatRequest(messages=messages, params=params, model=body.model,
                        explicit=explicit_fields(body), tools=tools, think=think,
-                       reasoning_budget=budget)
+                       reasoning_budget=budget, affinity=body.prompt_cache_key,
+                       response_format=response_format if params.grammar else None)
 
 
 def reasoning_controls(body: ChatCompletionRequest) -> tuple[bool | None, int | None]:

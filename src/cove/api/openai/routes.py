@@ -37,7 +37,7 @@ async def _sse(request: Request, streams: list[ChatStream],
     opts = body.stream_options
     events = sse_stream(streams, include_usage=bool(opts and opts.include_usage),
                         obfuscate=bool(opts and opts.include_obfuscation), **kw)
-    return StreamingResponse(extensions.with_results(events, cove),
+    return StreamingResponse(extensions.with_results(events, cove, request),
                              media_type="text/event-stream",
                              headers={**SSE_HEADERS, **tool_headers(streams[0])})
 
@@ -86,12 +86,13 @@ async def completions(body: CompletionRequest, request: Request, pipeline: Pipel
                                                         body.logprobs, usage))
 
 
-def _model_card(request: Request, name: str, path: Any) -> dict[str, Any]:
+def _model_card(request: Request, name: str, path: Any, owner: str = "cove") -> dict[str, Any]:
     """One model as OpenAI's ``model`` object; for Anthropic's SDK (it sends ``anthropic-version``)
     also Anthropic's ``ModelInfo`` fields ``type``, ``display_name`` and ``created_at`` (RFC 3339),
     so ``anthropic.Anthropic(...).models.list()`` gets real values, not ``None``."""
-    created = int(path.stat().st_mtime) if path.exists() else int(time.time())
-    card: dict[str, Any] = {"id": name, "object": "model", "created": created, "owned_by": "cove"}
+    created = int(path.stat().st_mtime) if path is not None and path.exists() \
+        else int(time.time())
+    card: dict[str, Any] = {"id": name, "object": "model", "created": created, "owned_by": owner}
     if "anthropic-version" in request.headers:
         card.update(type="model", display_name=name, created_at=time.strftime(
             "%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)))
@@ -103,6 +104,7 @@ async def list_models(request: Request, pipeline: PipelineDep) -> dict[str, Any]
     """OpenAI's list (``object``, ``data``); with ``anthropic-version`` also Anthropic's page
     fields ``has_more`` (always false: one page), ``first_id`` and ``last_id``."""
     data = [_model_card(request, e.name, e.path) for e in pipeline.registry.list()]
+    data += [_model_card(request, name, None, "remote") for name in pipeline.remote.names()]
     page: dict[str, Any] = {"object": "list", "data": data}
     if "anthropic-version" in request.headers:
         page.update(has_more=False, first_id=data[0]["id"] if data else None,
@@ -112,5 +114,7 @@ async def list_models(request: Request, pipeline: PipelineDep) -> dict[str, Any]
 
 @router.get("/models/{model:path}")
 async def get_model(model: str, request: Request, pipeline: PipelineDep) -> dict[str, Any]:
+    if pipeline.remote.serves(model):
+        return _model_card(request, model, None, "remote")
     entry = pipeline.registry.resolve(model)
     return _model_card(request, entry.name, entry.path)

@@ -4,7 +4,9 @@ split into chunks, indexed by keyword (SQLite FTS5 / PostgreSQL full-text search
 
 Rooms: :mod:`.store` (tables), :mod:`.extract` (file formats to sections), :mod:`.chunking`
 (recursive splitting), :mod:`.index` (keyword and vector ranking), :mod:`.service` (the logic,
-no HTTP), :mod:`.routes` (web JSON), :mod:`.answers` (sources for chat requests), :mod:`.cli`.
+no HTTP), :mod:`.web` (SearXNG web search), :mod:`.sources` (the kinds of source and one search
+across them), :mod:`.routes` (web JSON), :mod:`.answers` (sources for chat requests),
+:mod:`.cli`.
 """
 
 from __future__ import annotations
@@ -22,14 +24,18 @@ def install(app: FastAPI) -> None:
     from fastapi import Depends
 
     from cove.api import extensions
+    from cove.api.limits import register_upload_route
     from cove.auth.deps import api_access
     from cove.features.search.answers import check_citations, search_extension
-    from cove.features.search.routes import router
+    from cove.features.search.routes import router, search_router
     from cove.features.search.service import export
     from cove.features.search.vector_stores import router as openai_router
     from cove.web.account import register_export
 
     app.include_router(router)
+    register_upload_route(app, r"/web/knowledge/collections/\d+/documents")
+    register_upload_route(app, r"/v1/files")
+    app.include_router(search_router)
     app.include_router(openai_router, dependencies=[Depends(api_access)])
     extensions.register(app, "search", search_extension, finish=check_citations)
     register_export(app, "knowledge", export)

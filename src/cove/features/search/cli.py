@@ -1,13 +1,13 @@
-"""``cove knowledge add|list|search``: collections in the terminal (registered by
-:mod:`cove.cli.main`). Collections belong to an account: ``--user EMAIL`` picks it (default:
-the first admin, the instance's owner)."""
+"""``cove knowledge add|list|search`` and ``cove run --search``: collections in the terminal
+(registered by :mod:`cove.cli.main`). Collections belong to an account: ``--user EMAIL`` picks
+it (default: the first admin, the instance's owner)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -169,3 +169,67 @@ def register(cli: click.Group) -> None:
             where = h["document"] + (f", page {h['page']}" if h["page"] else "") + (
                 f" ({h['heading']})" if h["heading"] else "")
             click.echo(f"[{i}] {where}  score {h['score']:.4f}\n    {h['snippet']}")
+
+
+def search_hooks(settings: Settings, collections: tuple[str, ...], user: str | None,
+                 console: Console) -> Any:
+    """The :class:`~cove.cli.chat.Hooks` of ``cove run --search``: each question searches
+    ``collections`` of the account (all of them when none is named; the web too when
+    ``COVE_SEARXNG_URL`` is set and no collection is named), the passages go into the prompt,
+    and the numbered sources are printed after the answer with any ``[n]`` the answer names
+    that is not among them. Without an account only the web can be searched."""
+    from cove.cli.chat import Hooks
+    from cove.cli.common import fail
+    from cove.errors import CoveError
+    from cove.features.search import answers, web
+    from cove.features.search.sources import Context, label
+    from cove.store.db import open_database
+
+    db = open_database(settings)
+    has_account = _has_account(db)
+    if not has_account and (collections or not web.enabled(settings)):
+        fail("knowledge collections belong to an account: create one in the web app first")
+    ctx = Context(db, settings, owner(db, user) if has_account else None)
+    wants: dict[str, Any] = {
+        "collections": list(collections) or (True if has_account else None),
+        "web": True if web.enabled(settings) and not collections else None}
+    found: dict[str, Any] = {}
+
+    async def prepare(req: Any) -> Any:
+        question = req.messages[-1].content
+        try:
+            revised, result = await answers.retrieve(ctx, wants, question, 5, req)
+        except CoveError as e:
+            fail(e)
+        found.clear()
+        found.update(result)
+        for w in result["warnings"]:
+            console.print(f"warning: {w}", style="yellow", markup=False)
+        if not result["sources"]:
+            console.print("(no sources found; answering without)", style="dim", markup=False)
+        return revised
+
+    def after(answer: str) -> None:
+        if not found.get("sources"):
+            return
+        checked = answers.check_citations(found, answer)
+        console.print("\nSources:", style="bold", markup=False)
+        for s in checked["sources"]:
+            where = label(s) + (f" <{s['url']}>" if s.get("url") else "")
+            console.print(f"[{s['index']}] {where}\n    {s['snippet']}", markup=False,
+                          highlight=False)
+        if checked["invalid_citations"]:
+            marks = ", ".join(f"[{n}]" for n in checked["invalid_citations"])
+            console.print(f"note: the answer cites {marks}, which no source has", style="yellow",
+                          markup=False)
+
+    return Hooks(prepare, after)
+
+
+def _has_account(db: Database) -> bool:
+    from sqlalchemy import func, select
+
+    from cove.store.tables import User
+
+    with db.session() as s:
+        return bool(s.scalar(select(func.count()).select_from(User)))

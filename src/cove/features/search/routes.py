@@ -1,4 +1,6 @@
-"""``/web/knowledge`` JSON routes: collections, documents (multipart upload), search.
+"""``/web/knowledge`` JSON routes: collections, documents (multipart upload), search; and
+``/web/search``: what the caller may search (for the web app's Search switch) and one search
+across your collections, the web and knowledge packs (guests: the web and packs).
 
 Signed-in users only (a web session or an API key); every collection and document is its
 owner's: another user's answers 404 on every route. The handlers are plain ``def`` so FastAPI
@@ -11,13 +13,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
-from cove.auth.deps import DbDep, SettingsDep, UserDep, get_db
-from cove.errors import PayloadTooLarge
-from cove.features.search import service
+from cove.auth.deps import CallerDep, DbDep, SettingsDep, UserDep, check_origin, get_db
+from cove.errors import PayloadTooLarge, Unauthorized
+from cove.features.search import service, sources
 
 router = APIRouter(prefix="/web/knowledge")
+search_router = APIRouter(prefix="/web/search")
 
 
 class NewCollection(BaseModel):
@@ -91,3 +94,38 @@ def search(body: SearchBody, user: UserDep, s: DbDep) -> dict[str, Any]:
     """``{"query", "results": [passage, ...]}`` (see :func:`service.search`)."""
     return {"query": body.query, "results": service.search(
         s, user.id, body.collections, body.query, limit=body.limit)}
+
+
+class AnySearch(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    collections: list[int] | StrictBool | None = None
+    web: StrictBool = False
+    packs: Any = None
+    limit: int = Field(5, ge=1, le=20)
+
+
+def _context(request: Request, who: CallerDep, settings: SettingsDep) -> sources.Context:
+    if who.user is None and not settings.guest_enabled:
+        raise Unauthorized("sign in first")
+    return sources.Context(get_db(request), settings, who.user.id if who.user else None)
+
+
+@search_router.get("/sources")
+async def search_sources(request: Request, who: CallerDep,
+                         settings: SettingsDep) -> dict[str, Any]:
+    """``{"collections": [{"id", "name"}] | null, "web": true | null, "packs": ...}``: what
+    the caller may choose for an answer with sources (null: not offered)."""
+    return await sources.available(_context(request, who, settings))
+
+
+@search_router.post("")
+async def search_everything(body: AnySearch, request: Request, who: CallerDep,
+                            settings: SettingsDep) -> dict[str, Any]:
+    """``{"query", "results": [passage, ...]}`` (passages of every kind asked, merged; see
+    :mod:`.sources`). A web search that fails is the error (502 ``web_search_failed``)."""
+    check_origin(request)
+    ctx = _context(request, who, settings)
+    found = await sources.gather(ctx, {"collections": body.collections or None,
+                                       "web": body.web or None, "packs": body.packs or None},
+                                 body.query, body.limit, strict=True)
+    return {"query": body.query, "results": found.passages}

@@ -99,6 +99,7 @@
       if (m.content && !think.dataset.touched) think.open = false;
     }
     el.querySelector(".body").innerHTML = coveRender(m.content);
+    if (window.coveSources) window.coveSources.render(el, m);
     el.querySelectorAll(".body pre").forEach((pre) => {
       if (pre.querySelector(".copy-code")) return;
       const code = pre.querySelector("code");
@@ -291,6 +292,8 @@
     showError("");
     const model = $("model").value || null;
     const guest = !state.user;
+    const lastUser = [...state.messages].reverse().find((m) => m.role === "user");
+    const search = window.coveSources ? window.coveSources.field(isRegenerate ? (lastUser && lastUser.content) : text) : null;
     let body;
     if (isRegenerate) {
       const last = state.messages.length - 1;
@@ -330,8 +333,10 @@
       }
       path = "/web/conversations/" + state.conversationId + "/messages";
     }
+    if (search) body.cove = { search };
     try {
       await stream(path, body, (ev) => {
+        if (ev.cove) { answer.cove = ev.cove; redraw(); }
         if (ev.type === "start") {
           answer.model = ev.model;
           el.querySelector(".role").textContent = ev.model;
@@ -383,6 +388,7 @@
       ? "Create the first account: it becomes the administrator."
       : (s.guest ? "Sign in to keep your conversations, or close this to chat as a guest." : "Sign in to chat.");
     $("auth-close").hidden = !s.guest && !s.user;
+    if (window.coveSources) window.coveSources.refresh();
     if (!s.user && !s.guest) openAuth();
     return s;
   }
@@ -516,6 +522,7 @@
     $("signup").addEventListener("click", () => authenticate("signup"));
     $("open-settings").addEventListener("click", () => openSettings().catch(settingsError));
     $("settings-close").addEventListener("click", () => $("settings-dialog").close());
+    $("settings-dialog").addEventListener("close", () => { if (window.coveSources) window.coveSources.refresh(); });
     $("settings-dialog").addEventListener("close", () => { $("new-key").textContent = ""; $("new-key").hidden = true; });
     $("create-key").addEventListener("click", async () => {
       const k = await api("POST", "/web/keys", { name: $("key-name").value });

@@ -1,0 +1,194 @@
+"""The backend registry: remote OpenAI-compatible engines (vLLM, SGLang, llama-server, other
+Cove workers) and the models they serve, kept in ``$COVE_HOME/backends.json``.
+
+The file is JSON: ``{"backends": [{"name", "url", "models", "prefix", "weight",
+"max_concurrency", "api_key_env"}]}``. A remote model is offered as ``prefix + upstream name``
+(the prefix is empty by default, or e.g. ``"gpu/"`` where a local model has the same name);
+backends that offer one name form a pool (:meth:`BackendRegistry.pools`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cove.errors import InvalidRequest
+
+FILE_NAME = "backends.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One upstream. ``url`` is its base URL up to and including ``/v1`` (``http://h:8000/v1``;
+    a URL without a path gets ``/v1``); ``models`` are upstream model names; ``weight``
+    (> 0) scales its share in the affinity ring; ``max_concurrency`` caps requests in flight
+    to it (0: no cap); ``api_key_env`` names the environment variable holding its bearer
+    token (the key itself is never stored)."""
+
+    name: str
+    url: str
+    models: tuple[str, ...]
+    prefix: str = ""
+    weight: float = 1.0
+    max_concurrency: int = 0
+    api_key_env: str | None = None
+
+    @property
+    def host(self) -> str:
+        """The URL's host name or address (what the egress guard allows)."""
+        return urlsplit(self.url).hostname or ""
+
+    def offered(self) -> dict[str, str]:
+        """Public name -> upstream name of every model this backend serves."""
+        return {self.prefix + m: m for m in self.models}
+
+    def api_key(self) -> str | None:
+        """The bearer token from ``api_key_env`` (None when unset or empty)."""
+        return (os.environ.get(self.api_key_env) or None) if self.api_key_env else None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["models"] = list(self.models)
+        return d
+
+
+def check_url(url: str) -> str:
+    """``url`` normalised: an ``http``/``https`` URL with a host, no query or fragment, no
+    trailing slash, ``/v1`` appended when it has no path.
+
+    Raises:
+        InvalidRequest: another scheme, no host, credentials, a query or fragment.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https"):
+        raise InvalidRequest(f"backend URL {url!r} must start with http:// or https:// "
+                             "(an OpenAI-compatible server, e.g. http://gpu1:8000/v1)", param="url")
+    if not parts.hostname:
+        raise InvalidRequest(f"backend URL {url!r} has no host", param="url")
+    if parts.username or parts.password:
+        raise InvalidRequest("backend URL must not carry credentials; use --api-key-env",
+                             param="url")
+    if parts.query or parts.fragment:
+        raise InvalidRequest(f"backend URL {url!r} must not have a query or fragment",
+                             param="url")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as e:
+        raise InvalidRequest(f"backend URL {url!r}: {e}", param="url") from None
+    path = parts.path.rstrip("/") or "/v1"
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def make_backend(name: str, url: str, models: list[str], *, prefix: str = "",
+                 weight: float = 1.0, max_concurrency: int = 0,
+                 api_key_env: str | None = None) -> Backend:
+    """A checked :class:`Backend`.
+
+    Raises:
+        InvalidRequest: a bad name, URL (:func:`check_url`), model list, prefix, weight,
+            concurrency or environment variable name.
+    """
+    if not _NAME.match(name):
+        raise InvalidRequest(f"backend name {name!r}: use letters, digits, '.', '_', '-' "
+                             "(up to 63)", param="name")
+    clean = [m.strip() for m in models if m.strip()]
+    if not clean:
+        raise InvalidRequest("a backend needs at least one model (--models a,b)", param="models")
+    for m in clean:
+        if any(c.isspace() for c in m) or len(m) > 200:
+            raise InvalidRequest(f"model name {m!r} is not valid", param="models")
+    if prefix and (not prefix.endswith("/") or any(c.isspace() for c in prefix)):
+        raise InvalidRequest(f"prefix {prefix!r} must end with '/' (e.g. gpu/)", param="prefix")
+    if not weight > 0:
+        raise InvalidRequest("weight must be above 0", param="weight")
+    if max_concurrency < 0:
+        raise InvalidRequest("max concurrency must be 0 (no cap) or more",
+                             param="max_concurrency")
+    if api_key_env is not None and not _ENV.match(api_key_env):
+        raise InvalidRequest(f"{api_key_env!r} is not an environment variable name",
+                             param="api_key_env")
+    return Backend(name, check_url(url), tuple(dict.fromkeys(clean)), prefix, float(weight),
+                   int(max_concurrency), api_key_env)
+
+
+@dataclass
+class BackendRegistry:
+    """The registered backends (read from and written to ``path``)."""
+
+    path: Path
+    backends: list[Backend] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, home: Path) -> BackendRegistry:
+        """Read ``home/backends.json`` (none: no backends).
+
+        Raises:
+            InvalidRequest: the file is not valid JSON of the documented shape.
+        """
+        path = home / FILE_NAME
+        if not path.exists():
+            return cls(path)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            items = raw["backends"]
+            backends = [make_backend(b["name"], b["url"], list(b["models"]),
+                                     prefix=b.get("prefix") or "",
+                                     weight=float(b.get("weight", 1.0)),
+                                     max_concurrency=int(b.get("max_concurrency", 0)),
+                                     api_key_env=b.get("api_key_env"))
+                        for b in items]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise InvalidRequest(f"{path} is not a valid backend file: {e}") from None
+        return cls(path, backends)
+
+    def save(self) -> None:
+        """Write the file atomically (a temporary file renamed over it)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"backends": [b.to_json() for b in self.backends]},
+                                  indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def add(self, backend: Backend) -> None:
+        """Add (or replace, by name) a backend.
+
+        Raises:
+            InvalidRequest: its models would be offered under a name another backend uses
+                with a different upstream name (a pool serves one upstream name).
+        """
+        rest = [b for b in self.backends if b.name != backend.name]
+        for other in rest:
+            for public, upstream in backend.offered().items():
+                theirs = other.offered().get(public)
+                if theirs is not None and theirs != upstream:
+                    raise InvalidRequest(f"{public!r} already names {theirs!r} on {other.name}",
+                                         param="prefix")
+        self.backends = [*rest, backend]
+
+    def remove(self, name: str) -> bool:
+        """Remove the backend ``name``; False when there is none."""
+        before = len(self.backends)
+        self.backends = [b for b in self.backends if b.name != name]
+        return len(self.backends) != before
+
+    def pools(self) -> dict[str, list[tuple[Backend, str]]]:
+        """Public model name -> the ``(backend, upstream name)`` pairs serving it."""
+        out: dict[str, list[tuple[Backend, str]]] = {}
+        for b in self.backends:
+            for public, upstream in b.offered().items():
+                out.setdefault(public, []).append((b, upstream))
+        return out
+
+    def hosts(self) -> dict[str, list[str]]:
+        """Host -> names of the backends on it (for the egress guard and ``cove privacy``)."""
+        out: dict[str, list[str]] = {}
+        for b in self.backends:
+            out.setdefault(b.host, []).append(b.name)
+        return out
