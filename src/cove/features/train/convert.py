@@ -26,7 +26,7 @@ def scripts_dir() -> Path:
     Raises:
         InvalidRequest: setup has not kept them (says how to get them).
     """
-    d = Path(os.environ.get("COVE_LLAMA_CPP_SCRIPTS") or SCRIPTS)
+    d = SCRIPTS
     if not (d / "convert_lora_to_gguf.py").is_file():
         raise InvalidRequest(
             f"llama.cpp's convert_lora_to_gguf.py is not in {d}: run "

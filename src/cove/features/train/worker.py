@@ -22,6 +22,8 @@ from typing import Any, TextIO
 
 from cove.errors import CoveError
 
+NICE = 10  # training yields the CPU to serving
+
 
 def _events() -> TextIO:
     """A stream for events on the real stdout; stdout itself then points at stderr."""
@@ -89,7 +91,7 @@ def main() -> int:
                       TOKENIZERS_PARALLELISM="false", TRANSFORMERS_VERBOSITY="error")
     install_egress_guard()
     try:
-        os.nice(int(os.environ.get("COVE_TRAIN_NICE", "10")))  # serving keeps priority
+        os.nice(NICE)
     except OSError:
         pass
     spec = json.loads(Path(sys.argv[1]).read_text("utf-8"))
