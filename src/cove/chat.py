@@ -30,11 +30,13 @@ ROLES = {"system", "developer", "user", "assistant", "tool"}
 @dataclass
 class ChatMessage:
     """One message: ``role`` (system, developer, user, assistant, tool), ``content`` text, and
-    how many images it carried (images need a vision model)."""
+    the images it carries, as the client sent them (bytes, checked and normalised by the
+    pipeline with :func:`cove.images.normalise`; they need a vision model and come before the
+    text in the prompt)."""
 
     role: str
     content: str
-    images: int = 0
+    images: list[bytes] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] | None = None  # OpenAI shape: {id, type, function}
     tool_call_id: str | None = None
     name: str | None = None  # OpenAI's participant name, given to the template

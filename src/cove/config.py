@@ -148,6 +148,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest accepted HTTP request body, in bytes."
     )
+    image_max_pixels: int = Field(
+        40_000_000, ge=1,
+        description="Largest image accepted (width x height, in pixels), read from its header "
+        "before any pixel is decoded; a larger one is a 400.",
+    )
+    image_max_side: int = Field(
+        2048, ge=64,
+        description="Images are scaled down to at most this many pixels on their longer side "
+        "before a vision model sees them or they are stored.",
+    )
     max_upload_bytes: int = Field(
         8 * 1024 * 1024, ge=1024,
         description="Largest document accepted into a knowledge collection, in bytes (the upload "
@@ -171,6 +181,16 @@ class Settings(BaseSettings):
         8.0, gt=0, le=120,
         description="Seconds a web search may take in all (SearXNG's answer and any page "
         "fetches); after that the answer goes on without web results, with a warning.",
+    )
+    meme_max_pixels: int = Field(
+        40_000_000, ge=10_000,
+        description="Largest image (width x height, in pixels) the meme feature reads; bigger "
+        "ones are refused before their pixels are decoded (decompression bombs).",
+    )
+    ocr_engine: str = Field(
+        "auto", pattern="^(auto|rapidocr|tesseract)$",
+        description="OCR engine for meme text: auto (RapidOCR when cove[ocr] is installed, "
+        "else tesseract), rapidocr or tesseract.",
     )
     database_url: str | None = Field(
         None,

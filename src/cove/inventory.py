@@ -22,6 +22,9 @@ STORED_PER_USER = {
     "interrupted/error), finish reason, prompt and completion token counts, times; for an "
     "answer with sources, its search query, the sources (passage text, document or web page "
     "title and URL, snippet) and the citation check",
+    "message_images": "images sent with the user's messages in the web app, as normalised "
+    "(PNG or JPEG, at most COVE_IMAGE_MAX_SIDE pixels a side), with size and SHA-256; deleted "
+    "with the message",
     "search_collections": "knowledge collection names and creation times",
     "search_documents": "file name, format, size, SHA-256, page and character counts, "
     "extraction notes, time added (the file itself is not kept)",
@@ -29,6 +32,10 @@ STORED_PER_USER = {
     "until deleted",
     "search_chunks": "passages of the documents' text with page, heading path and character "
     "range, their keyword index entries and embedding vectors (embedder id and dimension)",
+    "meme_templates": "your own meme templates: name, the image (PNG), its size and text "
+    "boxes, creation time",
+    "memes": "memes kept in your gallery: the rendered image, its template and text, format, "
+    "creation time",
     "responses": "OpenAI Responses API results made with store true (the default): the response "
     "object (output text, reasoning, tool calls, instructions, tools, metadata, user, usage) "
     "and every input item of its context, owned by the API key's account; made while the "
@@ -36,9 +43,11 @@ STORED_PER_USER = {
     "store false keeps nothing",
 }
 # tables of features, counted when their migration has run
-FEATURE_TABLES = ("search_collections", "search_documents", "search_chunks", "search_files")
+FEATURE_TABLES = ("search_collections", "search_documents", "search_chunks", "search_files",
+                  "meme_templates", "memes")
 NOT_STORED = [
     "guest conversations (they live only in the browser tab)",
+    "images sent to explain a meme, and memes made by guests or not saved to a gallery",
     "Responses API requests made with store false (nothing of them is written)",
     "prompt and answer text in logs (unless COVE_LOG_CONTENT is on)",
     "web search queries and results apart from the answers they were given to (SearXNG is "
@@ -55,7 +64,7 @@ def _counts(settings: Settings) -> dict[str, int] | None:
     from sqlalchemy import func, inspect, select, table
 
     from cove.store.db import open_database
-    from cove.store.tables import ApiKey, Conversation, Message, StoredResponse, User
+    from cove.store.tables import ApiKey, Conversation, Message, MessageImage, StoredResponse, User
 
     try:
         db = open_database(settings)
@@ -65,7 +74,8 @@ def _counts(settings: Settings) -> dict[str, int] | None:
         present = set(inspect(db.engine).get_table_names())
         with db.session() as s:
             counts = {t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
-                      for t in (User, ApiKey, Conversation, Message, StoredResponse)}
+                      for t in (User, ApiKey, Conversation, Message, MessageImage,
+                                StoredResponse)}
             for name in FEATURE_TABLES:
                 if name in present:
                     counts[name] = int(s.scalar(select(func.count()).select_from(

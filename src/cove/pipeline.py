@@ -33,7 +33,8 @@ from cove.engine.types import (
     ForcedContinuation,
     SamplingParams,
 )
-from cove.errors import ContextLengthExceeded, InvalidRequest
+from cove.errors import ContextLengthExceeded, CoveError, InvalidRequest
+from cove.images import normalise
 from cove.models import capabilities
 from cove.models.manager import (
     Embedder,
@@ -57,6 +58,18 @@ __all__ = [
 ]
 
 
+IMAGE_MARKER = "\ue000cove:image\ue000"  # where an image goes in the rendered prompt
+
+
+def with_markers(m: ChatMessage) -> ChatMessage:
+    """``m`` with one :data:`IMAGE_MARKER` line per image before its text (as Ollama puts
+    images first); the rendered prompt is cut at the markers and each image's tokens go
+    there."""
+    if not m.images:
+        return m
+    return replace(m, content="".join(f"{IMAGE_MARKER}\n" for _ in m.images) + m.content)
+
+
 def close_reasoning(engine: Engine, budget: int, in_reasoning: bool) -> ForcedContinuation:
     """The forced continuation that ends reasoning after ``budget`` tokens: the tokens of
     ``"\n</think>\n\n"``, unless ``</think>`` came already (and, when the prompt does not
@@ -76,7 +89,8 @@ class Runtime:
 
 
 def load_llama(entry: ModelEntry, settings: Settings) -> Engine:
-    """Default loader: the llama.cpp engine with the settings' context, threads and batch."""
+    """Default loader: the llama.cpp engine with the settings' context, threads and batch, and
+    the entry's vision projector when it has one."""
     from cove.engine.llama import LlamaEngine
 
     return LlamaEngine(
@@ -87,6 +101,7 @@ def load_llama(entry: ModelEntry, settings: Settings) -> Engine:
         n_threads=settings.n_threads,
         n_batch=settings.n_batch,
         kv_unified=settings.kv_unified,
+        projector=entry.projector,
         lora=entry.adapter,
     )
 
@@ -156,6 +171,18 @@ class ChatPipeline:
         m = lease.loaded
         assert m.scheduler is not None
         return Runtime(m.entry, m.engine, m.scheduler)
+
+    def vision_models(self) -> list[str]:
+        """Installed models that read images (they have a vision projector), default model
+        first when it is one: for a feature that wants an image described, as
+        ``start_chat(ChatRequest([ChatMessage("user", "Describe it.", images=[data])],
+        params, model))``, ``data`` the image's bytes (checked and normalised here)."""
+        names = [e.name for e in self.registry.list() if e.projector is not None]
+        try:
+            default = self.resolve(None).name
+        except CoveError:
+            return names
+        return sorted(names, key=lambda n: n != default)
 
     def status(self) -> dict[str, Any]:
         """Loaded models and their queue depth: ``{"loaded": [{"name", "n_ctx", "pending"}]}``."""
@@ -279,11 +306,11 @@ class ChatPipeline:
         thinks = capabilities.thinks(info.chat_template)
         if request.think and not thinks:
             raise InvalidRequest(f"{entry.name} does not support thinking", param="think")
-        self._check_messages(request.messages, info.vision)
+        self._check_messages(request.messages, info.vision, entry.name)
         check_text(request.prefill, "prefill")
         if request.tools:
             check_text(json.dumps(request.tools.tools, ensure_ascii=False), "tools")
-        messages_in = list(request.messages)
+        messages_in = [with_markers(m) for m in request.messages]
         if entry.system and not any(m.role in ("system", "developer") for m in messages_in):
             messages_in.insert(0, ChatMessage("system", entry.system))
         native_tools = bool(request.tools and capabilities.renders_tools(info.chat_template))
@@ -296,11 +323,28 @@ class ChatPipeline:
         if request.tools and native_tools:
             extra["tools"] = request.tools.tools
 
+        settings = self.settings
+
         def render() -> tuple[str, list[int]]:
             text = render_chat(info.chat_template, messages, bos_token=info.bos_token,
                                eos_token=info.eos_token, **extra) + request.prefill
             add_bos = info.add_bos and not (info.bos_token and text.startswith(info.bos_token))
-            return text, self._tokenize(engine, text, add_bos, "messages", bounded)
+            if not any(m.images for m in request.messages):
+                return text, self._tokenize(engine, text, add_bos, "messages", bounded)
+            pictures = [normalise(raw, max_pixels=settings.image_max_pixels,
+                                  max_side=settings.image_max_side,
+                                  param=f"messages[{i}].images")
+                        for i, m in enumerate(request.messages) for raw in m.images]
+            pieces = text.split(IMAGE_MARKER)
+            if len(pieces) != len(pictures) + 1:
+                raise InvalidRequest("the chat template dropped or repeated an image",
+                                     param="messages")
+            tokens = self._tokenize(engine, pieces[0], add_bos, "messages", bounded)
+            for picture, piece in zip(pictures, pieces[1:], strict=True):
+                tokens += engine.image_tokens(picture.data, picture.rgb(), picture.width,
+                                              picture.height)
+                tokens += self._tokenize(engine, piece, False, "messages", bounded)
+            return text, tokens
 
         text, prompt = await asyncio.to_thread(render)
         return text, prompt, thinks
@@ -466,7 +510,7 @@ class ChatPipeline:
         return jobs
 
     @staticmethod
-    def _check_messages(messages: list[ChatMessage], vision: bool) -> None:
+    def _check_messages(messages: list[ChatMessage], vision: bool, model: str) -> None:
         """Refuse bad messages, naming them by their index in the request."""
         if not messages:
             raise InvalidRequest("messages must contain at least one message", param="messages")
@@ -478,10 +522,14 @@ class ChatPipeline:
                 )
             if m.images and not vision:
                 raise InvalidRequest(
-                    "this model cannot read images (it is text-only); send text parts only",
+                    f"{model} cannot read images: it is a text-only model (no vision "
+                    "projector); send text only, or use a vision model such as smolvlm:256m",
                     param=f"messages[{i}].content",
                 )
             check_text(m.content, f"messages[{i}].content")
+            if IMAGE_MARKER in m.content:
+                raise InvalidRequest("the text holds Cove's reserved image marker",
+                                     param=f"messages[{i}].content")
 
     @staticmethod
     def _template_messages(messages: list[ChatMessage], thinking: bool) -> list[dict[str, Any]]:

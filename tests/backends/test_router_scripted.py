@@ -336,6 +336,8 @@ def test_metrics_need_an_api_key_once_an_account_exists(
         text = w.client.get("/metrics").text
         assert 'cove_model_slots{kind="chat",model="scripted:latest"} 4.0' in text
         assert 'cove_model_pending{kind="chat",model="scripted:latest"} 0.0' in text
+        assert 'cove_prompt_cache_bytes{kind="chat",model="scripted:latest"} 0.0' in text
+        assert "cove_prompt_cache_budget_bytes{" in text
         assert w.client.post("/web/signup", json={"email": "a@example.org",
                                                   "password": "correct horse battery"}
                              ).status_code == 200

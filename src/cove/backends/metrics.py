@@ -11,8 +11,9 @@ Families (``backend`` label = the backend's name; ``model`` = a loaded local mod
 - ``cove_backend_request_seconds``, ``cove_backend_first_byte_seconds`` (summaries: ``_sum``
   and ``_count``)
 - ``cove_model_loaded_bytes``, ``cove_model_context_tokens``, ``cove_model_slots``,
-  ``cove_model_pending`` (gauges of the local engine: memory estimate, window per slot, slots,
-  requests waiting or running)
+  ``cove_model_pending``, ``cove_prompt_cache_bytes``, ``cove_prompt_cache_budget_bytes``
+  (gauges of the local engine: memory estimate, window per slot, slots, requests waiting or
+  running, host prompt cache used and its budget)
 
 Both routes sit behind the API key once an account exists (the same gate as ``/v1``).
 """
@@ -100,6 +101,12 @@ class _Collector:
             "pending": GaugeMetricFamily("cove_model_pending",
                                          "Requests waiting or running on a local chat model",
                                          labels=lm),
+            "cache": GaugeMetricFamily("cove_prompt_cache_bytes",
+                                       "Host memory held by a local chat model's prompt cache",
+                                       labels=lm),
+            "budget": GaugeMetricFamily("cove_prompt_cache_budget_bytes",
+                                        "Budget of a local chat model's prompt cache "
+                                        "(COVE_PROMPT_CACHE_MB)", labels=lm),
         }
         for m in loaded:
             labels = [m.entry.name, m.kind]
@@ -108,6 +115,8 @@ class _Collector:
             if m.scheduler is not None:
                 families["slots"].add_metric(labels, m.engine.n_slots)
                 families["pending"].add_metric(labels, m.scheduler.pending)
+                families["cache"].add_metric(labels, m.scheduler.cache.used)
+                families["budget"].add_metric(labels, m.scheduler.cache.budget)
         yield from families.values()
 
 

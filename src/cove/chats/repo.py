@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from cove import __version__
 from cove.errors import InvalidRequest, NotFound
+from cove.images import Picture
 from cove.store import responses as stored_responses
-from cove.store.tables import ApiKey, Conversation, Message, User, utcnow
+from cove.store.tables import ApiKey, Conversation, Message, MessageImage, User, utcnow
 
 MAX_TITLE = 200
 
@@ -34,14 +35,22 @@ def conversation_dict(c: Conversation) -> dict[str, Any]:
 
 def message_dict(m: Message) -> dict[str, Any]:
     """A message as the web API and the export show it (``cove``: what the chat extensions
-    gave the answer, e.g. ``{"search": {"sources": [...], ...}}``, or None)."""
+    gave the answer, e.g. ``{"search": {"sources": [...], ...}}``, or None); its ``images``
+    (user messages) as ``{"media_type", "width", "height", "url"}`` with a ``data:`` URL."""
     return {
         "id": m.id, "role": m.role, "content": m.content, "reasoning": m.reasoning,
         "model": m.model, "status": m.status, "finish_reason": m.finish_reason,
         "prompt_tokens": m.prompt_tokens, "completion_tokens": m.completion_tokens,
         "cove": json.loads(m.extensions) if m.extensions else None,
         "created_at": _iso(m.created_at), "updated_at": _iso(m.updated_at),
+        "images": [{"media_type": i.media_type, "width": i.width, "height": i.height,
+                    "url": picture(i).data_url()} for i in m.images],
     }
+
+
+def picture(image: MessageImage) -> Picture:
+    """A stored image as :class:`~cove.images.Picture`."""
+    return Picture(image.data, image.media_type, image.width, image.height)
 
 
 def clean_title(title: str) -> str:
@@ -144,9 +153,13 @@ def truncate_from(s: Session, conversation: Conversation, message_id: int) -> No
 
 
 def add_message(s: Session, conversation: Conversation, role: str, content: str,
-                **fields: Any) -> Message:
-    """Append a message and touch the conversation's ``updated_at``."""
+                images: list[Picture] | None = None, **fields: Any) -> Message:
+    """Append a message (with its normalised ``images``) and touch the conversation's
+    ``updated_at``."""
     m = Message(conversation_id=conversation.id, role=role, content=content, **fields)
+    m.images = [MessageImage(position=k, media_type=p.media_type, width=p.width,
+                             height=p.height, digest=p.digest, data=p.data)
+                for k, p in enumerate(images or [])]
     s.add(m)
     conversation.updated_at = utcnow()
     s.flush()

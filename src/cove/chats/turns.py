@@ -27,7 +27,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
@@ -35,6 +35,7 @@ from sqlalchemy import select, update
 from cove.chats import repo
 from cove.engine.types import SamplingParams
 from cove.errors import EngineFailure, InvalidRequest
+from cove.images import Picture, normalise
 from cove.pipeline import ChatDelta, ChatDone, ChatMessage, ChatPipeline, ChatRequest, ChatStream
 from cove.store.db import Database
 from cove.store.tables import Conversation, Message, utcnow
@@ -62,6 +63,7 @@ class TurnRequest:
     edit_from: int | None = None
     regenerate: bool = False
     params: SamplingParams = SamplingParams()
+    images: list[bytes] = field(default_factory=list)  # as sent; normalised before storing
 
 
 @dataclass
@@ -198,8 +200,10 @@ class Turn:
             conn.execute(stmt.values(**values))
 
 
-def _history(s: Any, conv: Conversation, req: TurnRequest) -> tuple[list[ChatMessage], int | None]:
-    """The messages to send and the id from which stored messages are replaced (or None)."""
+def _history(s: Any, conv: Conversation, req: TurnRequest,
+             pictures: list[Picture]) -> tuple[list[ChatMessage], int | None]:
+    """The messages to send (the new one with ``pictures``) and the id from which stored
+    messages are replaced (or None)."""
     msgs = repo.messages(s, conv)
     cut: int | None = None
     if req.edit_from is not None:
@@ -214,15 +218,17 @@ def _history(s: Any, conv: Conversation, req: TurnRequest) -> tuple[list[ChatMes
             raise InvalidRequest("there is nothing to regenerate", param="regenerate")
         cut = next((m.id for m in msgs if m.id > last_user), None)
     kept = [m for m in msgs if cut is None or m.id < cut]
-    history = [ChatMessage(m.role, m.content) for m in kept if m.role in ("system", "user")
+    history = [ChatMessage(m.role, m.content, images=[i.data for i in m.images])
+               for m in kept if m.role in ("system", "user")
                or (m.role == "assistant" and m.content)]
     if not req.regenerate:
-        if not req.content or not req.content.strip():
+        if not pictures and (not req.content or not req.content.strip()):
             raise InvalidRequest("the message is empty", param="content")
-        if len(req.content) > MAX_CONTENT:
+        if len(req.content or "") > MAX_CONTENT:
             raise InvalidRequest(f"the message is longer than {MAX_CONTENT} characters",
                                  param="content")
-        history.append(ChatMessage("user", req.content))
+        history.append(ChatMessage("user", req.content or "",
+                                   images=[p.data for p in pictures]))
     return history, cut
 
 
@@ -240,10 +246,17 @@ async def start_turn(
         NotFound: no such conversation of this user (or ``edit_from`` elsewhere).
         InvalidRequest, ContextLengthExceeded, ModelNotFound, Overloaded: nothing is stored.
     """
+    settings = pipeline.settings
+    # normalised once, stored as made: later turns send the same bytes (the same image tokens,
+    # so the KV cells holding the image are reused)
+    pictures = await asyncio.to_thread(lambda: [
+        normalise(raw, max_pixels=settings.image_max_pixels, max_side=settings.image_max_side,
+                  param=f"images[{k}]") for k, raw in enumerate(req.images)])
+
     def read() -> tuple[list[ChatMessage], int | None, str | None]:
         with db.session() as s:
             conv = repo.get_conversation(s, user_id, conversation_id)
-            history, cut = _history(s, conv, req)
+            history, cut = _history(s, conv, req, pictures)
             return history, cut, conv.model
 
     history, cut, conv_model = await asyncio.to_thread(read)
@@ -263,12 +276,12 @@ async def start_turn(
                 repo.truncate_from(s, conv, cut)
             user_msg = None
             if not req.regenerate:
-                assert req.content is not None
-                user_msg = repo.add_message(s, conv, "user", req.content)
+                user_msg = repo.add_message(s, conv, "user", req.content or "",
+                                            images=pictures)
                 first = s.execute(select(Message.id).where(
                     Message.conversation_id == conv.id, Message.role == "user")).first()
                 if conv.title == "New chat" and first and first[0] == user_msg.id:
-                    conv.title = repo.auto_title(req.content, TITLE_CHARS)
+                    conv.title = repo.auto_title(req.content or "Image", TITLE_CHARS)
             conv.model = stream.model
             answer = repo.add_message(
                 s, conv, "assistant", "", model=stream.model, status="streaming",

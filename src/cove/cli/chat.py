@@ -104,19 +104,23 @@ async def stream_answer(
 def run_once(
     runner: asyncio.Runner, pipeline: ChatPipeline, prompt: str, params: SamplingParams,
     model: str | None, system: str | None, console: Console, hooks: Hooks | None = None,
+    images: list[bytes] | None = None,
 ) -> None:
-    """Answer one prompt."""
+    """Answer one prompt (with ``images``, the bytes of image files, for a vision model)."""
     messages = [ChatMessage("system", system)] if system else []
-    messages.append(ChatMessage("user", prompt))
+    messages.append(ChatMessage("user", prompt, images=list(images or [])))
     runner.run(stream_answer(pipeline, console, messages, params, model, hooks=hooks))
 
 
 def interactive(
     runner: asyncio.Runner, pipeline: ChatPipeline, params: SamplingParams, model: str | None,
     system: str | None, console: Console, hooks: Hooks | None = None,
+    images: list[bytes] | None = None,
 ) -> None:
     """A multi-turn chat: ``/bye`` or Ctrl-D ends it, ``/clear`` forgets the conversation,
-    Ctrl-C stops the current answer (what was written so far stays in the conversation)."""
+    Ctrl-C stops the current answer (what was written so far stays in the conversation).
+    ``images`` go with the first message."""
+    pending = list(images or [])
     rt = runner.run(pipeline.runtime(model))
     console.print(f"Chatting with {rt.engine.info.name}. Type /help for commands, /bye or "
                   "Ctrl-D to quit.", style="dim", markup=False)
@@ -146,7 +150,8 @@ def interactive(
                 console.print(f"Unknown command {command}. Type /help for commands.",
                               style="yellow", markup=False)
             continue
-        history.append(ChatMessage("user", text))
+        history.append(ChatMessage("user", text, images=pending))
+        pending = []
         answer: list[str] = []
         try:
             runner.run(stream_answer(pipeline, console, history, params, model, answer, hooks))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -17,6 +18,7 @@ from cove.config import Settings
 from cove.engine.types import SamplingParams
 from cove.errors import CoveError, InvalidRequest
 from cove.features.logic.cli import register as register_logic_command
+from cove.features.memes.cli import register as register_meme_commands
 from cove.features.search.cli import register as register_knowledge_commands
 from cove.features.train.cli import register as register_train_commands
 
@@ -42,10 +44,13 @@ def cli() -> None:
               help="Search only this collection (repeatable; implies --search).")
 @click.option("--user", default=None, metavar="EMAIL",
               help="Whose collections --search uses (default: the first admin).")
+@click.option("--image", "-i", "image_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An image for a vision model (repeatable); goes with the (first) prompt.")
 def run(
     prompt: str | None, model: str | None, system: str | None, max_tokens: int | None,
     temperature: float, seed: int | None, search: bool, collections: tuple[str, ...],
-    user: str | None,
+    user: str | None, image_files: tuple[Path, ...],
 ) -> None:
     """Answer PROMPT, or chat interactively when no prompt is given."""
     from cove.cli.chat import interactive, run_once, stdin_prompt
@@ -65,14 +70,15 @@ def run(
             fail(InvalidRequest("the prompt on standard input is empty"))
     elif not prompt.strip():
         fail(InvalidRequest("the prompt is empty"))
+    images = [f.read_bytes() for f in image_files]
 
     with asyncio.Runner() as runner:
         pipeline = ChatPipeline(settings, open_registry(settings))
         try:
             if prompt is not None:
-                run_once(runner, pipeline, prompt, params, model, system, console, hooks)
+                run_once(runner, pipeline, prompt, params, model, system, console, hooks, images)
             else:
-                interactive(runner, pipeline, params, model, system, console, hooks)
+                interactive(runner, pipeline, params, model, system, console, hooks, images)
         except CoveError as e:
             fail(e)
         except KeyboardInterrupt:
@@ -203,6 +209,7 @@ register_model_commands(cli)
 register_logic_command(cli)
 register_train_commands(cli)
 register_knowledge_commands(cli)
+register_meme_commands(cli)
 cli.add_command(backend_group)
 
 

@@ -158,7 +158,7 @@ def show(model: str) -> None:
         ("parameters", meta.get("parameter_size", "")),
         ("quantization", meta.get("quantization", "")),
         ("context length", str(meta.get("context_length", ""))),
-        ("capabilities", ", ".join(capabilities.of(meta))),
+        ("capabilities", ", ".join(capabilities.of(meta, entry.projector is not None))),
         ("size", _size(entry.size)), ("digest", entry.digest or "(bundled)"),
         ("from", entry.parent or entry.source.get("repo", "") or ""),
         ("license", str(meta.get("license") or "")),
@@ -286,9 +286,12 @@ def create(name: str, file: Path) -> None:
 @click.option("--ollama", "ollama_dir", is_flag=False, flag_value="", default=None,
               help="Import every model of an Ollama store (default ~/.ollama/models).")
 @click.option("--copy", "copy_files", is_flag=True, help="Copy files instead of hard-linking.")
+@click.option("--mmproj", type=click.Path(path_type=Path), default=None,
+              help="The model's vision projector (an mmproj GGUF), for image input.")
 def import_(file: Path | None, name: str | None, ollama_dir: str | None,
-            copy_files: bool) -> None:
-    """Import FILE (a .gguf) as NAME, or an Ollama store with --ollama [DIR]."""
+            copy_files: bool, mmproj: Path | None) -> None:
+    """Import FILE (a .gguf) as NAME (with its vision projector --mmproj PROJ.gguf), or an
+    Ollama store with --ollama [DIR]."""
     from cove.models.manage import import_gguf, import_ollama
 
     registry = open_registry(read_settings())
@@ -304,7 +307,7 @@ def import_(file: Path | None, name: str | None, ollama_dir: str | None,
         if file is None:
             fail("give a .gguf file to import, or --ollama [DIR]")
             return
-        entry = import_gguf(registry, file, name, link=not copy_files)
+        entry = import_gguf(registry, file, name, link=not copy_files, mmproj=mmproj)
     except CoveError as err:
         fail(err)
     click.echo(f"imported '{entry.name}' ({_size(entry.size)})")

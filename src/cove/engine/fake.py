@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from cove.engine.types import ModelInfo, SamplingParams, TokenLogprob
+from cove.errors import InvalidRequest
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
@@ -129,6 +130,12 @@ class ScriptedEngine:
             keep += 1
         del held[keep:]
         return keep
+
+    def cut(self, tokens: list[int], n: int) -> int:
+        return n  # no images
+
+    def image_tokens(self, data: bytes, rgb: bytes, width: int, height: int) -> list[int]:
+        raise InvalidRequest(f"{self.info.name} cannot read images", param="messages")
 
     def decode(self, feeds: list[tuple[int, list[int], bool]]) -> None:
         if self.delay:

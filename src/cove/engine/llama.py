@@ -38,6 +38,7 @@ from llama_cpp import _internals
 from llama_cpp._logger import set_verbose
 
 from cove.engine.types import ModelInfo, SamplingParams, TokenLogprob, common_prefix
+from cove.engine.vision import Vision, feed_with_images, image_start, next_position
 from cove.errors import EngineFailure, InvalidRequest
 
 PENALTY_LAST_N = 64
@@ -85,9 +86,11 @@ class LlamaEngine:
         kv_unified: one shared KV pool (cheap prefix sharing) instead of a stream per slot.
         lora: a LoRA adapter GGUF applied at scale 1 (``llama_adapter_lora_init``; freed with
             the model).
+        projector: a vision projector (mmproj GGUF) for image input (see
+            :mod:`cove.engine.vision`), or None.
 
     Raises:
-        EngineFailure: the file could not be loaded or the context could not be created.
+        EngineFailure: the file, the projector or the context could not be loaded.
     """
 
     def __init__(
@@ -101,6 +104,7 @@ class LlamaEngine:
         n_batch: int = 512,
         kv_unified: bool = False,
         lora: Path | None = None,
+        projector: Path | None = None,
     ) -> None:
         if n_slots > n_batch:  # llama.cpp would abort the process when reserving the graph
             raise EngineFailure(f"{n_slots} slots cannot be decoded together in batches of "
@@ -133,6 +137,14 @@ class LlamaEngine:
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._slots = [_Slot() for _ in range(n_slots)]
         self._n_vocab = model.n_vocab()
+        self._vision: Vision | None = None
+        if projector is not None:
+            try:
+                self._vision = Vision(projector, model.model, n_threads)
+            except EngineFailure:
+                self.close()
+                raise
+        self._mrope = bool(self._vision and self._vision.mrope)
         self._token_ids = np.arange(self._n_vocab, dtype=np.int32)
         self._candidates = np.zeros(self._n_vocab, dtype=_TOKEN_DATA)  # for grammar sampling
         md = model.metadata()
@@ -148,6 +160,7 @@ class LlamaEngine:
             metadata=md,
             n_vocab=self._n_vocab,
             fim=self._fim_tokens(),
+            vision=self._vision is not None,
         )
 
     def _apply_lora(self, path: Path, name: str) -> None:
@@ -196,6 +209,27 @@ class LlamaEngine:
             n = llama_cpp.llama_token_to_piece(self._model.vocab, token, buf, len(buf), 0, special)
         return buf.raw[:n]
 
+    def image_tokens(self, data: bytes, rgb: bytes, width: int, height: int) -> list[int]:
+        """The prompt tokens of one image (see :meth:`cove.engine.vision.Vision.tokens`);
+        any thread may call it.
+
+        Raises:
+            InvalidRequest: the model has no vision projector, or cannot take the image.
+        """
+        if self._vision is None:
+            raise InvalidRequest(f"{self.info.name} cannot read images (it has no vision "
+                                 "projector)", param="messages")
+        return self._vision.tokens_for(data, rgb, width, height, self.n_batch)
+
+    def cut(self, tokens: list[int], n: int) -> int:
+        """How many of ``tokens`` (a slot's pending prompt) to decode when the scheduler
+        offers ``n`` (see :meth:`cove.engine.vision.Vision.cut`)."""
+        return n if self._vision is None else self._vision.cut(tokens, n, self.n_batch)
+
+    def _pos(self, tokens: list[int], n: int) -> int:
+        """The position of token ``n`` of ``tokens`` (its index, but for M-RoPE models)."""
+        return next_position(tokens[:n]) if self._mrope else n
+
     def is_end(self, token: int) -> bool:
         """Whether ``token`` ends generation (end-of-generation tokens of the vocabulary)."""
         return bool(llama_cpp.llama_vocab_is_eog(self._model.vocab, token))
@@ -215,14 +249,15 @@ class LlamaEngine:
         if src == dst:
             raise ValueError("copy needs two different slots")
         s, d = self._slots[src], self._slots[dst]
-        n = len(s.cached) if n is None else min(n, len(s.cached))
+        n = len(s.cached) if n is None else image_start(s.cached, min(n, len(s.cached)))
+        pos = self._pos(s.cached, n)
         llama_cpp.llama_memory_seq_rm(self._memory, dst, -1, -1)
         if self.shared_kv:
-            llama_cpp.llama_memory_seq_cp(self._memory, src, dst, 0, n)
+            llama_cpp.llama_memory_seq_cp(self._memory, src, dst, 0, pos)
         else:
             llama_cpp.llama_memory_seq_cp(self._memory, src, dst, -1, -1)
             if n < len(s.cached):
-                llama_cpp.llama_memory_seq_rm(self._memory, dst, n, -1)
+                llama_cpp.llama_memory_seq_rm(self._memory, dst, pos, -1)
         d.cached = s.cached[:n]
 
     def move(self, src: int, dst: int) -> None:
@@ -276,8 +311,8 @@ class LlamaEngine:
             InvalidRequest: the grammar does not parse.
         """
         s = self._slots[slot]
-        keep = min(common_prefix(s.cached, prompt), len(prompt) - 1)
-        if not llama_cpp.llama_memory_seq_rm(self._memory, slot, keep, -1):
+        keep = image_start(prompt, min(common_prefix(s.cached, prompt), len(prompt) - 1))
+        if not llama_cpp.llama_memory_seq_rm(self._memory, slot, self._pos(s.cached, keep), -1):
             llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
             keep = 0
         del s.cached[keep:]
@@ -326,16 +361,25 @@ class LlamaEngine:
         """One ``llama_decode`` over several slots. Each feed is ``(slot, tokens, want_logits)``;
         tokens go at the positions after what the slot holds; ``want_logits`` marks the last
         token so that :meth:`sample` can draw the next one. Total tokens <= ``n_batch``.
+        Image placeholders (:mod:`cove.engine.vision`) are decoded from their embedding rows
+        in calls of their own, before the text tokens that follow them.
 
         Raises:
             EngineFailure: llama.cpp could not decode (e.g. no KV space); the slots' new tokens
                 are discarded.
         """
+        if self._vision is not None and any(t < 0 for _, tokens, _ in feeds for t in tokens):
+            feed_with_images(self, self._vision, feeds)
+            return
+        self._decode_tokens(feeds)
+
+    def _decode_tokens(self, feeds: list[tuple[int, list[int], bool]]) -> None:
+        """The ``llama_decode`` of text feeds (see :meth:`decode`)."""
         b = self._batch
         i = 0
         for slot, tokens, want in feeds:
             s = self._slots[slot]
-            pos = len(s.cached)
+            pos = self._pos(s.cached, len(s.cached))
             for j, tok in enumerate(tokens):
                 b.token[i] = tok
                 b.pos[i] = pos + j
@@ -461,6 +505,9 @@ class LlamaEngine:
         if self._batch is not None:
             llama_cpp.llama_batch_free(self._batch)
             self._batch = None
+        if self._vision is not None:
+            self._vision.close()
+            self._vision = None
         self._ctx.close()
         self._model.close()
 

@@ -328,6 +328,7 @@ class Scheduler:
             n = min(len(seq.pending), cap)
             if n <= 0:
                 break
+            n = eng.cut(seq.pending, n)  # an image chunk that must be decoded whole
             done = n == len(seq.pending)
             feeds.append((seq.slot, seq.pending[:n], done))
             seq.pending = seq.pending[n:]

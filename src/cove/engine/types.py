@@ -121,6 +121,12 @@ class Engine(Protocol):
         """The bytes of a token (possibly an incomplete UTF-8 sequence)."""
         ...
 
+    def image_tokens(self, data: bytes, rgb: bytes, width: int, height: int) -> list[int]:
+        """The prompt tokens of a normalised image (``data`` its bytes, ``rgb`` its pixels);
+        any thread may call it. Image rows are negative placeholders (see
+        :mod:`cove.engine.vision`). Raises InvalidRequest for a model without vision."""
+        ...
+
     def is_end(self, token: int) -> bool:
         """Whether the token ends generation (end-of-generation token)."""
         ...
@@ -154,6 +160,12 @@ class Engine(Protocol):
 
     def decode(self, feeds: list[tuple[int, list[int], bool]]) -> None:
         """One batched decode of ``(slot, tokens, want_logits)`` feeds."""
+        ...
+
+    def cut(self, tokens: list[int], n: int) -> int:
+        """How many of a slot's pending prompt ``tokens`` to decode when the scheduler offers
+        ``n`` (``n``, unless that would split an image chunk that must be decoded whole; then
+        fewer, or the whole chunk when it comes first)."""
         ...
 
     def sample(self, slot: int) -> int:

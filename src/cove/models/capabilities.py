@@ -10,9 +10,10 @@ routes accept.
   (Ollama refuses tools for such templates; Cove decided to serve them.)
 - ``thinking``: the chat template writes ``<think>`` (DeepSeek-R1 distills, QwQ, Qwen3).
   ``think: true`` for any other model is a 400, as in Ollama.
-- ``vision``: not yet for any model: the llama.cpp engine loads no vision projector, so an image
-  is refused (400) even for a model whose GGUF has vision keys; advertising it would make
-  clients send images that are then refused.
+- ``vision``: a completion model installed with a vision projector (an mmproj GGUF: pulled
+  with a curated model, ``cove import --mmproj``, an Ollama model's projector layer); the
+  engine loads it through libmtmd (:mod:`cove.engine.vision`). Without one an image is a 400
+  naming the model, even for a GGUF with vision keys.
 - ``embedding``: an embedding-only model (an encoder architecture, or a ``<arch>.pooling_type``
   key, which is how Ollama decides). ``/api/embed`` takes every model, as Ollama's does (a
   completion model's embeddings are its mean-pooled hidden states), but Ollama's clients read
@@ -55,12 +56,14 @@ def served(arch: str, kv: dict[str, Any], template: str | None) -> list[str]:
     return ["completion", "tools", *(["thinking"] if thinks(template) else [])]
 
 
-def of(meta: dict[str, Any]) -> list[str]:
+def of(meta: dict[str, Any], projector: bool = False) -> list[str]:
     """:func:`served` for a metadata summary of :func:`~cove.models.gguf_meta.read_metadata`
     (recomputed, so a summary cached by an older Cove cannot advertise what is not served);
-    ``{}`` (metadata unknown) counts as a completion model."""
-    return served(str(meta.get("architecture") or ""), meta.get("kv") or {},
+    ``{}`` (metadata unknown) counts as a completion model. ``projector``: the model has a
+    vision projector (adds ``vision`` to a completion model)."""
+    caps = served(str(meta.get("architecture") or ""), meta.get("kv") or {},
                   meta.get("chat_template"))
+    return [*caps, "vision"] if projector and "completion" in caps else caps
 
 
 def require_completion(name: str, meta: dict[str, Any]) -> None:

@@ -47,14 +47,16 @@ def default_name(file: Path) -> str:
 
 
 def import_gguf(registry: ModelRegistry, file: Path, name: str | None = None, *,
-                link: bool = True) -> ModelEntry:
-    """Add a local GGUF file to the store under ``name`` (default from the file name).
+                link: bool = True, mmproj: Path | None = None) -> ModelEntry:
+    """Add a local GGUF file to the store under ``name`` (default from the file name), with
+    its vision projector ``mmproj`` (an mmproj GGUF, architecture ``clip``) when given.
 
-    The file is hard-linked into the store where possible (``link``), else copied; the user's
-    file is never modified or removed.
+    The files are hard-linked into the store where possible (``link``), else copied; the
+    user's files are never modified or removed.
 
     Raises:
-        InvalidRequest: bad name, no such file, a directory, or not a readable GGUF file.
+        InvalidRequest: bad name, no such file, a directory, not a readable GGUF file, a
+            projector given as the model, or an ``mmproj`` that is not a vision projector.
     """
     store = store_of(registry)
     ref = parse_new_ref(name or default_name(file), param="name")
@@ -66,9 +68,23 @@ def import_gguf(registry: ModelRegistry, file: Path, name: str | None = None, *,
     if not file.is_file():
         raise InvalidRequest(f"not a file: {file}", param="file")
     metadata = read_metadata(file)
+    if metadata.get("architecture") == "clip":
+        raise InvalidRequest(f"{file.name} is a vision projector, not a model: give the model "
+                             "file, and the projector with --mmproj", param="file")
+    projector = None
+    if mmproj is not None:
+        mmproj = mmproj.expanduser()
+        if not mmproj.is_file():
+            raise InvalidRequest(f"no such file: {mmproj}", param="mmproj")
+        if read_metadata(mmproj).get("architecture") != "clip":
+            raise InvalidRequest(f"{mmproj.name} is not a vision projector (an mmproj GGUF "
+                                 "has architecture clip)", param="mmproj")
+        projector = store.add_blob(mmproj, link=link)
     layer = store.add_blob(file, link=link)
-    store.write(ref, Manifest(str(ref), model=layer, metadata=metadata,
-                              source={"kind": "import", "file": file.name}))
+    source = {"kind": "import", "file": file.name,
+              **({"mmproj": mmproj.name} if mmproj is not None else {})}
+    store.write(ref, Manifest(str(ref), model=layer, projector=projector, metadata=metadata,
+                              source=source))
     return registry.resolve(str(ref))
 
 

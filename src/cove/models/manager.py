@@ -87,9 +87,15 @@ def kv_bytes_per_token(entry: ModelEntry) -> int:
 
 
 def estimate_bytes(entry: ModelEntry, n_ctx: int) -> int:
-    """Memory a model needs: its weights file plus an f16 KV cache for ``n_ctx`` tokens
-    (:func:`kv_bytes_per_token`)."""
-    return entry.size + n_ctx * kv_bytes_per_token(entry)
+    """Memory a model needs: its weights file (and vision projector) plus an f16 KV cache for
+    ``n_ctx`` tokens (:func:`kv_bytes_per_token`)."""
+    projector = 0
+    if entry.projector is not None:
+        try:
+            projector = entry.projector.stat().st_size
+        except OSError:
+            projector = 0
+    return entry.size + projector + n_ctx * kv_bytes_per_token(entry)
 
 
 AUTO_MIN_CTX = 4096  # the window "auto" never goes below (unless the model's is shorter)

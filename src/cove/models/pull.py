@@ -40,6 +40,11 @@ CURATED: dict[str, tuple[str, str, str | None]] = {
     "qwen2.5:7b": ("bartowski/Qwen2.5-7B-Instruct-GGUF", "Qwen2.5-7B-Instruct-Q4_K_M.gguf", None),
     "smolvlm:256m": ("ggml-org/SmolVLM-256M-Instruct-GGUF", "SmolVLM-256M-Instruct-Q8_0.gguf",
                      "mmproj-SmolVLM-256M-Instruct-Q8_0.gguf"),
+    # vision models: the weights and their projector (mmproj) from ggml-org's conversions
+    "qwen2.5vl:3b": ("ggml-org/Qwen2.5-VL-3B-Instruct-GGUF", "Qwen2.5-VL-3B-Instruct-Q4_K_M.gguf",
+                     "mmproj-Qwen2.5-VL-3B-Instruct-Q8_0.gguf"),
+    "gemma3:4b": ("ggml-org/gemma-3-4b-it-GGUF", "gemma-3-4b-it-Q4_K_M.gguf",
+                  "mmproj-model-f16.gguf"),
 }
 _CDN_SUFFIXES = (".hf.co", ".huggingface.co", ".xethub.hf.co")
 

@@ -124,6 +124,32 @@ class Message(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+    images: Mapped[list[MessageImage]] = relationship(
+        order_by="MessageImage.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="selectin",
+    )
+
+
+class MessageImage(Base):
+    """An image sent with a user message, as :func:`cove.images.normalise` made it (PNG or
+    JPEG ``data``, at most ``COVE_IMAGE_MAX_SIDE`` pixels a side); ``position`` orders a
+    message's images. Deleted with its message (and so with its conversation and account)."""
+
+    __tablename__ = "message_images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(default=0)
+    media_type: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column()
+    height: Mapped[int] = mapped_column()
+    digest: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class StoredResponse(Base):

@@ -18,6 +18,7 @@ from cove.chats import repo
 from cove.chats.turns import TurnRequest, start_turn
 from cove.engine.types import SamplingParams
 from cove.errors import Forbidden
+from cove.images import from_url
 from cove.pipeline import ChatMessage, ChatPipeline, ChatRequest
 from cove.web import sse
 
@@ -46,10 +47,14 @@ class Rename(BaseModel):
     title: str = Field(max_length=1000)
 
 
+MAX_IMAGES = 8  # images in one message
+
+
 class Send(Sampling):
     content: str | None = None
     edit_from: int | None = None
     regenerate: StrictBool = False
+    images: list[str] = Field(default_factory=list, max_length=MAX_IMAGES)  # data: URLs
     cove: dict[str, Any] | None = Field(
         None, description="Cove's chat extensions, as on /v1/chat/completions: "
         "{\"search\": {...}} answers with sources (cove.api.extensions)")
@@ -58,6 +63,12 @@ class Send(Sampling):
 class GuestMessage(BaseModel):
     role: Literal["user", "assistant"]
     content: str
+    images: list[str] = Field(default_factory=list, max_length=MAX_IMAGES)  # data: URLs
+
+
+def _images(urls: list[str], param: str) -> list[bytes]:
+    """The bytes of ``data:`` image URLs (see :func:`cove.images.from_url`)."""
+    return [from_url(u, f"{param}[{k}]") for k, u in enumerate(urls)]
 
 
 class GuestChat(Sampling):
@@ -129,7 +140,8 @@ async def send(conversation_id: str, body: Send, request: Request, user: UserDep
                settings: SettingsDep) -> StreamingResponse:
     """Store the user message, then stream the answer as SSE (see :mod:`cove.web.sse`) while
     saving it. Client mistakes are JSON errors before any stream byte."""
-    req = TurnRequest(body.content, body.model, body.edit_from, body.regenerate, body.params())
+    req = TurnRequest(body.content, body.model, body.edit_from, body.regenerate, body.params(),
+                      _images(body.images, "images"))
     request.state.user_id = user.id  # whom the extensions (search) act for
 
     async def augment(chat: ChatRequest) -> tuple[ChatRequest, dict[str, Any] | None]:
@@ -166,7 +178,8 @@ async def guest_chat(body: GuestChat, request: Request, settings: SettingsDep) -
     check_origin(request)
     if not settings.guest_enabled:
         raise Forbidden("guest chat is turned off on this server; sign in")
-    messages = [ChatMessage(m.role, m.content) for m in body.messages]
+    messages = [ChatMessage(m.role, m.content, images=_images(m.images, f"messages[{i}].images"))
+                for i, m in enumerate(body.messages)]
     req, results = await extensions.apply(request, body.cove, ChatRequest(
         messages, body.params(), body.model, client=client_of(request)))
     stream = await _pipeline(request).start_chat(req)

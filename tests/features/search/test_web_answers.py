@@ -150,9 +150,10 @@ def test_search_api_web_results_and_errors(fake: FakeWorld, alice: Browser,
 def test_sources_offered(fake: FakeWorld, alice: Browser) -> None:
     cid = new_collection(alice)
     assert alice.get("/web/search/sources").json() == {
-        "collections": [{"id": cid, "name": "garden"}], "web": True}
+        "collections": [{"id": cid, "name": "garden"}], "web": True, "packs": None}
     guest = Browser(local_client(fake.app))
-    assert guest.get("/web/search/sources").json() == {"collections": None, "web": True}
+    assert guest.get("/web/search/sources").json() == {"collections": None, "web": True,
+                                                       "packs": None}  # no pack added
 
 
 def test_search_routes_need_a_sign_in_when_guests_are_off(fake: FakeWorld) -> None:

@@ -38,6 +38,7 @@ from cove.api.anthropic.schemas import Block, Message, MessagesRequest, Prompt
 from cove.chat import check_text
 from cove.engine.types import SamplingParams, Usage
 from cove.errors import InvalidRequest
+from cove.images import from_base64, from_url
 from cove.pipeline import ChatMessage, ChatRequest, ChatResult
 from cove.structured import schema_grammar
 from cove.tools import ToolCall, ToolSpec, parse_tools
@@ -64,12 +65,24 @@ def _system(system: str | list[Block] | None) -> str | None:
     return "\n".join(texts)
 
 
+def _image(source: Any, where: str) -> bytes:
+    """The bytes of an image block's ``source``: ``{"type": "base64", "media_type", "data"}``
+    (a ``url`` source is refused: Cove never fetches one)."""
+    kind = source.get("type") if isinstance(source, dict) else None
+    if kind == "url":
+        return from_url(str(source.get("url") or ""), f"{where}.url")
+    if kind != "base64" or not isinstance(source.get("data"), str):
+        raise InvalidRequest("an image block needs a base64 source ({\"type\": \"base64\", "
+                             "\"media_type\", \"data\"})", param=where)
+    return from_base64(source["data"], f"{where}.data")
+
+
 def _tool_result(b: Block, where: str) -> ChatMessage:
     """A ``tool_result`` block as a ``tool`` message (``content`` a string or text/image
     blocks; ``is_error`` prefixes the text with ``Error:``)."""
     tool_use_id = _text(b.tool_use_id, f"{where}.tool_use_id")
     texts: list[str] = []
-    images = 0
+    images: list[bytes] = []
     if isinstance(b.content, str):
         texts.append(_text(b.content, f"{where}.content"))
     elif isinstance(b.content, list):
@@ -78,7 +91,7 @@ def _tool_result(b: Block, where: str) -> ChatMessage:
             if kind == "text":
                 texts.append(_text(part.get("text"), f"{where}.content[{k}].text"))
             elif kind == "image":
-                images += 1
+                images.append(_image(part.get("source"), f"{where}.content[{k}].source"))
             else:
                 raise InvalidRequest("tool_result content blocks must be text or image",
                                      param=f"{where}.content[{k}].type")
@@ -112,14 +125,15 @@ def _turn(i: int, m: Message, out: list[ChatMessage], where: list[str]) -> None:
         return
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
-    images = results = 0
+    images: list[bytes] = []
+    results = 0
     first_image: str | None = None
     for j, b in enumerate(m.content):
         path = f"{base}.content[{j}]"
         if b.type == "text":
             texts.append(_text(b.text, f"{path}.text"))
         elif b.type == "image":
-            images += 1
+            images.append(_image(b.source, f"{path}.source"))
             first_image = first_image or path
         elif b.type in ("thinking", "redacted_thinking") and m.role == "assistant":
             continue  # earlier reasoning is never sent back into the prompt

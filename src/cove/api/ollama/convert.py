@@ -17,6 +17,7 @@ from cove.api.errors import ndjson_error_line
 from cove.api.ollama.schemas import ChatBody, GenerateBody
 from cove.config import parse_duration
 from cove.errors import InvalidRequest
+from cove.images import from_base64
 from cove.models import capabilities
 from cove.models.options import sampling_fields, to_sampling, validate_options
 from cove.models.registry import ModelEntry
@@ -103,10 +104,16 @@ def to_chat_request(body: ChatBody) -> ChatRequest:
     common = _common(body)
     if tools is not None and common["params"].grammar is not None:
         raise InvalidRequest("format cannot be combined with tools", param="format")
-    messages = [ChatMessage(m.role, m.content or "", images=len(m.images or []),
+    messages = [ChatMessage(m.role, m.content or "",
+                            images=_images(m.images, f"messages[{i}].images"),
                             tool_calls=_openai_calls(m.tool_calls))
-                for m in body.messages]
+                for i, m in enumerate(body.messages)]
     return ChatRequest(messages=messages, model=require_model(body.ref), tools=tools, **common)
+
+
+def _images(images: list[str] | None, param: str) -> list[bytes]:
+    """The bytes of Ollama's ``images`` (base64 strings; see :func:`cove.images.from_base64`)."""
+    return [from_base64(b, f"{param}[{k}]") for k, b in enumerate(images or [])]
 
 
 def _openai_calls(calls: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
@@ -146,7 +153,7 @@ def to_generate_request(body: GenerateBody) -> ChatRequest:
                 raise InvalidRequest(f"{mode} does not support {name}: the prompt is not "
                                      "rendered with the chat template", param=name)
     messages = [ChatMessage("system", body.system)] if body.system else []
-    messages.append(ChatMessage("user", body.prompt or "", images=len(body.images or [])))
+    messages.append(ChatMessage("user", body.prompt or "", images=_images(body.images, "images")))
     return ChatRequest(messages=messages, model=require_model(body.ref), **_common(body))
 
 
@@ -351,7 +358,7 @@ def show(entry: ModelEntry) -> dict[str, Any]:
         "template": meta.get("chat_template") or "",
         "details": details(entry),
         "model_info": info,
-        "capabilities": capabilities.of(meta),
+        "capabilities": capabilities.of(meta, entry.projector is not None),
         "modified_at": now_iso(entry.modified),
     }
     if entry.system:

@@ -12,6 +12,7 @@ from cove.api.openai.logprobs import chat_logprobs, completion_logprobs
 from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest, Message
 from cove.engine.types import SamplingParams, Usage
 from cove.errors import InvalidRequest
+from cove.images import from_url
 from cove.pipeline import ChatMessage, ChatRequest, ChatResult
 from cove.structured import openai_grammar
 from cove.tools import ToolCall, parse_tools
@@ -125,12 +126,21 @@ def check_supported(body: ChatCompletionRequest) -> None:
                              param="verbosity")
 
 
+def _image(value: Any, param: str) -> bytes:
+    """The bytes of an ``image_url`` part's value (``{"url": ...}`` or a URL string), which
+    must be a ``data:`` URL (see :func:`cove.images.from_url`)."""
+    url = value.get("url") if isinstance(value, dict) else value
+    if not isinstance(url, str):
+        raise InvalidRequest("image_url needs a url (a data: URL)", param=param)
+    return from_url(url, f"{param}.url" if isinstance(value, dict) else param)
+
+
 def _message(i: int, m: Message) -> ChatMessage:
     if m.content is None or isinstance(m.content, str):
         return ChatMessage(m.role, m.content or "", tool_calls=m.tool_calls,
                            tool_call_id=m.tool_call_id, name=m.name)
     texts: list[str] = []
-    images = 0
+    images: list[bytes] = []
     for j, part in enumerate(m.content):
         if part.type == "text":
             if part.text is None:
@@ -141,7 +151,7 @@ def _message(i: int, m: Message) -> ChatMessage:
         elif part.type == "refusal":
             texts.append(part.refusal or "")
         elif part.type in ("image_url", "input_image"):
-            images += 1
+            images.append(_image(part.image_url, f"messages[{i}].content[{j}].image_url"))
         else:
             raise InvalidRequest(
                 f"content part type {part.type!r} is not supported",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from typing import Annotated, Any
@@ -16,6 +17,8 @@ from cove.api.openai.schemas import ChatCompletionRequest, CompletionRequest
 from cove.api.openai.stream import sse_stream
 from cove.api.openapi import SSE_OR_JSON
 from cove.api.streams import client_of, collect_choices, until_admitted
+from cove.models import capabilities
+from cove.models.registry import ModelEntry
 from cove.pipeline import ChatPipeline, ChatStream
 
 router = APIRouter(prefix="/v1")
@@ -86,24 +89,35 @@ async def completions(body: CompletionRequest, request: Request, pipeline: Pipel
                                                         body.logprobs, usage))
 
 
-def _model_card(request: Request, name: str, path: Any, owner: str = "cove") -> dict[str, Any]:
-    """One model as OpenAI's ``model`` object; for Anthropic's SDK (it sends ``anthropic-version``)
+def _model_card(request: Request, name: str, path: Any, owner: str = "cove",
+                caps: list[str] | None = None) -> dict[str, Any]:
+    """One model as OpenAI's ``model`` object, with Ollama's ``capabilities`` list when known
+    (so a client sees ``vision``); for Anthropic's SDK (it sends ``anthropic-version``)
     also Anthropic's ``ModelInfo`` fields ``type``, ``display_name`` and ``created_at`` (RFC 3339),
     so ``anthropic.Anthropic(...).models.list()`` gets real values, not ``None``."""
     created = int(path.stat().st_mtime) if path is not None and path.exists() \
         else int(time.time())
     card: dict[str, Any] = {"id": name, "object": "model", "created": created, "owned_by": owner}
+    if caps is not None:
+        card["capabilities"] = caps
     if "anthropic-version" in request.headers:
         card.update(type="model", display_name=name, created_at=time.strftime(
             "%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)))
     return card
 
 
+def _entry_card(request: Request, entry: ModelEntry) -> dict[str, Any]:
+    """:func:`_model_card` of an installed model, with its capabilities (reads its metadata)."""
+    return _model_card(request, entry.name, entry.path,
+                       caps=capabilities.of(entry.meta(), entry.projector is not None))
+
+
 @router.get("/models")
 async def list_models(request: Request, pipeline: PipelineDep) -> dict[str, Any]:
     """OpenAI's list (``object``, ``data``); with ``anthropic-version`` also Anthropic's page
     fields ``has_more`` (always false: one page), ``first_id`` and ``last_id``."""
-    data = [_model_card(request, e.name, e.path) for e in pipeline.registry.list()]
+    entries = pipeline.registry.list()
+    data = await asyncio.to_thread(lambda: [_entry_card(request, e) for e in entries])
     data += [_model_card(request, name, None, "remote") for name in pipeline.remote.names()]
     page: dict[str, Any] = {"object": "list", "data": data}
     if "anthropic-version" in request.headers:
@@ -117,4 +131,4 @@ async def get_model(model: str, request: Request, pipeline: PipelineDep) -> dict
     if pipeline.remote.serves(model):
         return _model_card(request, model, None, "remote")
     entry = pipeline.registry.resolve(model)
-    return _model_card(request, entry.name, entry.path)
+    return await asyncio.to_thread(_entry_card, request, entry)

@@ -1,6 +1,7 @@
 """``cove knowledge add|list|search`` and ``cove run --search``: collections in the terminal
-(registered by :mod:`cove.cli.main`). Collections belong to an account: ``--user EMAIL`` picks
-it (default: the first admin, the instance's owner)."""
+(registered by :mod:`cove.cli.main`; the pack commands are in :mod:`.pack_cli`). Collections
+belong to an account: ``--user EMAIL`` picks it (default: the first admin, the instance's
+owner)."""
 
 from __future__ import annotations
 
@@ -64,7 +65,11 @@ def register(cli: click.Group) -> None:
 
     @cli.group()
     def knowledge() -> None:
-        """Your document collections: add files, list, search."""
+        """Your document collections (add files, list, search) and the knowledge packs."""
+
+    from cove.features.search.pack_cli import register as register_packs
+
+    register_packs(knowledge)
 
     user_option = click.option("--user", "user", default=None, metavar="EMAIL",
                                help="Account that owns the collections (default: first admin).")

@@ -17,7 +17,6 @@ import io
 import re
 import zipfile
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 
 from cove.errors import InvalidRequest
 
@@ -126,13 +125,14 @@ def markdown_sections(text: str) -> list[Section]:
     return sections
 
 
-class _Html(HTMLParser):
+class _Html:
+    """An lxml parser target (``start``/``end``/``data`` callbacks) collecting sections."""
+
     SKIP = {"script", "style", "template", "noscript", "title"}
     BLOCK = {"p", "div", "br", "li", "tr", "section", "article", "blockquote", "pre", "table",
              "ul", "ol", "dd", "dt", "hr"}
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.sections: list[Section] = []
         self.path: list[tuple[int, str]] = []
         self.buf: list[str] = []
@@ -147,7 +147,7 @@ class _Html(HTMLParser):
             self.sections.append(Section(body, tuple(t for _, t in self.path)))
         self.buf.clear()
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def start(self, tag: str, attrib: object) -> None:
         if tag in self.SKIP:
             self.skip += 1
         elif re.fullmatch(r"h[1-6]", tag) and not self.skip:
@@ -156,7 +156,7 @@ class _Html(HTMLParser):
         elif tag in self.BLOCK:
             self.buf.append("\n\n" if tag == "p" else "\n")
 
-    def handle_endtag(self, tag: str) -> None:
+    def end(self, tag: str) -> None:
         if tag in self.SKIP:
             self.skip = max(0, self.skip - 1)
         elif self.heading is not None and tag == f"h{self.heading}":
@@ -168,20 +168,29 @@ class _Html(HTMLParser):
         elif tag in self.BLOCK:
             self.buf.append("\n")
 
-    def handle_data(self, data: str) -> None:
+    def data(self, data: str) -> None:
         if self.skip:
             return
         (self.heading_text if self.heading is not None else self.buf).append(data)
 
+    def close(self) -> None:
+        self.flush()
+
 
 def html_sections(text: str) -> list[Section]:
-    """Visible text of an HTML page, split at its headings (Python's ``html.parser``: named
-    character references are the fixed HTML5 set, so there is no entity expansion to bomb)."""
-    parser = _Html()
-    parser.feed(text)
-    parser.close()
-    parser.flush()
-    return parser.sections
+    """Visible text of an HTML page, split at its headings. Parsed by libxml2's HTML parser
+    through lxml (a dependency of python-docx; C speed, about ten times Python's
+    ``html.parser``) with a Python target: no tree is built, no network is used, and the HTML
+    parser defines no entities of a document's own, so there is no entity expansion to bomb."""
+    from lxml import etree
+
+    target = _Html()
+    parser = etree.HTMLParser(target=target, no_network=True, remove_comments=True,
+                              remove_pis=True)
+    if text.strip():
+        parser.feed(text)
+        parser.close()
+    return target.sections
 
 
 def pdf(data: bytes, filename: str) -> Extracted:

@@ -14,7 +14,10 @@ outperforms Condorcet and individual rank learning methods", SIGIR 2009 — each
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import bindparam, select, text
@@ -24,7 +27,8 @@ from sqlalchemy.sql.elements import BindParameter
 from cove import embeddings
 from cove.features.search.store import Chunk
 
-EMBEDDER = f"wordllama/l2_supercat-{embeddings.DIMENSIONS}"
+# "+heading": a passage is embedded with its heading path in front (see passage_text)
+EMBEDDER = f"wordllama/l2_supercat-{embeddings.DIMENSIONS}+heading"
 RRF_K = 60
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -34,29 +38,75 @@ def embed(texts: list[str]) -> np.ndarray:
     return embeddings.embed(texts)
 
 
+def passage_text(heading: str, body: str) -> str:
+    """What is embedded for a passage: its heading path (which names the page and section it
+    comes from), a line break, its text. Sections deep in a page rarely repeat the page's
+    subject; with the heading, questions find them by meaning much more often (on the Python
+    documentation benchmark, bench/retrieval.py, vector-only recall@5 rose from 0.83 to
+    0.89)."""
+    return f"{heading}\n{body}" if heading else body
+
+
 def words(query: str, limit: int = 64) -> list[str]:
     """The word tokens of ``query`` (at most ``limit``), lower-cased."""
     return [w.lower() for w in _WORD.findall(query)][:limit]
 
 
-def fts5_query(query: str) -> str:
-    """An FTS5 MATCH expression matching any word of ``query``, each a quoted string; ``""``
-    when it has no words."""
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words(query))
+def fts5_query(query: str, terms: Sequence[str] | None = None) -> str:
+    """An FTS5 MATCH expression matching any word of ``query`` (or of ``terms``), each a
+    quoted string; ``""`` when it has no words."""
+    return " OR ".join('"' + w.replace('"', '""') + '"'
+                       for w in (words(query) if terms is None else terms))
+
+
+# Lucene's classic English stop set plus question words: they match nearly every passage,
+# so scoring them costs the most and ranks the least (BM25 gives them almost no weight)
+STOPWORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their "
+    "then there these they this to was will with how what which who whom when where why do "
+    "does did i me my you your we our can could would should".split())
+MATCH_BUDGET = 10_000
+
+
+def fts5_terms(s: Session, query: str, budget: int = MATCH_BUDGET) -> list[str]:
+    """The words of ``query`` worth an FTS5 search: without stop words (unless that leaves
+    none), then the rarest first while their passages (by FTS5 count, over the whole index)
+    add up to at most ``budget`` — always at least the rarest one. BM25 must score every
+    passage a query matches, so at 100,000 passages a common word would make one search cost
+    hundreds of milliseconds while moving the top results little (its IDF is small)."""
+    distinct = list(dict.fromkeys(words(query)))
+    terms = [w for w in distinct if w not in STOPWORDS] or distinct
+    if len(terms) < 2:
+        return terms
+    df = {w: int(s.scalar(text("SELECT count(*) FROM search_chunks_fts WHERE "
+                               "search_chunks_fts MATCH :q"), {"q": fts5_query("", [w])}) or 0)
+          for w in terms}
+    kept: list[str] = []
+    total = 0
+    for w in sorted(terms, key=lambda w: df[w]):
+        if kept and total + df[w] > budget:
+            break
+        kept.append(w)
+        total += df[w]
+    return [w for w in terms if w in kept]
 
 
 def keyword_ranks(s: Session, collection_ids: Sequence[int], query: str,
                   limit: int) -> list[int]:
-    """Chunk ids in ``collection_ids`` matching ``query`` by keyword, best first."""
+    """Chunk ids in ``collection_ids`` matching ``query`` by keyword, best first (on SQLite,
+    by the words :func:`fts5_terms` keeps)."""
     if not collection_ids or not words(query):
         return []
     ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
     if s.get_bind().dialect.name == "sqlite":
+        # INDEXED BY: the collection test reads the (collection_id, rowid) index, not the
+        # chunk rows with their text and vectors (3x faster at 100,000 passages)
         stmt = text(
-            "SELECT c.id FROM search_chunks_fts f JOIN search_chunks c ON c.id = f.rowid "
+            "SELECT c.id FROM search_chunks_fts f JOIN search_chunks c "
+            "INDEXED BY ix_search_chunks_collection ON c.id = f.rowid "
             "WHERE search_chunks_fts MATCH :q AND c.collection_id IN :ids "
             "ORDER BY bm25(search_chunks_fts) LIMIT :limit").bindparams(ids)
-        q = fts5_query(query)
+        q = fts5_query(query, fts5_terms(s, query))
     else:
         stmt = text(
             "SELECT id FROM search_chunks, websearch_to_tsquery('english', :q) query "
@@ -67,9 +117,58 @@ def keyword_ranks(s: Session, collection_ids: Sequence[int], query: str,
                                                 "limit": limit})]
 
 
+class _VectorCache:
+    """The vectors of recently searched collections, as one ``(ids, matrix)`` per set of
+    collections, so that a search does not read every vector from the database again (at
+    100,000 passages that read alone takes longer than the whole search should).
+
+    An entry's key is the set's documents (id and creation time) and the embedder: documents
+    never change once written (a file added again is a new document), so adding or deleting
+    one changes the key and the next search reads the vectors afresh. At most
+    :data:`VECTOR_CACHE_ROWS` vectors are kept (about 1 KB each), least recently used first
+    out.
+    """
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.entries: OrderedDict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = \
+            OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[Any, ...], ids: np.ndarray, matrix: np.ndarray) -> None:
+        with self.lock:
+            self.entries[key] = (ids, matrix)
+            while len(self.entries) > 1 and sum(
+                    len(i) for i, _ in self.entries.values()) > self.rows:
+                self.entries.popitem(last=False)
+
+
+VECTOR_CACHE_ROWS = 400_000
+_vectors = _VectorCache(VECTOR_CACHE_ROWS)
+
+
+def _key(s: Session, collection_ids: Sequence[int]) -> tuple[Any, ...]:
+    """What the vectors of ``collection_ids`` depend on: their documents and the embedder."""
+    ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
+    docs = s.execute(text("SELECT id, created_at FROM search_documents "
+                          "WHERE collection_id IN :ids ORDER BY id").bindparams(ids),
+                     {"ids": list(collection_ids)}).all()
+    return (EMBEDDER, embeddings.DIMENSIONS, tuple((int(i), str(t)) for i, t in docs))
+
+
 def reembed_stale(s: Session, collection_ids: Sequence[int], batch: int = 256) -> int:
     """Re-embed the chunks of ``collection_ids`` whose vectors came from another embedder (or
-    dimension); returns how many."""
+    dimension); returns how many. Collections whose vectors are cached were checked when
+    they were cached."""
+    if _vectors.get(_key(s, collection_ids)) is not None:
+        return 0
     done = 0
     while True:
         stale = s.scalars(select(Chunk).where(
@@ -77,11 +176,28 @@ def reembed_stale(s: Session, collection_ids: Sequence[int], batch: int = 256) -
             (Chunk.embedder != EMBEDDER) | (Chunk.dim != embeddings.DIMENSIONS)).limit(batch)).all()
         if not stale:
             return done
-        vectors = embed([c.text for c in stale])
+        vectors = embed([passage_text(c.heading, c.text) for c in stale])
         for c, v in zip(stale, vectors, strict=True):
             c.vector, c.embedder, c.dim = v.tobytes(), EMBEDDER, embeddings.DIMENSIONS
         s.flush()
         done += len(stale)
+
+
+def vector_matrix(s: Session, collection_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(chunk ids (n,) int64, unit vectors (n, DIMENSIONS) float32)`` of the current
+    embedder's chunks in ``collection_ids``, from the cache when it is still valid."""
+    key = _key(s, collection_ids)
+    found = _vectors.get(key)
+    if found is not None:
+        return found
+    rows = s.execute(select(Chunk.id, Chunk.vector).where(
+        Chunk.collection_id.in_(collection_ids), Chunk.embedder == EMBEDDER,
+        Chunk.dim == embeddings.DIMENSIONS)).all()
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(
+        len(rows), embeddings.DIMENSIONS)
+    _vectors.put(key, ids, matrix)
+    return ids, matrix
 
 
 def vector_ranks(s: Session, collection_ids: Sequence[int], query: str,
@@ -90,15 +206,48 @@ def vector_ranks(s: Session, collection_ids: Sequence[int], query: str,
     with zero similarity are left out)."""
     if not collection_ids or not query.strip():
         return []
-    rows = s.execute(select(Chunk.id, Chunk.vector).where(
-        Chunk.collection_id.in_(collection_ids), Chunk.embedder == EMBEDDER)).all()
-    if not rows:
+    ids, matrix = vector_matrix(s, collection_ids)
+    if not len(ids):
         return []
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(
-        len(rows), embeddings.DIMENSIONS)
-    scores = matrix @ embed([query])[0]
+    return [int(ids[i]) for i in cosine_ranks(matrix, embed([query])[0], limit)]
+
+
+def cosine_ranks(matrix: np.ndarray, query_vector: np.ndarray, limit: int) -> list[int]:
+    """Row numbers of the unit vectors ``matrix`` ``(n, d)`` by cosine similarity to the unit
+    ``query_vector`` ``(d,)``, best first, at most ``limit``, leaving out those with
+    similarity 0 or less (``argpartition`` then a sort of the top ``limit``: O(n))."""
+    if not len(matrix):
+        return []
+    scores = matrix @ query_vector
+    if limit < len(scores):
+        top = np.argpartition(-scores, limit - 1)[:limit]
+        order = top[np.argsort(-scores[top], kind="stable")]
+    else:
+        order = np.argsort(-scores, kind="stable")
+    return [int(i) for i in order if scores[i] > 0]
+
+
+def text_ranks(texts: Sequence[str], query: str, limit: int, k1: float = 1.2,
+               b: float = 0.75) -> list[int]:
+    """Positions in ``texts`` matching any word of ``query``, best first by Okapi BM25
+    (Robertson and Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond", 2009;
+    the IDF of Lucene, ``ln(1 + (N - n + 0.5) / (n + 0.5))``, never negative): the keyword
+    ranking of passages that are not in the database (knowledge-pack articles)."""
+    terms = set(words(query))
+    if not terms or not texts:
+        return []
+    docs = [[w.lower() for w in _WORD.findall(t)] for t in texts]
+    lengths = np.array([len(d) for d in docs], dtype=np.float64)
+    avg = float(lengths.mean()) or 1.0
+    counts = {t: np.array([d.count(t) for d in docs], dtype=np.float64) for t in terms}
+    scores = np.zeros(len(docs))
+    for tf in counts.values():
+        n = float((tf > 0).sum())
+        if n:
+            idf = np.log(1 + (len(docs) - n + 0.5) / (n + 0.5))
+            scores += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths / avg))
     order = np.argsort(-scores, kind="stable")[:limit]
-    return [int(rows[i][0]) for i in order if scores[i] > 0]
+    return [int(i) for i in order if scores[i] > 0]
 
 
 def fuse(*rankings: Sequence[int], k: int = RRF_K) -> list[tuple[int, float]]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from cove import embeddings
@@ -148,7 +148,7 @@ def prepare(filename: str, data: bytes, max_bytes: int) -> Prepared:
         why = "; ".join(extracted.notes) or "it holds no text"
         raise InvalidRequest(f"{name!r} has no text to search ({why})", param="file",
                              code="empty_file")
-    vectors = index.embed([c["text"] for c in chunks])
+    vectors = index.embed([index.passage_text(c["heading"], c["text"]) for c in chunks])
     return Prepared(name, len(data), hashlib.sha256(data).hexdigest(), extracted,
                     sum(len(x.text) for x in extracted.sections), chunks, vectors)
 
@@ -162,11 +162,11 @@ def add_document(s: Session, user_id: int, collection_id: int, p: Prepared) -> D
                  pages=p.extracted.pages, chars=p.chars, notes=json.dumps(p.extracted.notes))
     s.add(d)
     s.flush()
-    s.add_all(Chunk(user_id=user_id, collection_id=c.id, document_id=d.id, ordinal=i,
-                    embedder=index.EMBEDDER, dim=embeddings.DIMENSIONS,
-                    vector=v.tobytes(), **row)
-              for i, (row, v) in enumerate(zip(p.chunks, p.vectors, strict=True)))
-    s.flush()
+    # one executemany, not an ORM object per chunk (half the time of an ingest's writes)
+    s.execute(insert(Chunk), [
+        {"user_id": user_id, "collection_id": c.id, "document_id": d.id, "ordinal": i,
+         "embedder": index.EMBEDDER, "dim": embeddings.DIMENSIONS, "vector": v.tobytes(), **row}
+        for i, (row, v) in enumerate(zip(p.chunks, p.vectors, strict=True))])
     return d
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from cove.config import Settings
 from cove.errors import CoveError, InvalidRequest, NotFound, Unauthorized
-from cove.features.search import service, web
+from cove.features.search import packs, service, web
 from cove.store.db import Database
 
 RRF_K = 60
@@ -129,12 +129,8 @@ async def _web_available(ctx: Context) -> Any:
 KINDS: dict[str, Kind] = {
     "collections": Kind(_collections, _collections_available),
     "web": Kind(_web, _web_available, guests=True, soft=True),
-    # knowledge packs go here: "packs": Kind(<search>, <available>, guests=True). The request's
-    # value is true (every pack) or a list of pack names; passages in the shape of the module
-    # docstring with kind "pack", "url" the article at /knowledge/<pack>/<path> (the web app's
-    # card opens it), and "pack", "date" (shown on the card and in the prompt's label).
-    # available(ctx) -> [{"name", "title", ...}] or None when there are none (the web app then
-    # hides the Packs box).
+    # knowledge packs (:mod:`.packs`): value true (every pack) or a list of pack names
+    "packs": Kind(packs.kind_search, packs.kind_available, guests=True),
 }
 
 

@@ -12,7 +12,16 @@ from __future__ import annotations
 import builtins
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cove.store.tables import Base, utcnow
@@ -100,4 +109,32 @@ class Chunk(Base):
     __table_args__ = (Index("ix_search_chunks_collection", "collection_id"),)
 
 
-TABLES = (Collection, StoredFile, Document, Chunk)
+class Pack(Base):
+    """A knowledge pack: a ZIM archive registered by an admin, read in place at ``path`` and
+    shared by every user of the instance. ``name`` is its URL slug (``/knowledge/<name>/...``);
+    ``uuid`` is the archive's own id (one registration per archive); the rest is the archive's
+    metadata when it was added (``date``: ``YYYY-MM-DD``, ``articles``: front articles).
+    Created by the Alembic migration ``0008_packs``."""
+
+    __tablename__ = "search_packs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    uuid: Mapped[str] = mapped_column(String(32), unique=True)
+    path: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(64), default="")
+    date: Mapped[str] = mapped_column(String(32), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    creator: Mapped[str] = mapped_column(Text, default="")
+    publisher: Mapped[str] = mapped_column(Text, default="")
+    articles: Mapped[int] = mapped_column(Integer, default=0)
+    media: Mapped[int] = mapped_column(Integer, default=0)
+    fulltext: Mapped[bool] = mapped_column(default=False)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    added_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+TABLES = (Collection, StoredFile, Document, Chunk, Pack)

@@ -146,7 +146,11 @@
     }
     el.appendChild(actions);
     if (m.role === "assistant") renderAssistantBody(el, m);
-    else body.textContent = m.content;
+    else {
+      const urls = (m.images || []).map((i) => (typeof i === "string" ? i : i.url));
+      if (urls.length) el.insertBefore(window.coveAttach.thumbs(urls), body);
+      body.textContent = m.content;
+    }
     return el;
   }
 
@@ -301,12 +305,14 @@
       body = { regenerate: true, model };
     } else if (editIndex !== undefined) {
       const editId = state.messages[editIndex].id;
+      const images = (state.messages[editIndex].images || []).map((i) => (typeof i === "string" ? i : i.url));
       state.messages = state.messages.slice(0, editIndex);
-      state.messages.push({ role: "user", content: text });
-      body = { content: text, edit_from: editId, model };
+      state.messages.push({ role: "user", content: text, images });
+      body = { content: text, edit_from: editId, model, images };
     } else {
-      state.messages.push({ role: "user", content: text });
-      body = { content: text, model };
+      const images = window.coveAttach.take();
+      state.messages.push({ role: "user", content: text, images });
+      body = { content: text, model, images };
     }
     const answer = { role: "assistant", content: "", reasoning: "", status: "streaming", model };
     state.messages.push(answer);
@@ -324,8 +330,10 @@
     let path;
     if (guest) {
       path = "/web/guest/chat";
-      body = { model, messages: state.messages.slice(0, -1).filter((m) => m.content)
-                                   .map((m) => ({ role: m.role, content: m.content })) };
+      body = { model, messages: state.messages.slice(0, -1)
+                                   .filter((m) => m.content || (m.images && m.images.length))
+                                   .map((m) => ({ role: m.role, content: m.content,
+                                                  images: m.images || [] })) };
     } else {
       if (!state.conversationId) {
         const c = await api("POST", "/web/conversations", { model });
@@ -496,7 +504,7 @@
     $("composer").addEventListener("submit", (e) => {
       e.preventDefault();
       const text = $("input").value.trim();
-      if (!text || state.busy) return;
+      if ((!text && !window.coveAttach.count()) || state.busy) return;
       $("input").value = "";
       submit(text);
     });

@@ -34,6 +34,7 @@ from cove.api.openai.responses.schemas import (
 from cove.chat import ChatMessage, ChatRequest
 from cove.engine.types import SamplingParams
 from cove.errors import InvalidRequest
+from cove.images import from_url
 from cove.structured import schema_grammar
 from cove.tools import ToolSpec, parse_tools
 
@@ -160,12 +161,22 @@ def normalize_input(value: str | list[Any]) -> list[dict[str, Any]]:
     return items
 
 
-def _text(parts: Any) -> tuple[str, int]:
-    """The text of a list of parts joined by newlines, and how many images it holds."""
+def _text(parts: Any) -> tuple[str, list[bytes]]:
+    """The text of a list of parts joined by newlines, and the bytes of its images
+    (``input_image`` parts with a ``data:`` URL in ``image_url``; see
+    :func:`cove.images.from_url`)."""
     if isinstance(parts, str):
-        return parts, 0
+        return parts, []
     texts = [p.get("text") or p.get("refusal") or "" for p in parts if p["type"] != "input_image"]
-    return "\n".join(texts), sum(p["type"] == "input_image" for p in parts)
+    images = []
+    for p in parts:
+        if p["type"] == "input_image":
+            url = p.get("image_url")
+            if not isinstance(url, str):
+                raise InvalidRequest("input_image needs image_url (a data: URL); file_id is not "
+                                     "supported", param="input")
+            images.append(from_url(url, "input"))
+    return "\n".join(texts), images
 
 
 def to_messages(items: list[dict[str, Any]]) -> list[ChatMessage]:
