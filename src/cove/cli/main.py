@@ -22,6 +22,7 @@ from cove.features.ideas.cli import register as register_ideas_command
 from cove.features.logic.cli import register as register_logic_command
 from cove.features.memes.cli import register as register_meme_commands
 from cove.features.search.cli import register as register_knowledge_commands
+from cove.features.train.cli import register as register_train_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -208,6 +209,7 @@ def version() -> None:
 
 register_model_commands(cli)
 register_logic_command(cli)
+register_train_commands(cli)
 register_knowledge_commands(cli)
 register_ideas_command(cli)
 register_arena_command(cli)
