@@ -15,9 +15,10 @@ Normalising: the EXIF orientation is applied (a phone photo stands the right way
 animated image (GIF, APNG, WebP) gives its first frame (the others are never decoded; more
 than :data:`MAX_FRAMES` frames are refused, counted from the frame headers), transparency is
 composited on white, the mode becomes RGB, and an image larger than ``max_side`` on its
-longer side is scaled down (Lanczos). The result is re-encoded (JPEG for a JPEG source, else
-PNG), so the same upload always gives the same bytes, and their SHA-256 is the image's identity
-(KV-cache reuse, storage).
+longer side is scaled down (Lanczos, after a box reduction by a whole factor when it is over 3
+times too large). The result is re-encoded (JPEG for a JPEG source, else PNG), so the same
+upload always gives the same bytes, and their SHA-256 is the image's identity (KV-cache reuse,
+storage).
 """
 
 from __future__ import annotations
@@ -168,8 +169,11 @@ def normalise(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     fmt = im.format
     if max(im.size) > max_side:
         scale = max_side / max(im.size)
+        # reducing_gap: a box-filter reduction by a whole factor first, then Lanczos over
+        # at most 3x (Pillow's documented speed-up; the result is all but the same): plain
+        # Lanczos from 1 x 40,000,000 pixels took 18 s of CPU for a 74-byte upload
         im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
-                       Image.Resampling.LANCZOS)
+                       Image.Resampling.LANCZOS, reducing_gap=3.0)
     out = io.BytesIO()
     if fmt == "JPEG":
         im.save(out, format="JPEG", quality=92)

@@ -18,7 +18,8 @@ from cove.errors import InvalidRequest
     ("ftp://gpu1/v1", "http:// or https://"), ("gpu1:8000", "http:// or https://"),
     ("file:///etc/passwd", "http:// or https://"), ("http:///v1", "no host"),
     ("http://user:pw@gpu1/v1", "credentials"), ("http://gpu1/v1?x=1", "query"),
-    ("http://gpu1:99999/v1", "(?i)port"),
+    ("http://gpu1:99999/v1", "(?i)port"), ("http://gpu1:0/v1", "port 0"),
+    ("http://[::1/v1", "not a URL"),  # urlsplit's ValueError was a traceback in the CLI
 ])
 def test_a_backend_url_must_be_http_or_https(url: str, why: str) -> None:
     with pytest.raises(InvalidRequest, match=why):
@@ -61,6 +62,8 @@ def test_the_backend_commands(tmp_path: Path) -> None:
     r = cove(tmp_path, "add", "gpu1", "ftp://gpu1/v1", "--models", "big")
     assert r.returncode == 1 and "must start with http:// or https://" in r.stderr
     assert "Traceback" not in r.stderr
+    r = cove(tmp_path, "add", "gpu1", "http://[::1", "--models", "big")
+    assert r.returncode == 1 and "is not a URL" in r.stderr and "Traceback" not in r.stderr
     r = cove(tmp_path, "add", "w1", "http://127.0.0.1:9001", "--models", "smollm2:135m")
     assert r.returncode == 1 and "already a local model" in r.stderr and "--prefix" in r.stderr
     r = cove(tmp_path, "add", "w1", "http://127.0.0.1:9001", "--models", "smollm2:135m",

@@ -6,6 +6,7 @@ import base64
 import io
 import struct
 import zlib
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -47,6 +48,26 @@ def test_exif_orientation_is_applied() -> None:
 def test_large_images_are_scaled_down() -> None:
     pic = images.normalise(encode(Image.new("RGB", (400, 100)), "PNG"), max_side=100)
     assert (pic.width, pic.height) == (100, 25)
+
+
+def test_far_too_large_images_are_box_reduced_before_lanczos(monkeypatch: Any) -> None:
+    # plain Lanczos from 1 x 40,000,000 (a 74-byte PNG) to 1 x 2048 took 18 s of CPU: a
+    # whole-factor box reduction must come first, so Lanczos never spans more than 3x
+    seen: list[tuple[int, int]] = []
+    reduce = Image.Image.reduce
+
+    def spy(self: Image.Image, factor: Any, box: Any = None) -> Image.Image:
+        seen.append(self.size)
+        return reduce(self, factor, box)
+
+    monkeypatch.setattr(Image.Image, "reduce", spy)
+    pic = images.normalise(encode(Image.new("RGB", (1, 400_000)), "PNG"), max_side=100)
+    assert (pic.width, pic.height) == (1, 100)
+    assert seen == [(1, 400_000)]
+    seen.clear()
+    assert images.normalise(encode(Image.new("RGB", (250, 10)), "PNG"), max_side=100).width \
+        == 100
+    assert seen == []  # under 3x too large: Lanczos alone, as before
 
 
 def test_animated_gif_gives_its_first_frame() -> None:

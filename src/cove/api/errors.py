@@ -194,7 +194,9 @@ def allowed_methods(request: Request, fallback: str = "") -> list[str]:
     return found or [m.strip() for m in fallback.split(",") if m.strip()] or ["GET", "HEAD"]
 
 
-def _loc_to_param(loc: tuple[Any, ...]) -> str:
+def loc_to_param(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as a field path (``messages[0].content``): ``body`` and
+    union members' names (``list[union[int,str]]``, ``str``, ...) are left out."""
     parts = [p for p in loc if p not in ("body",)]
     out = ""
     for p in parts:
@@ -236,7 +238,7 @@ def validation_to_error(exc: RequestValidationError) -> CoveError:
         return InvalidRequest(_json_problem(first))
     if loc == ("body",) and first.get("type") == "missing":
         return InvalidRequest("the request body is empty: send a JSON object")
-    param = _loc_to_param(loc)
+    param = loc_to_param(loc)
     if loc == ("body",) or not param:
         return InvalidRequest(f"request body must be a JSON object: {first.get('msg')}")
     msg = first.get("msg")

@@ -64,9 +64,13 @@ def check_url(url: str) -> str:
     trailing slash, ``/v1`` appended when it has no path.
 
     Raises:
-        InvalidRequest: another scheme, no host, credentials, a query or fragment.
+        InvalidRequest: not a URL, another scheme, no host, credentials, a query or
+            fragment, a bad port.
     """
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as e:  # e.g. "http://[::1" (an unclosed IPv6 literal)
+        raise InvalidRequest(f"backend URL {url!r} is not a URL ({e})", param="url") from None
     if parts.scheme not in ("http", "https"):
         raise InvalidRequest(f"backend URL {url!r} must start with http:// or https:// "
                              "(an OpenAI-compatible server, e.g. http://gpu1:8000/v1)", param="url")
@@ -79,9 +83,12 @@ def check_url(url: str) -> str:
         raise InvalidRequest(f"backend URL {url!r} must not have a query or fragment",
                              param="url")
     try:
-        parts.port  # noqa: B018 - raises on a bad port
+        port = parts.port
     except ValueError as e:
         raise InvalidRequest(f"backend URL {url!r}: {e}", param="url") from None
+    if port == 0:
+        raise InvalidRequest(f"backend URL {url!r}: port 0 is not a port a server listens on",
+                             param="url")
     path = parts.path.rstrip("/") or "/v1"
     return f"{parts.scheme}://{parts.netloc}{path}"
 

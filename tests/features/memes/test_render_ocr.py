@@ -5,6 +5,7 @@ character error rate stays at or under 0.05."""
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 from cove.features.memes import ocr
 from cove.features.memes.layout import regions
@@ -63,3 +64,24 @@ def test_spaces_between_single_letters_are_restored() -> None:
     im = render(background("busy"), default_boxes(), {"top": "Y U NO",
                                                       "bottom": "write documentation"})
     assert ocr.read(im, "rapidocr").text.split("\n")[0] == "Y U NO"
+
+
+@pytest.mark.parametrize("engine", ["rapidocr", "tesseract"])
+@pytest.mark.parametrize("size", [(5000, 1), (4000, 30), (1, 5000), (1999, 1), (1, 1)])
+def test_images_too_thin_for_rapidocrs_resize_are_read_not_500(size: tuple[int, int],
+                                                                engine: str) -> None:
+    # RapidOCR scales the longer side to 2000 px and rounds both to multiples of 32: a thin
+    # banner's short side became 0 and it raised ResizeImgError (a 500 on /v1/memes/explain);
+    # and its detector scales the shorter side up to 736 px: 1999 x 1 ran out of memory
+    got = ocr.read(Image.new("RGB", size, "black"), engine)
+    assert (got.width, got.height) == size
+    assert got.lines == []
+
+
+def test_a_thin_banner_is_still_read() -> None:
+    im = Image.new("RGB", (4200, 60), "black")
+    banner = render(Image.new("RGB", (1400, 60), "black"),
+                    [default_boxes()[0].__class__("top", 0, 0, 1, 1)], {"top": "free pizza"})
+    for x in (0, 1400, 2800):
+        im.paste(banner, (x, 0))
+    assert "PIZZA" in ocr.read(im, "rapidocr").text.upper()

@@ -271,3 +271,21 @@ def test_explain_options_are_checked(fake: FakeWorld) -> None:
     err = error_of(fake.client.post("/v1/memes/explain", json={"image": data_url(data),
                                                                "model": "missing:1b"}), 404)
     assert err["param"] == "model"
+
+
+@pytest.mark.parametrize("box", [{"color": "notacolor"}, {"stroke": "#12"},
+                                 {"color": {"r": 1}}, {"color": "#" + "f" * 100}])
+def test_box_colours_pillow_cannot_draw_are_400_not_500(fake: FakeWorld, alice: Browser,
+                                                        box: dict[str, Any]) -> None:
+    boxes = [{"name": "a", **box}]
+    key = next(iter(box))
+    r = fake.client.post("/v1/memes", json={"image": data_url(small_photo()), "boxes": boxes,
+                                            "text": {"a": "hello"}})
+    assert error_of(r, 400)["param"] == f"boxes[0].{key}"
+    assert error_of(upload(alice, small_photo(), "bad colour", boxes), 400)["param"] == \
+        f"boxes[0].{key}"
+    assert count(fake, MemeTemplate) == 0
+    ok = fake.client.post("/v1/memes", json={"image": data_url(small_photo()), "text": {
+        "top": "fine"}, "boxes": [{"name": "top", "color": "hsl(30, 100%, 50%)",
+                                   "stroke": "#102030"}]})
+    assert ok.status_code == 200, ok.text

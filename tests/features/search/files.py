@@ -79,3 +79,31 @@ def pdf_bomb(unpacked: int = 200 * 1024 * 1024) -> bytes:
                                                          for o in offsets)
     out += b"trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
     return bytes(out)
+
+
+
+def pdf_tripping_pypdf_assert() -> bytes:
+    """A one-page PDF (written by hand, its xref offsets right) whose content stream holds an
+    array where an operator should be (``(text) /Kids [3 0 R 3 0 R]Tj``): pypdf 7 parses it
+    with no reader at hand and fails an ``assert`` (AssertionError, not one of its own
+    errors). Found by mutating this file at random."""
+    stream = b"BT 20 100 Td (Hello lighthouse keeper) /Kids [3 0 R 3 0 R]Tj ET"
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R "
+            b"/Resources << /Font << /F1 5 0 R >> >> >>",
+            b"<< /Length 54 >>\nstream\n" + stream + b"\nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for i, o in enumerate(objs, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % i + o + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1))
+    for o in offsets:
+        out.write(b"%010d 00000 n \n" % o)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+              % (len(objs) + 1, xref))
+    return out.getvalue()

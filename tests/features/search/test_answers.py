@@ -65,6 +65,10 @@ def test_bad_values_and_other_users_collections(fake: FakeWorld, alice: Browser,
     assert r.status_code == 404 and r.json()["error"]["param"] == "cove.search.collections"
     r = chat(alice, {"collections": []})
     assert r.status_code == 400 and r.json()["error"]["param"] == "cove.search.collections"
+    for wrong in ("garden", [{"name": "garden"}]):  # the param named the union's members
+        r = chat(alice, {"collections": wrong})
+        assert r.status_code == 400 and r.json()["error"]["param"] in (
+            "cove.search.collections", "cove.search.collections[0]"), r.text
     r = alice.post("/v1/chat/completions", json={"messages": ASK, "cove": {"nope": {}}})
     assert r.status_code == 400 and r.json()["error"]["param"] == "cove.nope"
     assert fake.engine.history == []

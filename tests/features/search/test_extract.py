@@ -7,7 +7,14 @@ import pytest
 from cove.errors import InvalidRequest, PayloadTooLarge
 from cove.features.search.extract import extract, html_sections, markdown_sections
 from cove.features.search.service import prepare
-from tests.features.search.files import docx_bomb, encrypted_pdf, make_docx, make_pdf, pdf_bomb
+from tests.features.search.files import (
+    docx_bomb,
+    encrypted_pdf,
+    make_docx,
+    make_pdf,
+    pdf_bomb,
+    pdf_tripping_pypdf_assert,
+)
 
 
 def code_of(data: bytes, name: str) -> str | None:
@@ -83,6 +90,11 @@ def test_corrupt_and_encrypted_pdfs() -> None:
     assert code_of(b"%PDF-1.7\n" + b"garbage " * 100, "junk.pdf") == "unreadable_file"
     with pytest.raises(InvalidRequest, match="encrypted"):
         extract(encrypted_pdf("Secret plans."), "locked.pdf")
+
+
+def test_a_pdf_that_trips_an_assert_inside_pypdf_is_unreadable_not_500() -> None:
+    # pypdf raised AssertionError (none of the types caught): the upload was a 500
+    assert code_of(pdf_tripping_pypdf_assert(), "odd.pdf") == "unreadable_file"
 
 
 def test_docx_zip_bomb_refused() -> None:

@@ -97,6 +97,22 @@ def test_a_failing_searxng_is_a_warning_and_the_answer_comes(
     assert search["warnings"] == ["web search failed: SearXNG did not answer within 3 s"]
 
 
+def test_searxng_results_with_malformed_urls_are_skipped(fake: FakeWorld, alice: Browser,
+                                                         searx: FakeSearxng) -> None:
+    # urlsplit raises ValueError on "http://[oops" (an unclosed IPv6 literal): it escaped the
+    # soft web kind and the chat was a 500
+    searx.results = [{"url": "http://[oops/x", "title": "broken"},
+                     {"url": "https://[::1/", "title": "broken too"}, *RESULTS]
+    fake.engine.enqueue(["Ingrid."])
+    r = alice.post("/v1/chat/completions", json={"model": "scripted", "messages": ASK,
+                                                  "cove": {"search": {"web": True}}})
+    assert r.status_code == 200, r.text
+    urls = [s["url"] for s in r.json()["cove"]["search"]["sources"]]
+    assert urls == ["https://lighthouse.example/keeper", "https://ferries.example/times"]
+    r = alice.post("/web/search", json={"query": "lighthouse", "web": True})
+    assert r.status_code == 200, r.text
+
+
 def test_web_off_and_guests_collections(fake: FakeWorld, alice: Browser) -> None:
     fake.app.state.settings = fake.app.state.settings.model_copy(update={"searxng_url": None})
     r = alice.post("/v1/chat/completions", json={"messages": ASK,

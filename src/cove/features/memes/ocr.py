@@ -203,14 +203,36 @@ def refine(im: Image.Image, mask: Image.Image, line: Line) -> Line:
     return Line(text, line.box, score, _word_boxes(text, line.box))
 
 
+RAPID_MAX_ASPECT = 4  # longer side / shorter side of what RapidOCR is given, at most
+
+
+def padded_for_rapidocr(im: Image.Image) -> Image.Image:
+    """``im`` in RGB, extended to the right or bottom with its corner's colour so that its
+    longer side is at most :data:`RAPID_MAX_ASPECT` times its shorter one. RapidOCR scales an
+    image's longer side down to 2000 px and rounds each side to a multiple of 32 (a thin
+    banner's shorter side became 0: ``ResizeImgError``), then its detector scales the
+    shorter side *up* to 736 px and the longer one with it (a 1999 x 1 image became about
+    1.5 million pixels long and took all the memory). The picture stays at (0, 0), so the
+    boxes found are boxes of ``im``."""
+    rgb = im.convert("RGB")
+    w, h = rgb.size
+    need = -(-max(w, h) // RAPID_MAX_ASPECT)  # ceil
+    if min(w, h) >= need:
+        return rgb
+    out = Image.new("RGB", (w, need) if w >= h else (need, h), rgb.getpixel((0, 0)))
+    out.paste(rgb, (0, 0))
+    return out
+
+
 def read_rapidocr(im: Image.Image) -> list[Line]:
     """Lines read by RapidOCR (onnxruntime, one thread per core), text re-split, each line
-    given a second look (:func:`refine`)."""
+    given a second look (:func:`refine`). A very thin image is padded first
+    (:func:`padded_for_rapidocr`)."""
     import numpy as np
 
     with _rapid_lock:  # one onnxruntime session set, used by one caller at a time
         # BGR, as it expects; the stages named every time (RapidOCR keeps the last call's)
-        result = _rapid()(np.asarray(im.convert("RGB"))[:, :, ::-1], use_det=True,
+        result = _rapid()(np.asarray(padded_for_rapidocr(im))[:, :, ::-1], use_det=True,
                           use_cls=True, use_rec=True)
     lines = []
     for quad, text, score in zip(result.boxes if result.boxes is not None else [],

@@ -84,13 +84,28 @@ def _fraction(value: Any, key: str, param: str) -> float:
     return float(value)
 
 
+def _is_color(value: str) -> bool:
+    """Whether Pillow can draw in ``value`` (:func:`PIL.ImageColor.getrgb`: CSS-like names,
+    ``#rgb``, ``#rrggbb``, ``rgb()``, ``hsl()``, ...)."""
+    from PIL import ImageColor
+
+    if len(value) > 64:
+        return False
+    try:
+        ImageColor.getrgb(value)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_boxes(raw: Any, param: str = "boxes") -> list[TextBox]:
     """Validate a list of box dicts (the ``text`` list of a memegen config, each with a
     ``name``) into :class:`TextBox` items.
 
     Raises:
         InvalidRequest (``param``): not a list of 1..8 objects, a missing or repeated name,
-            unknown keys or values, a box outside the image or with no area.
+            unknown keys or values (a ``color`` or ``stroke`` Pillow cannot draw in, a value
+            that is not a string), a box outside the image or with no area.
     """
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_BOXES:
         raise InvalidRequest(f"boxes must be a list of 1 to {MAX_BOXES} text boxes", param=param)
@@ -111,9 +126,17 @@ def parse_boxes(raw: Any, param: str = "boxes") -> list[TextBox]:
         fields: dict[str, Any] = {k: _fraction(item[k], k, f"{where}.{k}")
                                   for k in ("anchor_x", "anchor_y", "scale_x", "scale_y")
                                   if k in item}
-        fields.update({k: str(item[k]) for k in ("style", "color", "stroke", "font", "align")
-                       if k in item})
+        for k in ("style", "color", "stroke", "font", "align"):
+            if k in item:
+                if not isinstance(item[k], str):
+                    raise InvalidRequest(f"{k} must be a string", param=f"{where}.{k}")
+                fields[k] = item[k]
         box = TextBox(name, **fields)
+        for key in ("color", "stroke"):
+            if not _is_color(getattr(box, key)):
+                raise InvalidRequest(f"{key} must be a colour Pillow knows (a name such as "
+                                     "white, #rrggbb, rgb(...) or hsl(...))",
+                                     param=f"{where}.{key}")
         for key, allowed in (("style", STYLES), ("font", FONTS), ("align", ALIGNS)):
             if getattr(box, key) not in allowed:
                 raise InvalidRequest(f"{key} must be one of {', '.join(allowed)}",

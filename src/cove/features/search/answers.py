@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from cove.api.errors import loc_to_param
 from cove.chat import ChatMessage, ChatRequest
 from cove.errors import InvalidRequest
 from cove.features.search import service
@@ -163,7 +164,7 @@ async def search_extension(request: Request, value: Any,
         field = SearchField.model_validate(value)
     except ValidationError as e:
         err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
+        where = loc_to_param(tuple(err["loc"]))
         raise InvalidRequest(f"cove.search: {err['msg']}",
                              param="cove.search" + (f".{where}" if where else "")) from e
     query = next((m.content for m in reversed(req.messages) if m.role == "user"), "")

@@ -214,6 +214,8 @@ def pdf(data: bytes, filename: str) -> Extracted:
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
             RecursionError, NotImplementedError) as e:  # pypdf's errors on damaged files
         raise unreadable(f"{filename!r} is a damaged PDF ({type(e).__name__}: {e})") from e
+    except Exception as e:  # noqa: BLE001 - and its asserts, struct and zlib errors, ...
+        raise unreadable(f"{filename!r} is a damaged PDF ({type(e).__name__})") from e
     sections = [Section(t, page=i + 1) for i, t in enumerate(texts) if t.strip()]
     blank = [i + 1 for i, t in enumerate(texts) if not t.strip()]
     notes = [f"page {p} has no text layer (a scan or an image); it was not read" for p in blank]

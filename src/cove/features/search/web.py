@@ -101,7 +101,8 @@ async def _read_capped(response: httpx.Response, limit: int, what: str) -> bytes
 
 def parse_results(data: bytes) -> list[dict[str, str]]:
     """SearXNG's JSON answer as ``[{"url", "title", "content", "engine"}]`` (http and https
-    results only, each URL once, in SearXNG's order).
+    results with a host only, each URL once, in SearXNG's order; a URL that does not parse
+    is left out).
 
     Raises:
         WebSearchFailed: not JSON, or not an object with a ``results`` list.
@@ -119,7 +120,12 @@ def parse_results(data: bytes) -> list[dict[str, str]]:
         if not isinstance(r, dict) or not isinstance(r.get("url"), str):
             continue
         url = r["url"].strip()
-        if urlsplit(url).scheme not in ("http", "https") or not host_of(url) or url in seen:
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:  # e.g. "http://[oops" (an unclosed IPv6 literal)
+            continue
+        if parts.scheme not in ("http", "https") or not host or url in seen:
             continue
         seen.add(url)
         title, content, engine = (r[k].strip() if isinstance(r.get(k), str) else ""
