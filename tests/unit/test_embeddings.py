@@ -37,3 +37,17 @@ def test_loaded_lazily_from_the_wheel_with_no_network() -> None:
                          timeout=120, env={"HOME": "/nonexistent", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
+
+
+def test_loading_leaves_the_root_logger_alone() -> None:
+    # wordllama's __init__ calls logging.basicConfig(level=INFO); without the guard every INFO
+    # record (the model manager's "loaded ..." line) reached the terminal of `cove run --search`.
+    code = ("import logging\n"
+            "import cove.embeddings as e\n"
+            "e.embed(['hello'])\n"
+            "root = logging.getLogger()\n"
+            "print(len(root.handlers), root.level)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={"HOME": "/nonexistent", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", str(30)]  # no handler added, level still WARNING
