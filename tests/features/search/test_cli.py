@@ -105,3 +105,12 @@ def test_ctrl_c_stops_cleanly_keeping_whole_documents(home: Path, tmp_path: Path
         per_doc = s.execute(select(Chunk.document_id, func.count()).group_by(Chunk.document_id))
         assert {c for _, c in per_doc} == {n_chunks // n_docs}
     db.close()
+
+
+def test_without_an_account_says_how_to_make_one(tmp_path: Path) -> None:
+    r = cove(tmp_path / "empty", "knowledge", "add", "notes", str(tmp_path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    said = " ".join(r.stderr.split())
+    assert "cove serve" in said and "sign up" in said
+    r = cove(tmp_path / "empty", "run", "--search", "hello")
+    assert r.returncode == 1 and "sign up" in " ".join(r.stderr.split())

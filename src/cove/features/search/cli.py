@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from cove.store.db import Database
 
 
+NO_ACCOUNT = ("knowledge collections belong to an account, and there is none yet: start "
+              "`cove serve`, open http://127.0.0.1:11435/ and sign up (the first account is "
+              "the admin, whose collections these commands use)")
+
+
 def files_of(paths: tuple[str, ...]) -> Iterator[Path]:
     """The files named, and the readable files under the folders named (sorted, hidden ones
     skipped), each once."""
@@ -46,8 +51,7 @@ def owner(db: Database, email: str | None) -> int:
             select(User.id).where(User.role == "admin").order_by(User.id).limit(1)
         found = s.scalar(q)
     if found is None:
-        fail(f"no account {email!r}" if email else
-             "knowledge collections belong to an account: create one in the web app first")
+        fail(f"no account {email!r}" if email else NO_ACCOUNT)
     return int(found)
 
 
@@ -193,7 +197,7 @@ def search_hooks(settings: Settings, collections: tuple[str, ...], user: str | N
     db = open_database(settings)
     has_account = _has_account(db)
     if not has_account and (collections or not web.enabled(settings)):
-        fail("knowledge collections belong to an account: create one in the web app first")
+        fail(NO_ACCOUNT)
     ctx = Context(db, settings, owner(db, user) if has_account else None)
     wants: dict[str, Any] = {
         "collections": list(collections) or (True if has_account else None),
