@@ -37,8 +37,8 @@ def cli() -> None:
 @click.option("--temperature", type=click.FloatRange(0, 2), default=0.8, show_default=True)
 @click.option("--seed", type=int, default=None, help="Seed for reproducible answers.")
 @click.option("--search", is_flag=True,
-              help="Answer with sources: your collections (and the web when COVE_SEARXNG_URL "
-              "is set).")
+              help="Answer with sources: your collections, the knowledge packs (when any "
+              "are added) and the web (when COVE_SEARXNG_URL is set).")
 @click.option("--collection", "collections", multiple=True, metavar="NAME",
               help="Search only this collection (repeatable; implies --search).")
 @click.option("--user", default=None, metavar="EMAIL",

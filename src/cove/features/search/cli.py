@@ -184,9 +184,10 @@ def search_hooks(settings: Settings, collections: tuple[str, ...], user: str | N
                  console: Console) -> Any:
     """The :class:`~cove.cli.chat.Hooks` of ``cove run --search``: each question searches
     ``collections`` of the account (all of them when none is named; the web too when
-    ``COVE_SEARXNG_URL`` is set and no collection is named), the passages go into the prompt,
-    and the numbered sources are printed after the answer with any ``[n]`` the answer names
-    that is not among them. Without an account only the web can be searched."""
+    ``COVE_SEARXNG_URL`` is set, and the knowledge packs when there are any and libzim is
+    installed, when no collection is named), the passages go into the prompt, and the
+    numbered sources are printed after the answer with any ``[n]`` the answer names that is
+    not among them. Without an account only the web and the packs can be searched."""
     from cove.cli.chat import Hooks
     from cove.cli.common import fail
     from cove.errors import CoveError
@@ -196,12 +197,14 @@ def search_hooks(settings: Settings, collections: tuple[str, ...], user: str | N
 
     db = open_database(settings)
     has_account = _has_account(db)
-    if not has_account and (collections or not web.enabled(settings)):
+    has_packs = not collections and _has_packs(db)
+    if not has_account and (collections or not (web.enabled(settings) or has_packs)):
         fail(NO_ACCOUNT)
     ctx = Context(db, settings, owner(db, user) if has_account else None)
     wants: dict[str, Any] = {
         "collections": list(collections) or (True if has_account else None),
-        "web": True if web.enabled(settings) and not collections else None}
+        "web": True if web.enabled(settings) and not collections else None,
+        "packs": True if has_packs else None}
     found: dict[str, Any] = {}
 
     async def prepare(req: Any) -> Any:
@@ -242,3 +245,14 @@ def _has_account(db: Database) -> bool:
 
     with db.session() as s:
         return bool(s.scalar(select(func.count()).select_from(User)))
+
+
+def _has_packs(db: Database) -> bool:
+    """Whether knowledge packs are registered and libzim can read them (without the ``zim``
+    extra the packs are left out rather than failing every question)."""
+    from cove.features.search import packs, zim
+
+    if not zim.available():
+        return False
+    with db.session() as s:
+        return bool(packs.list_packs(s))
