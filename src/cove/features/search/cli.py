@@ -93,7 +93,7 @@ def register(cli: click.Group) -> None:
         settings, db, user_id = _open(user)
         console = Console(stderr=True, highlight=False)
         files = list(files_of(paths))
-        added = failed = 0
+        added = failed = unchanged = 0
         try:
             with db.session() as s:
                 c = service.find_collection(s, user_id, collection) or \
@@ -104,8 +104,14 @@ def register(cli: click.Group) -> None:
                 for f in files:
                     bar.update(task, description=f.name[:40])
                     try:
-                        prepared = service.prepare(f.name, f.read_bytes(),
-                                                   settings.max_upload_bytes)
+                        data = f.read_bytes()
+                        if _already_in(db, cid, f.name, data):
+                            bar.console.print(f"unchanged {f}: already in '{collection}'",
+                                              markup=False, style="dim")
+                            unchanged += 1
+                            bar.advance(task)
+                            continue
+                        prepared = service.prepare(f.name, data, settings.max_upload_bytes)
                         with db.session() as s:
                             service.add_document(s, user_id, cid, prepared)
                         added += 1
@@ -128,7 +134,8 @@ def register(cli: click.Group) -> None:
             fail(e)
         finally:
             db.close()
-        console.print(f"{added} added, {failed} skipped, to {collection!r}", markup=False)
+        console.print(f"{added} added, " + (f"{unchanged} unchanged, " if unchanged else "")
+                      + f"{failed} skipped, to {collection!r}", markup=False)
         if failed and not added:
             sys.exit(1)
 
@@ -236,6 +243,22 @@ def search_hooks(settings: Settings, collections: tuple[str, ...], user: str | N
                           markup=False)
 
     return Hooks(prepare, after)
+
+
+def _already_in(db: Database, collection_id: int, filename: str, data: bytes) -> bool:
+    """Whether the collection holds a document of this name with these bytes (SHA-256), so
+    that adding a folder again adds only what is new instead of every passage twice."""
+    import hashlib
+
+    from sqlalchemy import select
+
+    from cove.features.search.store import Document
+
+    digest = hashlib.sha256(data).hexdigest()
+    with db.session() as s:
+        return s.scalar(select(Document.id).where(
+            Document.collection_id == collection_id, Document.filename == filename,
+            Document.sha256 == digest).limit(1)) is not None
 
 
 def _has_account(db: Database) -> bool:
