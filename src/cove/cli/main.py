@@ -157,7 +157,13 @@ def config() -> None:
 
 
     settings = read_settings()
-    table = Table("VARIABLE", "VALUE", "DESCRIPTION", box=None)
+    table = Table(box=None)
+    # the names are what one types: never cut to "COVE_BACKEND_BREAKER_COO…" (80 columns,
+    # as in a pipe); the description wraps instead
+    table.add_column("VARIABLE", no_wrap=True,
+                     min_width=max(len(f"COVE_{n}") for n in Settings.model_fields))
+    table.add_column("VALUE", overflow="fold")
+    table.add_column("DESCRIPTION")
     for name, field in Settings.model_fields.items():
         table.add_row(f"COVE_{name.upper()}", env_value(getattr(settings, name)),
                       field.description or "")
