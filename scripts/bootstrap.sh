@@ -45,18 +45,36 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 
-wheels="${COVE_WHEEL_CACHE:-$HOME/.cache/cove/wheels}/llama-cpp-python-$LLAMA_VERSION-$key"
+cache="${COVE_WHEEL_CACHE:-$HOME/.cache/cove/wheels}"
+wheels="$cache/llama-cpp-python-$LLAMA_VERSION-$key"
+sdist="$cache/llama_cpp_python-$LLAMA_VERSION.tar.gz"  # kept once downloaded (see train below)
 if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   echo "cove setup: building llama-cpp-python $LLAMA_VERSION (about 5 minutes, once; flags: $flags)" >&2
   mkdir -p "$wheels.tmp"
   CMAKE_ARGS="$flags" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
     .venv/bin/pip wheel --no-deps --no-cache-dir --no-binary llama-cpp-python \
-    -w "$wheels.tmp" "llama-cpp-python==$LLAMA_VERSION" >&2
+    -w "$wheels.tmp" "$( [ -f "$sdist" ] && echo "$sdist" || echo "llama-cpp-python==$LLAMA_VERSION")" >&2
   rm -rf "$wheels" && mv "$wheels.tmp" "$wheels"
 fi
 
 echo "cove setup: installing Cove into .venv" >&2
 .venv/bin/pip install -q "$wheels"/llama_cpp_python-*.whl >&2
 .venv/bin/pip install -q -e ".[$extras]" >&2
+# cove train converts adapters with llama.cpp's convert_lora_to_gguf.py / convert_hf_to_gguf.py
+# (and the conversion/ and gguf-py/ packages they import): they are in the llama-cpp-python
+# sdist only, not in its wheel or the gguf package. The sdist is downloaded once into the
+# cache; the scripts are copied into .venv/share/cove/llama.cpp (cove.features.train.convert).
+if [[ ",$extras," == *",train,"* ]]; then
+  if [ ! -f "$sdist" ]; then
+    echo "cove setup: downloading the llama-cpp-python $LLAMA_VERSION sdist for its converters" >&2
+    .venv/bin/pip download -q --no-deps --no-binary :all: -d "$cache" \
+      "llama-cpp-python==$LLAMA_VERSION" >&2
+  fi
+  top="llama_cpp_python-$LLAMA_VERSION/vendor/llama.cpp"
+  rm -rf .venv/share/cove/llama.cpp && mkdir -p .venv/share/cove/llama.cpp
+  tar -xzf "$sdist" -C .venv/share/cove/llama.cpp --strip-components=3 \
+    "$top/convert_hf_to_gguf.py" "$top/convert_lora_to_gguf.py" "$top/conversion" "$top/gguf-py" \
+    "$top/LICENSE"
+fi
 rm -f .venv/.cove-setup-*
 touch "$stamp"

@@ -31,6 +31,8 @@ from cove.auth.deps import api_access
 from cove.auth.throttle import SignInGuard
 from cove.backends.metrics import router as metrics_router
 from cove.config import Settings
+from cove.features import arena as arena_feature
+from cove.features import ideas as ideas_feature
 from cove.features import memes as memes_feature
 from cove.features import search as search_feature
 from cove.features.logic.routes import router as logic_router
@@ -146,6 +148,8 @@ def create_app(
     app.include_router(account.router)
     app.include_router(chats.router)
     search_feature.install(app)
+    ideas_feature.install(app)
+    arena_feature.install(app)
     memes_feature.install(app)
     pages.mount(app)
     docs.mount(app)

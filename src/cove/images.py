@@ -12,11 +12,12 @@ any pixel is decoded, which also stops decompression bombs) and images whose hea
 more than Pillow's own bomb limit.
 
 Normalising: the EXIF orientation is applied (a phone photo stands the right way up), an
-animated image (GIF, APNG, WebP) gives its first frame (the others are never decoded, so a
-GIF with thousands of frames costs one), transparency is composited on white, the mode
-becomes RGB, and an image larger than ``max_side`` on its longer side is scaled down (Lanczos).
-The result is re-encoded (JPEG for a JPEG source, else PNG), so the same upload always gives
-the same bytes, and their SHA-256 is the image's identity (KV-cache reuse, storage).
+animated image (GIF, APNG, WebP) gives its first frame (the others are never decoded; more
+than :data:`MAX_FRAMES` frames are refused, counted from the frame headers), transparency is
+composited on white, the mode becomes RGB, and an image larger than ``max_side`` on its
+longer side is scaled down (Lanczos). The result is re-encoded (JPEG for a JPEG source, else
+PNG), so the same upload always gives the same bytes, and their SHA-256 is the image's identity
+(KV-cache reuse, storage).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ MEDIA_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif",
                "WEBP": "image/webp", "BMP": "image/bmp"}
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_SIDE = 2048
+MAX_FRAMES = 200  # an animated image with more frames is refused (only its first is read)
+CODE = "invalid_image"  # the error code of every refusal here
 
 
 @dataclass(frozen=True)
@@ -75,14 +78,14 @@ def from_url(url: str, param: str) -> bytes:
     if head.startswith(("http://", "https://")):
         raise InvalidRequest(
             "image URLs are not fetched (Cove does not go online): send the image itself as "
-            "a data: URL (data:image/png;base64,...)", param=param)
+            "a data: URL (data:image/png;base64,...)", param=param, code=CODE)
     if not head.startswith("data:"):
         raise InvalidRequest("an image must be a data: URL (data:image/png;base64,...)",
-                             param=param)
+                             param=param, code=CODE)
     meta, sep, payload = url.partition(",")
     if not sep or not meta.lower().endswith(";base64"):
         raise InvalidRequest("a data: image URL must be base64 (data:image/png;base64,...)",
-                             param=param)
+                             param=param, code=CODE)
     return from_base64(payload, param)
 
 
@@ -98,9 +101,9 @@ def from_base64(text: str, param: str) -> bytes:
     try:
         data = base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as e:
-        raise InvalidRequest("the image is not valid base64", param=param) from e
+        raise InvalidRequest("the image is not valid base64", param=param, code=CODE) from e
     if not data:
-        raise InvalidRequest("the image is empty", param=param)
+        raise InvalidRequest("the image is empty", param=param, code=CODE)
     return data
 
 
@@ -114,9 +117,11 @@ def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    if not data:
+        raise InvalidRequest("the image is empty", param=param, code=CODE)
     if _looks_like_svg(data):
         raise InvalidRequest("SVG images are not supported (send PNG, JPEG, GIF, WebP or BMP)",
-                             param=param)
+                             param=param, code=CODE)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -124,8 +129,12 @@ def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
             width, height = im.size
             if width * height > max_pixels:
                 raise InvalidRequest(
-                    f"the image is {width}x{height} pixels, more than the limit of "
-                    f"{max_pixels:,} (COVE_IMAGE_MAX_PIXELS)", param=param)
+                    f"the image is {width}x{height} pixels, over the limit of "
+                    f"{max_pixels:,} pixels", param=param, code=CODE)
+            frames = getattr(im, "n_frames", 1)
+            if frames > MAX_FRAMES:
+                raise InvalidRequest(f"the image has {frames} frames, over the limit of "
+                                     f"{MAX_FRAMES}", param=param, code=CODE)
             im.load()  # the current frame only: frame 0 of an animation
             fmt = im.format or ""
             im = ImageOps.exif_transpose(im)
@@ -136,14 +145,14 @@ def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InvalidRequest(f"the image claims more pixels than Pillow decodes safely, more "
-                             f"than the limit of {max_pixels:,} (COVE_IMAGE_MAX_PIXELS)",
-                             param=param) from e
+                             f"than the limit of {max_pixels:,}",
+                             param=param, code=CODE) from e
     except UnidentifiedImageError as e:
         raise InvalidRequest("the data is not an image Cove reads (PNG, JPEG, GIF, WebP or "
-                             "BMP)", param=param) from e
+                             "BMP)", param=param, code=CODE) from e
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # truncated, corrupt
         raise InvalidRequest(f"the image could not be decoded (truncated or corrupt: {e})",
-                             param=param) from e
+                             param=param, code=CODE) from e
 
 
 def normalise(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,

@@ -32,6 +32,11 @@ STORED_PER_USER = {
     "until deleted",
     "search_chunks": "passages of the documents' text with page, heading path and character "
     "range, their keyword index entries and embedding vectors (embedder id and dimension)",
+    "idea_boards": "saved brainstorms of signed-in users: goal, constraints, criteria, model, "
+    "the ranked ideas (title, pitch, why, theme, scores) and follow-up results, times",
+    "arena_battles": "arena battles: the contestants' names, blind or not, the vote and its "
+    "time; for signed-in users also the prompt and the answers (a guest's battle keeps no "
+    "text, and is deleted after a day if never voted on)",
     "meme_templates": "your own meme templates: name, the image (PNG), its size and text "
     "boxes, creation time",
     "memes": "memes kept in your gallery: the rendered image, its template and text, format, "
@@ -44,10 +49,12 @@ STORED_PER_USER = {
 }
 # tables of features, counted when their migration has run
 FEATURE_TABLES = ("search_collections", "search_documents", "search_chunks", "search_files",
-                  "meme_templates", "memes")
+                  "meme_templates", "memes", "idea_boards", "arena_battles")
 NOT_STORED = [
     "guest conversations (they live only in the browser tab)",
     "images sent to explain a meme, and memes made by guests or not saved to a gallery",
+    "guest brainstorms (nothing of them is written), and a guest's arena prompts and answers "
+    "(only the vote is kept)",
     "Responses API requests made with store false (nothing of them is written)",
     "prompt and answer text in logs (unless COVE_LOG_CONTENT is on)",
     "web search queries and results apart from the answers they were given to (SearXNG is "

@@ -102,6 +102,7 @@ def load_llama(entry: ModelEntry, settings: Settings) -> Engine:
         n_batch=settings.n_batch,
         kv_unified=settings.kv_unified,
         projector=entry.projector,
+        lora=entry.adapter,
     )
 
 

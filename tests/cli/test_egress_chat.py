@@ -143,7 +143,8 @@ def test_privacy_inventory(tmp_path: Path) -> None:
     assert inv["data"]["rows"] == {"users": 0, "api_keys": 0, "conversations": 0, "messages": 0,
                                  "message_images": 0, "responses": 0, "search_collections": 0,
                                  "search_documents": 0, "search_chunks": 0, "search_files": 0,
-                                 "meme_templates": 0, "memes": 0}
+                                 "meme_templates": 0, "memes": 0, "idea_boards": 0,
+                                 "arena_battles": 0}
     assert inv["data"]["database_files"][0]["bytes"] > 0
     assert inv["listening"] == {"address": "0.0.0.0:11435", "loopback_only": False,
                                 "api_without_key": "never", "guest_chat": False}

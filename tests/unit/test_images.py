@@ -57,6 +57,15 @@ def test_animated_gif_gives_its_first_frame() -> None:
     assert rgb[0] > 200 and rgb[2] < 50  # red
 
 
+def test_an_animation_of_too_many_frames_is_refused() -> None:
+    frames = [Image.new("RGB", (4, 4), (i % 2 * 255, 0, 0)) for i in range(images.MAX_FRAMES + 1)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    with pytest.raises(InvalidRequest, match="frames, over the limit") as e:
+        images.normalise(buf.getvalue())
+    assert e.value.code == "invalid_image"
+
+
 def _png_header(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width x height`` (no real pixel data)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -83,7 +92,7 @@ def test_bad_images_are_refused(data: bytes, message: str) -> None:
 
 def test_pixel_limit_is_a_setting() -> None:
     data = encode(Image.new("RGB", (100, 100)), "PNG")
-    with pytest.raises(InvalidRequest, match="100x100 pixels, more than the limit of 9,999"):
+    with pytest.raises(InvalidRequest, match="100x100 pixels, over the limit of 9,999 pixels"):
         images.normalise(data, max_pixels=9_999)
     assert images.normalise(data, max_pixels=10_000).width == 100
 

@@ -219,3 +219,21 @@ def api_user_id(request: Request) -> int | None:
 
 
 ApiUserDep = Annotated[int | None, Depends(api_user_id)]
+
+
+def api_or_guest(request: Request) -> None:
+    """Gate for features guests may use (brainstorms, the arena): as :func:`api_access`, but
+    while guest use is on (``COVE_GUEST``) a request that sends no API key passes as a guest
+    (no ``request.state.user_id``: nothing of it is kept). A state-changing guest request
+    from a browser must come from this server's own origin.
+
+    Raises:
+        Unauthorized: an invalid API key, or no credentials while guests are not allowed.
+        Forbidden: a cross-site guest request. RateLimited: as :func:`api_access`.
+    """
+    try:
+        api_access(request)
+    except Unauthorized:
+        if api_key(request) is not None or not get_settings(request).guest_enabled:
+            raise
+        check_origin(request)

@@ -17,9 +17,12 @@ from cove.cli.models import register as register_model_commands
 from cove.config import Settings
 from cove.engine.types import SamplingParams
 from cove.errors import CoveError, InvalidRequest
+from cove.features.arena.cli import register as register_arena_command
+from cove.features.ideas.cli import register as register_ideas_command
 from cove.features.logic.cli import register as register_logic_command
 from cove.features.memes.cli import register as register_meme_commands
 from cove.features.search.cli import register as register_knowledge_commands
+from cove.features.train.cli import register as register_train_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -212,7 +215,10 @@ def version() -> None:
 
 register_model_commands(cli)
 register_logic_command(cli)
+register_train_commands(cli)
 register_knowledge_commands(cli)
+register_ideas_command(cli)
+register_arena_command(cli)
 register_meme_commands(cli)
 cli.add_command(backend_group)
 

@@ -168,6 +168,16 @@ def show(model: str) -> None:
     for k, v in rows:
         if v:
             console.print(f"  {k:<16}{v}", markup=False, soft_wrap=True)
+    if entry.source.get("kind") == "train":  # made by cove train
+        src = entry.source
+        console.print("\nTraining:", style="bold")
+        for k in ("recipe", "base", "dataset", "dataset_digest", "examples", "held_out",
+                  "steps", "rewards"):
+            if src.get(k) is not None:
+                console.print(f"  {k:<16}{src[k]}", markup=False, soft_wrap=True)
+        for when, scores in (src.get("scores") or {}).items():
+            shown = ", ".join(f"{k} {v:.2f}" for k, v in (scores or {}).items())
+            console.print(f"  {'scores ' + when:<16}{shown}", markup=False, soft_wrap=True)
     if entry.system:
         console.print("\nSystem prompt:", style="bold")
         console.print(entry.system, markup=False, soft_wrap=True)

@@ -84,6 +84,8 @@ class LlamaEngine:
         n_threads: CPU threads for decoding and prompt processing.
         n_batch: most tokens in one ``llama_decode`` call.
         kv_unified: one shared KV pool (cheap prefix sharing) instead of a stream per slot.
+        lora: a LoRA adapter GGUF applied at scale 1 (``llama_adapter_lora_init``; freed with
+            the model).
         projector: a vision projector (mmproj GGUF) for image input (see
             :mod:`cove.engine.vision`), or None.
 
@@ -101,6 +103,7 @@ class LlamaEngine:
         n_threads: int = 2,
         n_batch: int = 512,
         kv_unified: bool = False,
+        lora: Path | None = None,
         projector: Path | None = None,
     ) -> None:
         if n_slots > n_batch:  # llama.cpp would abort the process when reserving the graph
@@ -125,6 +128,8 @@ class LlamaEngine:
         except ValueError as e:
             model.close()
             raise EngineFailure(f"could not create a context for {name!r}: {e}") from e
+        if lora is not None:
+            self._apply_lora(lora, name)
         self._memory = llama_cpp.llama_get_memory(self._ctx.ctx)
         self.n_batch = n_batch
         self.n_slots = n_slots
@@ -157,6 +162,15 @@ class LlamaEngine:
             fim=self._fim_tokens(),
             vision=self._vision is not None,
         )
+
+    def _apply_lora(self, path: Path, name: str) -> None:
+        adapter = llama_cpp.llama_adapter_lora_init(self._model.model, str(path).encode())
+        if not adapter or llama_cpp.llama_set_adapters_lora(
+                self._ctx.ctx, (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter), 1,
+                (ctypes.c_float * 1)(1.0)) != 0:
+            self._ctx.close()
+            self._model.close()
+            raise EngineFailure(f"could not apply the LoRA adapter of {name!r} ({path})")
 
     # -- vocabulary ----------------------------------------------------------------------------
 

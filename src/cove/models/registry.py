@@ -39,6 +39,7 @@ class ModelEntry:
         system: preset system prompt (used when a conversation has no system message).
         options: preset default options (Ollama names: ``temperature``, ``num_ctx``, ...).
         projector: a vision projector file, if any.
+        adapter: a LoRA adapter GGUF applied over ``path`` (a trained model), if any.
         bundled: whether this is the model shipped with Cove (cannot be removed).
         modified: Unix time the model was installed (or the file's mtime).
         parent: the model a preset or copy was made from.
@@ -53,6 +54,7 @@ class ModelEntry:
     system: str | None = None
     options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     projector: Path | None = None
+    adapter: Path | None = None
     bundled: bool = False
     modified: float | None = None
     parent: str | None = None
@@ -194,7 +196,8 @@ class ModelRegistry:
         kind = m.source.get("kind", "")
         desc = {"pull": f"from {m.source.get('repo', '')}", "preset": f"preset of {m.base}",
                 "create": "created from uploaded files",
-                "copy": f"copy of {m.base}"}.get(kind, kind)
+                "copy": f"copy of {m.base}",
+                "train": f"{m.source.get('recipe', '')} adapter over {m.base}"}.get(kind, kind)
         return ModelEntry(
             name=m.name,
             path=path,
@@ -204,6 +207,7 @@ class ModelRegistry:
             system=m.system,
             options=dict(m.options),
             projector=self.store.blob_path(m.projector.digest) if m.projector else None,
+            adapter=self.store.blob_path(m.adapter.digest) if m.adapter else None,
             modified=m.created,
             parent=m.base,
             source=dict(m.source),

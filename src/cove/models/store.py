@@ -71,17 +71,19 @@ class Manifest:
     """One installed model (JSON file in ``manifests/``).
 
     ``model`` is the GGUF weights blob, or None for a preset over the bundled model
-    (``bundled`` then names it). ``projector`` is a vision projector blob. ``source`` says where
-    the model came from (``{"kind": "pull", "repo": ..., "file": ..., "revision": ...}``,
-    ``import``, ``ollama``, ``preset``, ``copy``). ``metadata`` caches
-    :func:`~cove.models.gguf_meta.read_metadata`. ``system`` and ``options`` are preset
-    defaults (Ollama option names). ``created`` is a Unix time.
+    (``bundled`` then names it). ``projector`` is a vision projector blob. ``adapter`` is a
+    LoRA adapter GGUF applied over the weights (a model trained by ``cove train``).
+    ``source`` says where the model came from (``{"kind": "pull", "repo": ..., "file": ...,
+    "revision": ...}``, ``import``, ``ollama``, ``preset``, ``copy``, ``train``).
+    ``metadata`` caches :func:`~cove.models.gguf_meta.read_metadata`. ``system`` and
+    ``options`` are preset defaults (Ollama option names). ``created`` is a Unix time.
     """
 
     name: str
     model: Layer | None = None
     bundled: str | None = None
     projector: Layer | None = None
+    adapter: Layer | None = None
     source: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     system: str | None = None
@@ -96,14 +98,15 @@ class Manifest:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Manifest:
         d = dict(d)
-        for key in ("model", "projector"):
+        for key in ("model", "projector", "adapter"):
             if d.get(key) is not None:
                 d[key] = Layer(norm_digest(d[key]["digest"]), int(d[key]["size"]))
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def digests(self) -> list[str]:
-        return [layer.digest for layer in (self.model, self.projector) if layer is not None]
+        return [layer.digest for layer in (self.model, self.projector, self.adapter)
+                if layer is not None]
 
 
 class ModelStore:

@@ -53,6 +53,12 @@ async def favicon() -> FileResponse:
                         headers={"Cache-Control": "max-age=86400"})
 
 
+def page(file: Path) -> FileResponse:
+    """An HTML page of the app (a feature's own page too) with the app's security policy."""
+    return FileResponse(file, media_type="text/html",
+                        headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache"})
+
+
 def mount(app: FastAPI) -> None:
     """Serve the app at ``/`` and its files at ``/static``."""
     app.include_router(router)

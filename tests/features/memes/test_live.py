@@ -100,3 +100,22 @@ def test_cli_explain_and_captions(tmp_path: Path, meme: Path) -> None:
     notimg.write_bytes(b"nope")
     bad = cove(tmp_path, "meme", "explain", str(notimg))
     assert bad.returncode != 0 and "not an image" in bad.stderr
+
+
+def test_cli_explain_with_a_vision_model_describes_the_picture(tmp_path: Path,
+                                                                meme: Path) -> None:
+    """With a model that has a projector installed (the tests' tiny generated one, on the
+    bundled SmolLM2), the picture is described by it through the pipeline's image input."""
+    from cove.models.registry import bundled_model_path
+    from tests.vision_fixture import write_projector
+
+    projector = write_projector(tmp_path / "mmproj-test.gguf")
+    done = cove(tmp_path, "import", str(bundled_model_path()), "seer:test", "--mmproj",
+                str(projector))
+    assert done.returncode == 0, done.stderr
+    done = cove(tmp_path, "meme", "explain", str(meme), "--max-tokens", "8", "--seed", "1",
+                "--json")
+    assert done.returncode == 0, done.stderr
+    vision = json.loads(done.stdout)["vision"]
+    assert vision["model"] == "seer:test" and vision["note"] == "Described by seer:test."
+    assert isinstance(vision["description"], str)

@@ -2,9 +2,10 @@
 description when one is installed, then the chat model's explanation streamed through the one
 chat pipeline.
 
-The vision path is a hook: the core's image input (the ``vision`` work) registers a describer
-with :func:`register_vision`; until one is registered, or when no installed model has a vision
-projector, the reading says so plainly and the explanation rests on the text and layout.
+The picture is described by an installed vision model (one with a projector, see
+:meth:`ChatPipeline.vision_models`) through the pipeline's image input, like any chat request
+with an image; when none is installed the reading says so plainly and the explanation rests on
+the text and layout. :func:`register_vision` replaces the describer (tests, other engines).
 """
 
 from __future__ import annotations
@@ -35,15 +36,34 @@ NO_VISION = ("No vision model is installed, so nothing here looked at the pictur
              "explanation rests on the text read from the image, its layout and the template.")
 
 
+DESCRIBE = ("Describe this picture for someone who cannot see it, in two or three sentences: "
+            "who or what is in it, what they are doing and the mood. Do not read out its text.")
+
+
 def register_vision(describe: VisionDescriber) -> None:
-    """Let ``describe`` describe pictures for explanations (the core's image input calls
-    this once it can pass images to a vision model)."""
+    """Let ``describe`` describe pictures for explanations instead of
+    :func:`describe_with_pipeline`."""
     _describers[:] = [describe]
 
 
+async def describe_with_pipeline(pipeline: ChatPipeline, model: str, png: bytes) -> str:
+    """``model``'s description of the picture ``png``, asked as a chat request with an image
+    (120 tokens at most, temperature 0.2).
+
+    Raises:
+        Whatever :meth:`ChatPipeline.start_chat` raises (InvalidRequest for an image the
+        model cannot read, Overloaded, ...).
+    """
+    params = SamplingParams(max_tokens=120, temperature=0.2)
+    stream = await pipeline.start_chat(ChatRequest(
+        [ChatMessage("user", DESCRIBE, images=[png])], params, model,
+        frozenset({"max_tokens", "temperature"})))
+    return (await stream.collect()).content
+
+
 def vision_models(pipeline: ChatPipeline) -> list[str]:
-    """Installed models that have a vision projector."""
-    return [e.name for e in pipeline.registry.list() if e.projector is not None]
+    """Installed models that have a vision projector, the default model first."""
+    return pipeline.vision_models()
 
 
 @dataclass
@@ -65,13 +85,10 @@ async def describe(pipeline: ChatPipeline, im: Image.Image, model: str | None = 
     names = [model] if model else vision_models(pipeline)
     if not names:
         return Vision(None, None, NO_VISION)
-    if not _describers:
-        return Vision(names[0], None, f"A vision model ({names[0]}) is installed, but this Cove "
-                      "cannot pass images to it yet, so the picture was not described: the "
-                      "explanation rests on the text, its layout and the template.")
     buf = io.BytesIO()
     im.save(buf, "PNG")
-    text = await _describers[0](pipeline, names[0], buf.getvalue())
+    describer = _describers[0] if _describers else describe_with_pipeline
+    text = await describer(pipeline, names[0], buf.getvalue())
     return Vision(names[0], text.strip(), f"Described by {names[0]}.")
 
 
