@@ -4,6 +4,7 @@ a 12-idea brainstorm took over 15 minutes, on a quiet one it takes a few)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -38,17 +39,15 @@ def test_brainstorm_through_the_api(live_server: LiveServer) -> None:
 
 
 def test_brainstorm_through_the_cli(live_server: LiveServer) -> None:
-    import json
-
+    """12 ideas through ``cove ideas`` in its own process, shown as the ranked table (scoring
+    is left out here: the API test above scores, and CI time is the cost of each request)."""
     r = subprocess.run([sys.executable, "-m", "cove", "ideas", BODY["goal"], "-n", "12",
-                        "--seed", "12", "--max-tokens", "160", "--score-samples", "1",
-                        "--json"], capture_output=True, text=True, timeout=1800,
-                       env=live_server.env)
+                        "--seed", "12", "--max-tokens", "160", "--score-samples", "0"],
+                       capture_output=True, text=True, timeout=1800,
+                       env={**live_server.env, "COLUMNS": "120"})
     assert r.returncode == 0, r.stderr
-    check(json.loads(r.stdout))
-    table = subprocess.run([sys.executable, "-m", "cove", "ideas", "Names for a cat", "-n",
-                            "3", "--seed", "1", "--max-tokens", "120", "--score-samples",
-                            "0"], capture_output=True, text=True, timeout=600,
-                           env={**live_server.env, "COLUMNS": "100"})
-    assert table.returncode == 0, table.stderr
-    assert "Ideas: Names for a cat" in table.stdout and "ideas in" in table.stdout
+    assert f"Ideas: {BODY['goal']}" in r.stdout
+    summary = re.search(r"(\d+) ideas in (\d+) themes from (\d+) candidates", r.stdout)
+    assert summary is not None, r.stdout
+    ideas, themes, candidates = map(int, summary.groups())
+    assert 1 <= ideas <= 12 and 1 <= themes <= ideas and candidates >= ideas
