@@ -27,6 +27,28 @@ _lock = threading.Lock()
 _model: Any = None
 
 
+def _import_wordllama() -> Any:
+    """Import ``wordllama`` without the root-logger set-up its ``__init__`` does.
+
+    wordllama 0.3 calls ``logging.basicConfig(level=logging.INFO)`` at import, which would make
+    every library's INFO records (e.g. the model manager's "loaded ..." line) appear on the
+    terminal of ``cove run --search`` and ``cove knowledge``; the root logger's handlers and
+    level are put back as they were.
+    """
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        import wordllama
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+    return wordllama
+
+
 def _load() -> Any:
     """The WordLlama inference object, loaded once (thread-safe)."""
     global _model
@@ -35,8 +57,7 @@ def _load() -> Any:
             if _model is None:
                 from pathlib import Path
 
-                import wordllama
-
+                wordllama = _import_wordllama()
                 package = Path(wordllama.__file__).parent  # holds weights/ and tokenizers/
                 _model = wordllama.WordLlama.load(config="l2_supercat", dim=DIMENSIONS,
                                                   cache_dir=package, disable_download=True)

@@ -52,8 +52,10 @@ def test_pools_prefixes_and_the_file(tmp_path: Path) -> None:
         BackendRegistry.load(tmp_path)
 
 
-def cove(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"COVE_HOME": str(home), "COVE_PORT": "9", "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+def cove(home: Path, *args: str, port: int = 9,
+         columns: int = 200) -> subprocess.CompletedProcess[str]:
+    env = {"COVE_HOME": str(home), "COVE_PORT": str(port), "PATH": "/usr/bin:/bin",
+           "COLUMNS": str(columns)}
     return subprocess.run([sys.executable, "-m", "cove", "backend", *args], env=env,
                           capture_output=True, text=True, timeout=60)
 
@@ -76,6 +78,39 @@ def test_the_backend_commands(tmp_path: Path) -> None:
     r = cove(tmp_path, "rm", "w1")
     assert r.returncode == 1 and "no backend named" in r.stderr
     assert "no backends" in cove(tmp_path, "list").stdout
+
+
+def test_list_says_when_the_running_server_has_not_loaded_a_backend(tmp_path: Path) -> None:
+    # a server that answers /metrics/backends without the backend just added (it reads
+    # backends.json at start): the list said "(no figures: )" before
+    import http.server
+    import threading
+
+    class Metrics(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"backends": []}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:9001/a/rather/long/path/v1"
+        r = cove(tmp_path, "add", "w1", url, "--models", "some-long-model-name:7b")
+        assert r.returncode == 0, r.stderr
+        r = cove(tmp_path, "list", port=server.server_address[1], columns=100)
+        assert r.returncode == 0, r.stderr
+        assert "restart `cove serve`" in r.stdout and "(no figures: )" not in r.stdout
+        # narrow terminals (and pipes: 80 columns) wrap the URL and models, never cut them
+        assert "…" not in r.stdout and "http://127.0.0.1:9001" in r.stdout
+    finally:
+        server.shutdown()
 
 
 def test_the_ring_keeps_keys_in_place_and_bounds_load() -> None:

@@ -102,6 +102,16 @@ def test_list_and_version() -> None:
     assert r.returncode == 0 and r.stdout.startswith("cove ")
 
 
+def test_config_names_every_setting_whole_at_80_columns() -> None:
+    from cove.config import Settings
+
+    env = {**os.environ, "COLUMNS": "80"}
+    r = subprocess.run([*COVE, "config"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    names = {line.split()[0] for line in r.stdout.splitlines() if line.lstrip().startswith("COVE_")}
+    assert names == {f"COVE_{n.upper()}" for n in Settings.model_fields}
+
+
 def test_bad_setting_and_empty_prompt_are_clear_errors() -> None:
     env = dict(os.environ, COVE_N_CTX="abc")
     r = subprocess.run([*COVE, "config"], capture_output=True, text=True, env=env, timeout=60)

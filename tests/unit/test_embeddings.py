@@ -11,6 +11,14 @@ import numpy as np
 from cove import embeddings
 
 
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a fresh interpreter with no home directory; it must succeed."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={"HOME": "/nonexistent", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    return out
+
+
 def test_vectors_are_unit_length_and_empty_text_is_zero() -> None:
     v = embeddings.embed(["a cat on a mat", "", "   "])
     assert v.shape == (3, embeddings.DIMENSIONS) and v.dtype == np.float32
@@ -33,7 +41,17 @@ def test_loaded_lazily_from_the_wheel_with_no_network() -> None:
             "socket.socket.connect = refuse\n"
             "socket.create_connection = refuse\n"
             "print(e.similarity('hello', ['hi there'])[0] > 0)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, env={"HOME": "/nonexistent", "PATH": "/usr/bin:/bin"})
-    assert out.returncode == 0, out.stderr
+    out = _python(code)
     assert out.stdout.strip() == "True"
+
+
+def test_loading_leaves_the_root_logger_alone() -> None:
+    # wordllama's __init__ calls logging.basicConfig(level=INFO); without the guard every INFO
+    # record (the model manager's "loaded ..." line) reached the terminal of `cove run --search`.
+    code = ("import logging\n"
+            "import cove.embeddings as e\n"
+            "e.embed(['hello'])\n"
+            "root = logging.getLogger()\n"
+            "print(len(root.handlers), root.level)\n")
+    out = _python(code)
+    assert out.stdout.split() == ["0", str(30)]  # no handler added, level still WARNING

@@ -86,6 +86,8 @@ def list_backends(host: str | None, port: int | None, api_key: str | None) -> No
     live = {b["name"]: b for b in (answer.data or {}).get("backends", [])}
     table = Table("NAME", "URL", "MODELS", "STATE", "REQUESTS", "ERRORS", "TOKENS",
                   "LATENCY", "TTFT", box=None)
+    for column in table.columns:
+        column.overflow = "fold"  # a URL or model name is wrapped, never cut to "http://127…"
     for b in reg.backends:
         s = live.get(b.name)
         models = ", ".join(b.offered())
@@ -98,5 +100,9 @@ def list_backends(host: str | None, port: int | None, api_key: str | None) -> No
         table.add_row(b.name, b.url, models, s["state"], str(s["requests"]), str(s["errors"]),
                       tokens, lat, ttft)
     Console().print(table)
-    if not live:
+    if answer.problem:
         click.echo(f"(no figures: {answer.problem})")
+    elif any(b.name not in live for b in reg.backends):
+        # the server answered but reads backends.json only when it starts
+        click.echo("(no figures for backends the running server has not loaded: restart "
+                   "`cove serve` to use them)")

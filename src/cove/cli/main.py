@@ -40,8 +40,8 @@ def cli() -> None:
 @click.option("--temperature", type=click.FloatRange(0, 2), default=0.8, show_default=True)
 @click.option("--seed", type=int, default=None, help="Seed for reproducible answers.")
 @click.option("--search", is_flag=True,
-              help="Answer with sources: your collections (and the web when COVE_SEARXNG_URL "
-              "is set).")
+              help="Answer with sources: your collections, the knowledge packs (when any "
+              "are added) and the web (when COVE_SEARXNG_URL is set).")
 @click.option("--collection", "collections", multiple=True, metavar="NAME",
               help="Search only this collection (repeatable; implies --search).")
 @click.option("--user", default=None, metavar="EMAIL",
@@ -160,7 +160,13 @@ def config() -> None:
 
 
     settings = read_settings()
-    table = Table("VARIABLE", "VALUE", "DESCRIPTION", box=None)
+    table = Table(box=None)
+    # the names are what one types: never cut to "COVE_BACKEND_BREAKER_COO…" (80 columns,
+    # as in a pipe); the description wraps instead
+    table.add_column("VARIABLE", no_wrap=True,
+                     min_width=max(len(f"COVE_{n}") for n in Settings.model_fields))
+    table.add_column("VALUE", overflow="fold")
+    table.add_column("DESCRIPTION")
     for name, field in Settings.model_fields.items():
         table.add_row(f"COVE_{name.upper()}", env_value(getattr(settings, name)),
                       field.description or "")

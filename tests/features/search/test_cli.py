@@ -61,8 +61,18 @@ def test_add_folder_list_search_and_privacy(home: Path, tmp_path: Path) -> None:
     assert "2 added, 1 skipped" in r.stderr and "is named .pdf but is not a PDF" in r.stderr
     assert documents(home)[0] == 2
 
+    # adding the folder again adds only what is new or changed, never a passage twice
+    chunks = documents(home)[1]
+    (docs / "sub" / "fish.md").write_text("# Fish\n\nSalmon swim upstream.\n")
+    again = cove(home, "knowledge", "add", "travel", str(docs))
+    assert again.returncode == 0, again.stderr
+    said = " ".join(again.stderr.split())
+    assert "1 added, 2 unchanged, 1 skipped" in said and "already in 'travel'" in said
+    assert documents(home)[0] == 3 and documents(home)[1] > chunks
+    (docs / "sub" / "fish.md").unlink()
+
     listed = cove(home, "knowledge", "list")
-    assert listed.returncode == 0 and "travel  (2 documents)" in listed.stdout
+    assert listed.returncode == 0 and "travel  (3 documents)" in listed.stdout
     assert "trip.pdf  (pdf" in listed.stdout and "birds.md" in listed.stdout
     found = cove(home, "knowledge", "search", "travel", "when does the train leave?")
     assert found.returncode == 0, found.stderr
@@ -74,7 +84,7 @@ def test_add_folder_list_search_and_privacy(home: Path, tmp_path: Path) -> None:
     assert missing.returncode != 0 and "no collection 'travel'" in missing.stderr
 
     rows = json.loads(cove(home, "privacy", "--json").stdout)["data"]["rows"]
-    assert rows["search_collections"] == 1 and rows["search_documents"] == 2
+    assert rows["search_collections"] == 1 and rows["search_documents"] == 3
     assert rows["search_chunks"] == documents(home)[1] >= 2
 
 
@@ -105,3 +115,12 @@ def test_ctrl_c_stops_cleanly_keeping_whole_documents(home: Path, tmp_path: Path
         per_doc = s.execute(select(Chunk.document_id, func.count()).group_by(Chunk.document_id))
         assert {c for _, c in per_doc} == {n_chunks // n_docs}
     db.close()
+
+
+def test_without_an_account_says_how_to_make_one(tmp_path: Path) -> None:
+    r = cove(tmp_path / "empty", "knowledge", "add", "notes", str(tmp_path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    said = " ".join(r.stderr.split())
+    assert "cove serve" in said and "sign up" in said
+    r = cove(tmp_path / "empty", "run", "--search", "hello")
+    assert r.returncode == 1 and "sign up" in " ".join(r.stderr.split())

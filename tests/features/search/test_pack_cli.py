@@ -55,3 +55,16 @@ def test_add_list_remove_and_bad_files(tmp_path: Path) -> None:
     assert r.returncode == 1 and "no knowledge pack 'titles'" in r.stderr
     assert [p["name"] for p in json.loads(cove(home, "list-packs", "--json").stdout)] == [
         "geo_en_all"]
+
+
+def test_run_search_answers_from_the_packs(tmp_path: Path) -> None:
+    # packs need no account, and `cove run --search` offers them as the web app's switch does
+    home = tmp_path / "home"
+    assert cove(home, "add-pack", str(make_zim(tmp_path / "geo.zim"))).returncode == 0
+    env = {**os.environ, "COVE_HOME": str(home)}
+    r = subprocess.run([*COVE, "run", "--search", "--max-tokens", "1", "--temperature", "0",
+                        "Where is the lava lake of Erta Ale?"], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    sources = r.stdout.split("Sources:", 1)[1]
+    assert "Volcano" in sources and "Erta Ale" in sources

@@ -56,6 +56,8 @@ async def _battle(pipeline: Any, db: Any, prompt: str, models: list[str], blind:
                 if e["type"] == "delta" and e["kind"] == "content":
                     texts[e["slot"]] += e["text"]
                     live.update(view())
+        if not console.is_terminal:
+            console.line()  # off a terminal, Live leaves its last line open ("╯   Vote kept.")
         done = True
     finally:
         with db.session() as s:

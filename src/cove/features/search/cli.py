@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from cove.store.db import Database
 
 
+NO_ACCOUNT = ("knowledge collections belong to an account, and there is none yet: start "
+              "`cove serve`, open http://127.0.0.1:11435/ and sign up (the first account is "
+              "the admin, whose collections these commands use)")
+
+
 def files_of(paths: tuple[str, ...]) -> Iterator[Path]:
     """The files named, and the readable files under the folders named (sorted, hidden ones
     skipped), each once."""
@@ -46,8 +51,7 @@ def owner(db: Database, email: str | None) -> int:
             select(User.id).where(User.role == "admin").order_by(User.id).limit(1)
         found = s.scalar(q)
     if found is None:
-        fail(f"no account {email!r}" if email else
-             "knowledge collections belong to an account: create one in the web app first")
+        fail(f"no account {email!r}" if email else NO_ACCOUNT)
     return int(found)
 
 
@@ -89,7 +93,7 @@ def register(cli: click.Group) -> None:
         settings, db, user_id = _open(user)
         console = Console(stderr=True, highlight=False)
         files = list(files_of(paths))
-        added = failed = 0
+        added = failed = unchanged = 0
         try:
             with db.session() as s:
                 c = service.find_collection(s, user_id, collection) or \
@@ -100,8 +104,14 @@ def register(cli: click.Group) -> None:
                 for f in files:
                     bar.update(task, description=f.name[:40])
                     try:
-                        prepared = service.prepare(f.name, f.read_bytes(),
-                                                   settings.max_upload_bytes)
+                        data = f.read_bytes()
+                        if _already_in(db, cid, f.name, data):
+                            bar.console.print(f"unchanged {f}: already in '{collection}'",
+                                              markup=False, style="dim")
+                            unchanged += 1
+                            bar.advance(task)
+                            continue
+                        prepared = service.prepare(f.name, data, settings.max_upload_bytes)
                         with db.session() as s:
                             service.add_document(s, user_id, cid, prepared)
                         added += 1
@@ -124,7 +134,8 @@ def register(cli: click.Group) -> None:
             fail(e)
         finally:
             db.close()
-        console.print(f"{added} added, {failed} skipped, to {collection!r}", markup=False)
+        console.print(f"{added} added, " + (f"{unchanged} unchanged, " if unchanged else "")
+                      + f"{failed} skipped, to {collection!r}", markup=False)
         if failed and not added:
             sys.exit(1)
 
@@ -180,9 +191,10 @@ def search_hooks(settings: Settings, collections: tuple[str, ...], user: str | N
                  console: Console) -> Any:
     """The :class:`~cove.cli.chat.Hooks` of ``cove run --search``: each question searches
     ``collections`` of the account (all of them when none is named; the web too when
-    ``COVE_SEARXNG_URL`` is set and no collection is named), the passages go into the prompt,
-    and the numbered sources are printed after the answer with any ``[n]`` the answer names
-    that is not among them. Without an account only the web can be searched."""
+    ``COVE_SEARXNG_URL`` is set, and the knowledge packs when there are any and libzim is
+    installed, when no collection is named), the passages go into the prompt, and the
+    numbered sources are printed after the answer with any ``[n]`` the answer names that is
+    not among them. Without an account only the web and the packs can be searched."""
     from cove.cli.chat import Hooks
     from cove.cli.common import fail
     from cove.errors import CoveError
@@ -192,12 +204,14 @@ def search_hooks(settings: Settings, collections: tuple[str, ...], user: str | N
 
     db = open_database(settings)
     has_account = _has_account(db)
-    if not has_account and (collections or not web.enabled(settings)):
-        fail("knowledge collections belong to an account: create one in the web app first")
+    has_packs = not collections and _has_packs(db)
+    if not has_account and (collections or not (web.enabled(settings) or has_packs)):
+        fail(NO_ACCOUNT)
     ctx = Context(db, settings, owner(db, user) if has_account else None)
     wants: dict[str, Any] = {
         "collections": list(collections) or (True if has_account else None),
-        "web": True if web.enabled(settings) and not collections else None}
+        "web": True if web.enabled(settings) and not collections else None,
+        "packs": True if has_packs else None}
     found: dict[str, Any] = {}
 
     async def prepare(req: Any) -> Any:
@@ -231,6 +245,22 @@ def search_hooks(settings: Settings, collections: tuple[str, ...], user: str | N
     return Hooks(prepare, after)
 
 
+def _already_in(db: Database, collection_id: int, filename: str, data: bytes) -> bool:
+    """Whether the collection holds a document of this name with these bytes (SHA-256), so
+    that adding a folder again adds only what is new instead of every passage twice."""
+    import hashlib
+
+    from sqlalchemy import select
+
+    from cove.features.search.store import Document
+
+    digest = hashlib.sha256(data).hexdigest()
+    with db.session() as s:
+        return s.scalar(select(Document.id).where(
+            Document.collection_id == collection_id, Document.filename == filename,
+            Document.sha256 == digest).limit(1)) is not None
+
+
 def _has_account(db: Database) -> bool:
     from sqlalchemy import func, select
 
@@ -238,3 +268,14 @@ def _has_account(db: Database) -> bool:
 
     with db.session() as s:
         return bool(s.scalar(select(func.count()).select_from(User)))
+
+
+def _has_packs(db: Database) -> bool:
+    """Whether knowledge packs are registered and libzim can read them (without the ``zim``
+    extra the packs are left out rather than failing every question)."""
+    from cove.features.search import packs, zim
+
+    if not zim.available():
+        return False
+    with db.session() as s:
+        return bool(packs.list_packs(s))
