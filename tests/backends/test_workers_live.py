@@ -110,9 +110,9 @@ def test_models_are_the_union_and_the_official_clients_work_on_a_remote_model(
     import ollama
     import openai
 
-    ids = [m["id"] for m in httpx.get(f"{cluster.url}/v1/models").json()["data"]]
+    ids = [m["id"] for m in httpx.get(f"{cluster.url}/v1/models", timeout=60).json()["data"]]
     assert "smollm2:135m" in ids and POOL in ids
-    client = openai.OpenAI(base_url=f"{cluster.url}/v1", api_key="unused")
+    client = openai.OpenAI(base_url=f"{cluster.url}/v1", api_key="unused", timeout=180)
     text = ""
     usage = None
     for ev in client.chat.completions.create(
@@ -124,7 +124,7 @@ def test_models_are_the_union_and_the_official_clients_work_on_a_remote_model(
         if ev.usage:
             usage = ev.usage
     assert text.strip() and usage is not None and usage.completion_tokens > 0
-    o = ollama.Client(host=cluster.url)
+    o = ollama.Client(host=cluster.url, timeout=180)
     assert POOL in [m.model for m in o.list().models]
     r = o.chat(model=POOL, messages=[{"role": "user", "content": "Say hi."}],
                options={"num_predict": 8, "temperature": 0})
