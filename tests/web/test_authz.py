@@ -96,7 +96,10 @@ ANON_OK = {("GET", "/web/session"), ("POST", "/web/signup"), ("POST", "/web/logi
            ("POST", "/web/logout"), ("GET", "/web/models"), ("POST", "/web/guest/chat"),
            # guests may search the web and packs (sign-in needed when guest chat is off:
            # tests/features/search/test_web_answers.py)
-           ("GET", "/web/search/sources"), ("POST", "/web/search")}
+           ("GET", "/web/search/sources"), ("POST", "/web/search"),
+           # knowledge packs are shared by the instance: guests may list and search them
+           # (registering and removing them is for admins: tests/features/search/test_packs*)
+           ("GET", "/web/knowledge/packs"), ("POST", "/web/knowledge/packs/search")}
 
 
 def web_routes(fake: FakeWorld) -> list[tuple[str, str]]:
