@@ -185,7 +185,7 @@ def test_slow_body_gets_408_and_server_keeps_serving(live_server: LiveServer) ->
 
 def test_lone_surrogate_live(live_server: LiveServer) -> None:
     raw = '{"messages": [{"role": "user", "content": "\\ud800"}], "max_tokens": 1}'
-    with httpx.Client(base_url=live_server.base_url) as c:
+    with httpx.Client(base_url=live_server.base_url, timeout=120) as c:
         r = c.post("/v1/chat/completions", content=raw,
                    headers={"content-type": "application/json"})
         assert r.status_code == 400 and r.json()["error"]["param"] == "messages[0].content"
