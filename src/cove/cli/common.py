@@ -3,8 +3,10 @@ the registry of installed models."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from typing import NoReturn
+from collections.abc import Coroutine
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -20,6 +22,26 @@ def fail(err: CoveError | str) -> NoReturn:
     msg = err.message if isinstance(err, CoveError) else err
     Console(stderr=True).print(f"Error: {msg}", style="red", markup=False)
     sys.exit(1)
+
+
+T = TypeVar("T")
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+def run_then_close(pipeline: _Closable, work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` to its end, then close ``pipeline`` whatever happened: a Cove error is
+    printed and exits 1 (:func:`fail`), Ctrl-C exits 130."""
+    try:
+        return asyncio.run(work)
+    except CoveError as e:
+        fail(e)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    finally:
+        pipeline.close()
 
 
 def read_settings(**overrides: object) -> Settings:

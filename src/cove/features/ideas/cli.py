@@ -4,9 +4,7 @@ saved (boards are kept for web and API users who are signed in)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from typing import Any
 
 import click
@@ -83,8 +81,7 @@ def register(cli: click.Group) -> None:
               model: str | None, seed: int | None, max_tokens: int, score_samples: int,
               as_json: bool) -> None:
         """Brainstorm GOAL: many ideas at once, duplicates dropped, grouped, scored, ranked."""
-        from cove.cli.common import fail, open_registry, read_settings
-        from cove.errors import CoveError
+        from cove.cli.common import open_registry, read_settings, run_then_close
         from cove.features.ideas.service import Brainstorm
         from cove.pipeline import ChatPipeline
 
@@ -92,14 +89,7 @@ def register(cli: click.Group) -> None:
         console = Console(stderr=True, highlight=False)
         req = Brainstorm(goal, list(constraints), list(criteria), n, model, seed, max_tokens,
                          score_samples)
-        try:
-            result = asyncio.run(_run(pipeline, req, console))
-        except CoveError as e:
-            fail(e)
-        except KeyboardInterrupt:
-            sys.exit(130)
-        finally:
-            pipeline.close()
+        result = run_then_close(pipeline, _run(pipeline, req, console))
         if as_json:
             click.echo(json.dumps(result, indent=2, ensure_ascii=False))
             return

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -90,22 +89,15 @@ def register(cli: click.Group) -> None:
     def explain(image: str, model: str | None, ocr_engine: str | None, max_tokens: int,
                 seed: int | None, as_json: bool) -> None:
         """Read IMAGE's text by region, recognise its template, and explain the meme."""
-        from cove.cli.common import fail, open_registry, read_settings
-        from cove.errors import CoveError
+        from cove.cli.common import open_registry, read_settings, run_then_close
         from cove.pipeline import ChatPipeline
 
         data = _read(image)
         pipeline = ChatPipeline(s := read_settings(), open_registry(s))
         console = None if as_json else Console(highlight=False)
-        try:
-            result = asyncio.run(_explain(pipeline, data, model, ocr_engine or s.ocr_engine,
-                                          max_tokens, seed, console))
-        except CoveError as e:
-            fail(e)
-        except KeyboardInterrupt:
-            sys.exit(130)
-        finally:
-            pipeline.close()
+        result = run_then_close(pipeline, _explain(pipeline, data, model,
+                                                   ocr_engine or s.ocr_engine, max_tokens,
+                                                   seed, console))
         if as_json:
             click.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
