@@ -1,6 +1,6 @@
 """Brainstorm mode against plain sampling, with the bundled model (run by hand, once).
 
-    .venv/bin/python bench/ideas.py [--n 24] [--goal "..."] [--out docs/ideas-bench.json]
+    .venv/bin/python bench/ideas.py [--n 24] [--goal "..."] [--model NAME] [--out FILE.json]
     .venv/bin/python bench/ideas.py --calibrate     # the duplicate thresholds only
 
 1. **Calibration** of the duplicate thresholds: cosine similarity (the core embedder) and
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sys
 import tempfile
@@ -102,13 +103,23 @@ LIST_LINE = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*(.+)$")
 
 
 def plain_ideas(text: str) -> list[str]:
-    """The list items of a plain answer (numbered or bulleted lines, bold stripped)."""
-    out = []
+    """The list items of a plain answer: each numbered or bulleted line with the unmarked
+    lines right under it (a pitch or a reason on the next lines belongs to its item; a blank
+    line ends it), bold
+    stripped; items under three characters are dropped."""
+    items: list[list[str]] = []
+    open_item = False  # a blank line closes the item above it
     for line in text.splitlines():
         m = LIST_LINE.match(line)
-        if m and len(m.group(1).strip()) >= 3:
-            out.append(m.group(1).replace("**", "").strip())
-    return out
+        if m:
+            items.append([m.group(1)])
+            open_item = True
+        elif not line.strip():
+            open_item = False
+        elif open_item:
+            items[-1].append(line.strip())
+    out = [" ".join(" ".join(i).replace("**", "").split()) for i in items]
+    return [t for t in out if len(t) >= 3]
 
 
 def note(report: dict[str, Any], out: str | None, what: str) -> None:
@@ -138,6 +149,45 @@ def diversity(texts: list[str]) -> dict[str, Any]:
             "mean_distance": round(mean, 3)}
 
 
+PLAIN_PROMPTS = {
+    "plain_sampling": "Give ideas for this goal, one per line: {goal}",
+    "plain_sampling_fields": ("Give ideas for this goal. For each idea write a short title, a "
+                              "one-sentence pitch and one sentence on why it could work. "
+                              "Goal: {goal}"),
+}
+
+
+async def plain_sampling(pipeline: Any, prompt: str, tokens: int, args: argparse.Namespace,
+                         report: dict[str, Any]) -> dict[str, Any]:
+    """Sample ``prompt`` with new seeds, ``n_parallel`` at a time, until ``tokens`` were
+    generated; the diversity of its list items."""
+    from cove.engine.types import SamplingParams
+    from cove.pipeline import ChatMessage, ChatRequest
+
+    plain: list[str] = []
+    spent, seed = 0, args.seed
+    t = time.monotonic()
+    while spent < tokens:
+        batch = []
+        for _ in range(pipeline.settings.n_parallel):
+            want = min(args.max_tokens, tokens - spent - sum(b[1] for b in batch))
+            if want <= 0:
+                break
+            batch.append((seed, want))
+            seed += 1
+        streams = [await pipeline.start_chat(ChatRequest(
+            [ChatMessage("user", prompt)],
+            SamplingParams(max_tokens=want, temperature=0.8, seed=s), args.model, None))
+            for s, want in batch]
+        results = await asyncio.gather(*(st.collect() for st in streams))
+        for r in results:
+            spent += r.usage.completion_tokens
+            plain.extend(plain_ideas(r.content))
+        note(report, None, f"plain sampling {spent}/{tokens} tokens")
+    return {**diversity(plain), "completion_tokens": spent,
+            "seconds": round(time.monotonic() - t, 1), "examples": plain[:8]}
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from cove.config import Settings
     from cove.engine.types import SamplingParams
@@ -146,20 +196,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from cove.models.store import ModelStore
     from cove.pipeline import ChatDone, ChatMessage, ChatPipeline, ChatRequest
 
-    settings = Settings(home=Path(tempfile.mkdtemp()), n_ctx=2048)
+    # an installed --model lives in the user's Cove home; the bundled one needs none
+    home = Settings().home if args.model else Path(tempfile.mkdtemp())
+    settings = Settings(home=home, n_ctx=2048)
     pipeline = ChatPipeline(settings, ModelRegistry(ModelStore(settings.home / "models")))
     report: dict[str, Any] = {"goal": args.goal, "n": args.n,
                               "n_parallel": settings.n_parallel,
-                              "machine": "shared: 2 cores, other engineers' tests running"}
+                              "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     try:
-        await pipeline.runtime(None)  # load before timing
+        await pipeline.runtime(args.model)  # load before timing
 
         async def board(samples: int) -> tuple[dict[str, Any], list[str], float]:
             t = time.monotonic()
             cands: list[str] = []
             done: dict[str, Any] = {}
             async for e in brainstorm(pipeline, Brainstorm(
-                    args.goal, n=args.n, seed=args.seed, max_tokens=args.max_tokens,
+                    args.goal, n=args.n, model=args.model, seed=args.seed,
+                    max_tokens=args.max_tokens,
                     score_samples=samples)):
                 if e["type"] == "candidate":
                     cands.append(idea_text(e["idea"]))
@@ -177,32 +230,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                 "requests": usage["requests"], "ideas": len(done["ideas"]),
                                 "themes": len(done["groups"]), "seconds": round(secs, 1)}
         note(report, args.out, "brainstorm done")
-        # 2. plain sampling of as many generated tokens
-        prompt = f"Give ideas for this goal, one per line: {args.goal}"
-        plain: list[str] = []
-        spent, seed = 0, args.seed
-        t = time.monotonic()
-        while spent < tokens:
-            batch = []
-            for _ in range(settings.n_parallel):
-                want = min(args.max_tokens, tokens - spent - sum(b[1] for b in batch))
-                if want <= 0:
-                    break
-                batch.append((seed, want))
-                seed += 1
-            streams = [await pipeline.start_chat(ChatRequest(
-                [ChatMessage("user", prompt)],
-                SamplingParams(max_tokens=want, temperature=0.8, seed=s), None, None))
-                for s, want in batch]
-            results = await asyncio.gather(*(st.collect() for st in streams))
-            for r in results:
-                spent += r.usage.completion_tokens
-                plain.extend(plain_ideas(r.content))
-            note(report, None, f"plain sampling {spent}/{tokens} tokens")
-        report["plain_sampling"] = {**diversity(plain), "completion_tokens": spent,
-                                    "seconds": round(time.monotonic() - t, 1)}
-        b, p = report["brainstorm"]["distinct"], report["plain_sampling"]["distinct"]
-        report["distinct_ratio"] = round(b / p, 2) if p else None
+        # 2. plain sampling of as many generated tokens, asked for short lines and for the
+        # brainstorm's own fields
+        for key, prompt in PLAIN_PROMPTS.items():
+            report[key] = await plain_sampling(pipeline, prompt.format(goal=args.goal), tokens,
+                                               args, report)
+            b, p = report["brainstorm"]["distinct"], report[key]["distinct"]
+            report[key]["distinct_ratio"] = round(b / p, 2) if p else None
 
         note(report, args.out, "plain sampling done")
         # 3. one stream generating as many tokens as the whole brainstorm did
@@ -212,7 +246,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         st = await pipeline.start_chat(ChatRequest(
             [ChatMessage("user", long_prompt)],
             SamplingParams(max_tokens=min(tokens, args.single_cap), temperature=0.8,
-                           seed=args.seed), None, None))
+                           seed=args.seed), args.model, None))
         first, r_tokens = 0.0, 0
         async for item in st:
             if not first:
@@ -239,6 +273,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--goal", default="Ways to make a small town greener")
     ap.add_argument("--n", type=int, default=24)
+    ap.add_argument("--model", default=None, help="an installed model (default: the default)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-tokens", type=int, default=160)
     ap.add_argument("--single-cap", type=int, default=256)
