@@ -1,11 +1,14 @@
 """Scanned PDF pages (no text layer, one image of text drawn here with Pillow) read by OCR
 with RapidOCR and with tesseract, indexed on their page and found by search; the notes without
-an OCR engine, for pages with nothing to read, and past the per-document bound."""
+an OCR engine, for pages with nothing to read, and past the per-document bound; the server
+answering a chat while a scan is read."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import httpx
 import pytest
 
 from cove import ocr
@@ -14,6 +17,7 @@ from cove.features.search.extract import extract
 from tests.conftest import FakeWorld
 from tests.features.search.files import scanned_pdf
 from tests.features.search.test_routes import new_collection, search, upload
+from tests.web.conftest import Site
 from tests.web.helpers import Browser
 
 KEEPER = ["The lighthouse keeper logs the tides", "every morning before the ferry docks."]
@@ -79,3 +83,39 @@ def test_ocr_is_bounded_per_document(monkeypatch: pytest.MonkeyPatch) -> None:
     got = scans.read(pages, "tesseract", clock=lambda: float(next(ticks)))
     assert sorted(got.texts) == [1, 2]  # 100 s after page 1, 200 s after page 2: stop
     assert "it was not read by OCR" in got.notes[2]
+
+
+def test_the_server_answers_while_a_scan_is_read(site: Site,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The upload's OCR is held at its first page until a guest's chat, sent meanwhile, has
+    been answered: were OCR on the event loop, that chat could never be answered."""
+    reading, release = threading.Event(), threading.Event()
+    text_of_picture = scans._text
+
+    def held(im: Any, engine: str) -> str:
+        reading.set()
+        assert release.wait(300)
+        return text_of_picture(im, engine)
+
+    monkeypatch.setattr(scans, "_text", held)
+    got: dict[str, Any] = {}
+    with httpx.Client(base_url=site.base_url, timeout=600) as owner, \
+            httpx.Client(base_url=site.base_url, timeout=120) as guest:
+        b = Browser(owner)  # type: ignore[arg-type]
+        assert b.signup("ada@example.org").status_code == 200
+        cid = new_collection(b, "harbour")
+        upload_thread = threading.Thread(
+            target=lambda: got.update(r=upload(b, cid, "harbour.pdf", DOC)))
+        upload_thread.start()
+        try:
+            assert reading.wait(300)
+            site.engines["scripted:latest"].enqueue(["Still here."])
+            r = guest.post("/web/guest/chat", json={"messages": [
+                {"role": "user", "content": "Are you there?"}]})
+            assert r.status_code == 200 and "Still here." in r.text
+            assert "r" not in got  # the upload is still reading its scan
+        finally:
+            release.set()
+            upload_thread.join(300)
+    assert got["r"].status_code == 201, got["r"].text
+    assert got["r"].json()["notes"] == ["page 2 was read by OCR (rapidocr)"]
