@@ -63,6 +63,16 @@ def test_pages_with_nothing_to_read() -> None:
     assert drawing.notes == ["page 2 has no text layer and no image for OCR to read"]
 
 
+def test_an_engine_failing_on_a_picture_is_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(im: Any, engine: str = "auto", psm: int = 3) -> Any:
+        raise RuntimeError("onnxruntime: bad input")
+
+    monkeypatch.setattr(ocr, "read_lines", refuse)
+    got = extract(DOC, "harbour.pdf", "tesseract")
+    assert [s.page for s in got.sections] == [1]
+    assert got.notes == ["page 2 has no text layer; OCR (tesseract) failed: RuntimeError"]
+
+
 def pages_of(data: bytes) -> dict[int, Any]:
     import io
 

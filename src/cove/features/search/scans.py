@@ -32,6 +32,7 @@ from cove.errors import CoveError
 MAX_PAGES = 50  # pages without text read by OCR per document, at most
 MAX_SECONDS = 180.0  # no page's OCR starts after this much OCR time on one document
 MIN_SIDE = 16  # px: smaller pictures (rules, bullets, dots) are not read
+MAX_PICTURES = 10  # pictures read per page, at most (the first ones drawn)
 MAX_SIDE = 4000  # px: larger pictures are scaled down to this longer side first
 NOT_READ = "page {page} has no text layer (a scan or an image); it was not read"
 
@@ -46,15 +47,17 @@ class Scanned:
 
 
 def pictures(page: Any) -> list[Image.Image]:
-    """The images a pypdf page draws, in RGB (transparency over white), those under
-    :data:`MIN_SIDE` left out and those over :data:`MAX_SIDE` scaled down. A picture pypdf
-    cannot decode (a damaged stream, an unsupported filter) is skipped."""
+    """The first :data:`MAX_PICTURES` images a pypdf page draws, in RGB (transparency over
+    white), those under :data:`MIN_SIDE` left out and those over :data:`MAX_SIDE` scaled down.
+    A picture pypdf cannot decode (a damaged stream, an unsupported filter) is skipped."""
     out = []
     try:
         keys = page.images.keys()
     except Exception:  # noqa: BLE001 - damaged resources: no pictures to read
         return []
     for key in keys:
+        if len(out) >= MAX_PICTURES:
+            break
         try:
             im = page.images[key].image
         except Exception:  # noqa: BLE001 - pypdf and Pillow raise many types on bad images
@@ -101,9 +104,9 @@ def read(pages: dict[int, Any], engine: str = "auto",
         start = clock()
         try:
             texts = [_text(im, name) for im in pictures(page)]
-        except CoveError as e:  # tesseract failing or timing out
-            out.notes.append(f"page {number} has no text layer; OCR ({name}) failed: "
-                             f"{e.message}")
+        except Exception as e:  # noqa: BLE001 - tesseract failing, onnxruntime refusing
+            why = e.message if isinstance(e, CoveError) else type(e).__name__
+            out.notes.append(f"page {number} has no text layer; OCR ({name}) failed: {why}")
             continue
         finally:
             spent += clock() - start
