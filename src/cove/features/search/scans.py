@@ -50,7 +50,7 @@ def pictures(page: Any) -> list[Image.Image]:
     """The first :data:`MAX_PICTURES` images a pypdf page draws, in RGB (transparency over
     white), those under :data:`MIN_SIDE` left out and those over :data:`MAX_SIDE` scaled down.
     A picture pypdf cannot decode (a damaged stream, an unsupported filter) is skipped."""
-    out = []
+    out: list[Image.Image] = []
     try:
         keys = page.images.keys()
     except Exception:  # noqa: BLE001 - damaged resources: no pictures to read
