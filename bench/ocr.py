@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.features.memes.images import background, png  # noqa: E402
 
 from bench.common import machine  # noqa: E402
+from cove import ocr as engines  # noqa: E402
 from cove.features.memes import ocr  # noqa: E402
 from cove.features.memes.metrics import cer, word_recall  # noqa: E402
 from cove.features.memes.render import ANTON, draw_text  # noqa: E402
@@ -96,8 +97,9 @@ def tesseract_defaults(im: object, tmp: Path) -> str:
 def rapid_raw(im: object) -> str:
     import numpy as np
 
-    result = ocr._rapid()(np.asarray(im)[:, :, ::-1], use_det=True, use_cls=True,  # type: ignore[call-overload]
-                          use_rec=True)
+    with engines.rapid_lock:
+        result = engines.rapid()(np.asarray(im)[:, :, ::-1], use_det=True, use_cls=True,
+                                 use_rec=True)
     return "\n".join(result.txts or ())
 
 

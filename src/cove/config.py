@@ -189,8 +189,8 @@ class Settings(BaseSettings):
     )
     ocr_engine: str = Field(
         "auto", pattern="^(auto|rapidocr|tesseract)$",
-        description="OCR engine for meme text: auto (RapidOCR when cove[ocr] is installed, "
-        "else tesseract), rapidocr or tesseract.",
+        description="OCR engine for meme text and for PDF pages without a text layer: auto "
+        "(RapidOCR when cove[ocr] is installed, else tesseract), rapidocr or tesseract.",
     )
     database_url: str | None = Field(
         None,

@@ -1,9 +1,12 @@
-"""Document fixtures built by the tests: PDFs (fpdf2), DOCX (python-docx), a DOCX zip bomb."""
+"""Document fixtures built by the tests: PDFs (fpdf2; scanned pages drawn with Pillow in
+DejaVu Serif), DOCX (python-docx), a DOCX zip bomb."""
 
 from __future__ import annotations
 
 import io
 import zipfile
+
+from PIL import Image, ImageDraw, ImageFont
 
 
 def make_pdf(pages: list[str]) -> bytes:
@@ -18,6 +21,37 @@ def make_pdf(pages: list[str]) -> bytes:
             pdf.multi_cell(0, 8, text)
         else:
             pdf.rect(20, 20, 100, 60, style="F")  # a drawing, no text
+    return bytes(pdf.output())
+
+
+SCAN_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf"
+
+
+def scan(lines: list[str], size: tuple[int, int] = (1240, 1754)) -> Image.Image:
+    """A greyscale "scan" (PIL image; A4 at 150 dpi by default): ``lines`` in black, 30 px
+    DejaVu Serif, on white, from 120 px in (a line of over about 60 characters runs off the
+    page, and OCR reads a cut line badly)."""
+    im = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.truetype(SCAN_FONT, 30)
+    for i, line in enumerate(lines):
+        draw.text((120, 150 + 50 * i), line, font=font, fill=0)
+    return im
+
+
+def scanned_pdf(pages: list[str | list[str]]) -> bytes:
+    """A PDF whose pages are text (a ``str``: a text layer) or scans (a list of lines, drawn
+    by :func:`scan` into one full-page image: no text layer; ``[]`` is a blank scan)."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    for page in pages:
+        pdf.add_page()
+        if isinstance(page, str):
+            pdf.multi_cell(0, 8, page)
+        else:
+            pdf.image(scan(page), x=0, y=0, w=210, h=297)
     return bytes(pdf.output())
 
 

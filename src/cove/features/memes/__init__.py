@@ -1,12 +1,13 @@
 """Memes (issue 12): reading meme text (OCR), explaining a meme, and making one from a template.
 
-Rooms: :mod:`.images` (safe image loading), :mod:`.ocr` (RapidOCR, or tesseract on a
-white-text mask), :mod:`.words` (re-splitting run-together words), :mod:`.layout` (text
-regions), :mod:`.phash` (template recognition), :mod:`.templates` (memegen-shaped templates),
-:mod:`.builtin` (templates drawn in code), :mod:`.render` (captions onto images),
-:mod:`.captions` (caption ideas from the chat model), :mod:`.understand` (explanations),
-:mod:`.store` (tables), :mod:`.service` (the logic, no HTTP), :mod:`.routes` (``/v1/memes``),
-:mod:`.web` (the Meme studio page), :mod:`.cli` (``cove meme``).
+Rooms: :mod:`.images` (safe image loading), :mod:`.ocr` (meme text on the shared engines of
+:mod:`cove.ocr`: RapidOCR with second looks, or tesseract on a white-text mask), :mod:`.words`
+(re-splitting run-together words), :mod:`.layout` (text regions), :mod:`.phash` (template
+recognition), :mod:`.templates` (memegen-shaped templates), :mod:`.builtin` (templates drawn in
+code), :mod:`.render` (captions onto images), :mod:`.captions` (caption ideas from the chat
+model), :mod:`.understand` (explanations), :mod:`.store` (tables), :mod:`.service` (the logic,
+no HTTP), :mod:`.routes` (``/v1/memes``), :mod:`.web` (the Meme studio page), :mod:`.cli`
+(``cove meme``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Reading meme text: RapidOCR (PP-OCR detection and recognition models, shipped inside the
-``rapidocr`` wheel, run by onnxruntime with one thread per core) when the ``cove[ocr]`` extra is
-installed, else Debian's ``tesseract`` on a white-text mask.
+"""Reading meme text, on the shared OCR engines of :mod:`cove.ocr` (RapidOCR when the
+``cove[ocr]`` extra is installed, else Debian's ``tesseract``): tesseract on a white-text mask,
+RapidOCR with a second look at unsure lines.
 
 Why the mask: meme captions are white letters with a black outline over a busy picture;
 tesseract's own binarisation keeps the outline and the picture, and reads little. Keeping only
@@ -14,42 +14,16 @@ lines, their words and pixel boxes.
 
 from __future__ import annotations
 
-import functools
-import os
-import shutil
-import subprocess
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image, ImageFilter, ImageOps
 
-from cove.errors import CoveError, InvalidRequest
+from cove import ocr as engines
 from cove.features.memes.words import resplit
+from cove.ocr import Box, Line, Word, choose
 
-Box = tuple[int, int, int, int]  # left, top, right, bottom (px)
-ENGINES = ("auto", "rapidocr", "tesseract")
-TESSERACT = "tesseract"
-_rapid_lock = threading.Lock()
-
-
-class OcrUnavailable(CoveError):
-    """No OCR engine is installed (HTTP 503)."""
-
-    status = 503
-    type = "server_error"
-    code = "ocr_unavailable"
-
-
-@dataclass
-class Line:
-    """A line of text: ``text`` (words re-split), pixel ``box``, ``confidence`` 0..1 and the
-    ``words`` with their boxes (estimated from character positions for RapidOCR)."""
-
-    text: str
-    box: Box
-    confidence: float
-    words: list[tuple[str, Box]] = field(default_factory=list)
+__all__ = ["Box", "Line", "OcrResult", "choose", "read"]
 
 
 @dataclass
@@ -66,80 +40,6 @@ class OcrResult:
     def text(self) -> str:
         """All lines joined by newlines."""
         return "\n".join(line.text for line in self.lines)
-
-
-def cores() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def rapidocr_installed() -> bool:
-    """Whether the ``cove[ocr]`` extra (rapidocr and onnxruntime) is importable."""
-    import importlib.util
-
-    return all(importlib.util.find_spec(m) is not None for m in ("rapidocr", "onnxruntime"))
-
-
-def tesseract_installed() -> bool:
-    """Whether the ``tesseract`` program is on PATH."""
-    return shutil.which(TESSERACT) is not None
-
-
-def choose(engine: str = "auto") -> str:
-    """The engine to use for ``engine`` (``auto``: RapidOCR when installed, else tesseract).
-
-    Raises:
-        InvalidRequest: an unknown engine name. OcrUnavailable: the engine is not installed.
-    """
-    if engine not in ENGINES:
-        raise InvalidRequest(f"unknown OCR engine {engine!r}; expected one of "
-                             f"{', '.join(ENGINES)}", param="ocr_engine")
-    if engine in ("auto", "rapidocr") and rapidocr_installed():
-        return "rapidocr"
-    if engine in ("auto", "tesseract") and tesseract_installed():
-        return "tesseract"
-    raise OcrUnavailable("no OCR engine is installed: pip install 'cove[ocr]' (RapidOCR) or "
-                         "apt-get install tesseract-ocr")
-
-
-@functools.cache
-def _rapid() -> Any:
-    from rapidocr import RapidOCR
-
-    return RapidOCR(params={
-        "Global.log_level": "error",
-        "EngineConfig.onnxruntime.intra_op_num_threads": cores(),
-        "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-    })
-
-
-def _word_boxes(text: str, box: Box) -> list[tuple[str, Box]]:
-    """Boxes of the words of a line, by their share of the line's characters."""
-    x0, y0, x1, y1 = box
-    n = max(1, len(text))
-    out, at = [], 0
-    for word in text.split(" "):
-        if word:
-            a = x0 + (x1 - x0) * at / n
-            b = x0 + (x1 - x0) * (at + len(word)) / n
-            out.append((word, (round(a), y0, round(b), y1)))
-        at += len(word) + 1
-    return out
-
-
-def _recognise(crop: Image.Image) -> tuple[str, float]:
-    """RapidOCR's recognition alone (no detection) of one line's crop: (text, score)."""
-    import numpy as np
-
-    with _rapid_lock:
-        r = _rapid()(np.asarray(crop.convert("RGB"))[:, :, ::-1], use_det=False,
-                     use_cls=False, use_rec=True)
-    if not r.txts:
-        return "", 0.0
-    return str(r.txts[0]), float(r.scores[0]) if r.scores else 0.0
 
 
 def word_gaps(mask: Image.Image, height: int) -> list[int]:
@@ -187,62 +87,31 @@ def refine(im: Image.Image, mask: Image.Image, line: Line) -> Line:
     text, score = line.text, line.confidence
     if score < 0.9:
         for crop in (im.crop(area), mask.crop(area)):
-            t, sc = _recognise(crop)
+            t, sc = engines.rapidocr_recognise(crop)
             if sc > score and _letters(t):
                 text, score = " ".join(resplit(t).split()), sc
     cuts = word_gaps(mask.crop(area), y1 - y0)
     if len(cuts) > text.count(" "):
         edges = [0, *cuts, area[2] - area[0]]
-        pieces = [_recognise(mask.crop((area[0] + a, area[1], area[0] + b, area[3])))
+        pieces = [engines.rapidocr_recognise(mask.crop((area[0] + a, area[1], area[0] + b,
+                                                        area[3])))
                   for a, b in zip(edges, edges[1:], strict=False)]
         joined = " ".join(" ".join(resplit(t).split()) for t, _ in pieces if t.strip())
         if _letters(joined) == _letters(text) and all(sc >= 0.6 for t, sc in pieces if t):
             text = joined
     if text == line.text and score == line.confidence:
         return line
-    return Line(text, line.box, score, _word_boxes(text, line.box))
-
-
-RAPID_MAX_ASPECT = 4  # longer side / shorter side of what RapidOCR is given, at most
-
-
-def padded_for_rapidocr(im: Image.Image) -> Image.Image:
-    """``im`` in RGB, extended to the right or bottom with its corner's colour so that its
-    longer side is at most :data:`RAPID_MAX_ASPECT` times its shorter one. RapidOCR scales an
-    image's longer side down to 2000 px and rounds each side to a multiple of 32 (a thin
-    banner's shorter side became 0: ``ResizeImgError``), then its detector scales the
-    shorter side *up* to 736 px and the longer one with it (a 1999 x 1 image became about
-    1.5 million pixels long and took all the memory). The picture stays at (0, 0), so the
-    boxes found are boxes of ``im``."""
-    rgb = im.convert("RGB")
-    w, h = rgb.size
-    need = -(-max(w, h) // RAPID_MAX_ASPECT)  # ceil
-    if min(w, h) >= need:
-        return rgb
-    out = Image.new("RGB", (w, need) if w >= h else (need, h), rgb.getpixel((0, 0)))
-    out.paste(rgb, (0, 0))
-    return out
+    return Line(text, line.box, score, engines.word_boxes(text, line.box))
 
 
 def read_rapidocr(im: Image.Image) -> list[Line]:
-    """Lines read by RapidOCR (onnxruntime, one thread per core), text re-split, each line
-    given a second look (:func:`refine`). A very thin image is padded first
-    (:func:`padded_for_rapidocr`)."""
-    import numpy as np
-
-    with _rapid_lock:  # one onnxruntime session set, used by one caller at a time
-        # BGR, as it expects; the stages named every time (RapidOCR keeps the last call's)
-        result = _rapid()(np.asarray(padded_for_rapidocr(im))[:, :, ::-1], use_det=True,
-                          use_cls=True, use_rec=True)
+    """Lines read by RapidOCR (:func:`cove.ocr.rapidocr_lines`), text re-split, each line
+    given a second look (:func:`refine`), top to bottom."""
     lines = []
-    for quad, text, score in zip(result.boxes if result.boxes is not None else [],
-                                 result.txts or (), result.scores or (), strict=False):
-        xs, ys = [p[0] for p in quad], [p[1] for p in quad]
-        box = (max(0, int(min(xs))), max(0, int(min(ys))), min(im.width, int(max(xs)) + 1),
-               min(im.height, int(max(ys)) + 1))
-        text = " ".join(resplit(str(text)).split())
+    for line in engines.rapidocr_lines(im):
+        text = " ".join(resplit(line.text).split())
         if text:
-            lines.append(Line(text, box, float(score), _word_boxes(text, box)))
+            lines.append(Line(text, line.box, line.confidence, engines.word_boxes(text, line.box)))
     if lines:
         mask = white_text_mask(im)
         lines = [refine(im, mask, line) for line in lines]
@@ -315,41 +184,20 @@ def dark_text_mask(im: Image.Image, threshold: int = 70) -> Image.Image:
 
 
 def _tesseract_tsv(im: Image.Image, psm: int) -> list[Line]:
-    import io
-
-    buf = io.BytesIO()
-    im.save(buf, "PNG")
-    try:
-        done = subprocess.run([TESSERACT, "stdin", "stdout", "--psm", str(psm), "-l", "eng",
-                               "tsv"], input=buf.getvalue(), capture_output=True, timeout=120,
-                              check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise OcrUnavailable(f"tesseract failed to run ({e})") from e
-    if done.returncode != 0:
-        raise OcrUnavailable("tesseract failed: " + done.stderr.decode(errors="replace")[-300:])
-    groups: dict[tuple[str, ...], list[tuple[str, Box, float]]] = {}
-    for row in done.stdout.decode("utf-8", errors="replace").splitlines()[1:]:
-        cols = row.split("\t")
-        if len(cols) < 12 or cols[0] != "5" or not cols[11].strip():
-            continue
-        conf = float(cols[10])
-        if conf < 0:
-            continue
-        left, top, w, h = (int(c) for c in cols[6:10])
-        groups.setdefault(tuple(cols[1:5]), []).append(
-            (cols[11].strip(), (left, top, left + w, top + h), conf / 100))
+    """Tesseract's lines of ``im`` (:func:`cove.ocr.tesseract_words`), its guesses at shapes
+    (words under 0.4) left out, a line cut at wide gaps (:func:`_split_at_gaps`)."""
     lines = []
-    for words in groups.values():
+    for words in engines.tesseract_words(im, psm):
         kept = [w for w in words if w[2] >= 0.4]  # tesseract's guesses at shapes score low
         for part in _split_at_gaps(kept):
             lines.append(_line(part))
     return sorted(lines, key=lambda line: (line.box[1], line.box[0]))
 
 
-def _split_at_gaps(words: list[tuple[str, Box, float]]) -> list[list[tuple[str, Box, float]]]:
+def _split_at_gaps(words: list[Word]) -> list[list[Word]]:
     """A tesseract line cut where two words are further apart than 1.2 line heights (text in
     two panels side by side is two lines)."""
-    parts: list[list[tuple[str, Box, float]]] = []
+    parts: list[list[Word]] = []
     for w in sorted(words, key=lambda w: w[1][0]):
         if parts:
             prev = parts[-1][-1][1]
@@ -360,7 +208,7 @@ def _split_at_gaps(words: list[tuple[str, Box, float]]) -> list[list[tuple[str, 
     return parts
 
 
-def _line(words: list[tuple[str, Box, float]]) -> Line:
+def _line(words: list[Word]) -> Line:
     box = (min(w[1][0] for w in words), min(w[1][1] for w in words),
            max(w[1][2] for w in words), max(w[1][3] for w in words))
     pieces = [(resplit(t), b) for t, b, _ in words]

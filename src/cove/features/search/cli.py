@@ -111,7 +111,8 @@ def register(cli: click.Group) -> None:
                             unchanged += 1
                             bar.advance(task)
                             continue
-                        prepared = service.prepare(f.name, data, settings.max_upload_bytes)
+                        prepared = service.prepare(f.name, data, settings.max_upload_bytes,
+                                                   settings.ocr_engine)
                         with db.session() as s:
                             service.add_document(s, user_id, cid, prepared)
                         added += 1

@@ -3,7 +3,8 @@ one page), and a check that the bytes are what the name says.
 
 Formats: plain text (UTF-8, UTF-16 with BOM), Markdown (split at ATX headings outside code
 fences), HTML (``script``/``style``/``template``/``noscript`` dropped, split at ``h1``-``h6``),
-PDF (pypdf, text per page; a page without a text layer is reported, not guessed) and DOCX
+PDF (pypdf, text per page; a page without a text layer is read by OCR when an engine is
+installed, :mod:`.scans`, else reported in the notes, never guessed) and DOCX
 (python-docx; paragraphs styled ``Title`` / ``Heading N`` make the heading path).
 
 Every failure raises :class:`~cove.errors.InvalidRequest` with ``code="unsupported_file"`` (a
@@ -19,6 +20,7 @@ import zipfile
 from dataclasses import dataclass, field
 
 from cove.errors import InvalidRequest
+from cove.features.search import scans
 
 KINDS = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
          ".html": "html", ".htm": "html", ".pdf": "pdf", ".docx": "docx"}
@@ -193,8 +195,10 @@ def html_sections(text: str) -> list[Section]:
     return target.sections
 
 
-def pdf(data: bytes, filename: str) -> Extracted:
-    """Text per page of a PDF (pypdf). Pages with no text layer are listed in ``notes``.
+def pdf(data: bytes, filename: str, ocr_engine: str = "auto") -> Extracted:
+    """Text per page of a PDF (pypdf). Pages with no text layer are read by OCR with
+    ``ocr_engine`` (:func:`.scans.read`, bounded per document) and every one of them gets a
+    note in ``notes``: read by OCR, or why not.
 
     Raises:
         InvalidRequest: not a PDF, corrupt, or encrypted with a password.
@@ -209,6 +213,7 @@ def pdf(data: bytes, filename: str) -> Extracted:
         if reader.is_encrypted and not reader.decrypt(""):
             raise unreadable(f"{filename!r} is encrypted with a password; Cove cannot read it")
         texts = [(page.extract_text() or "") for page in reader.pages]
+        blank = {i + 1: page for i, page in enumerate(reader.pages) if not texts[i].strip()}
     except InvalidRequest:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
@@ -216,10 +221,10 @@ def pdf(data: bytes, filename: str) -> Extracted:
         raise unreadable(f"{filename!r} is a damaged PDF ({type(e).__name__}: {e})") from e
     except Exception as e:  # noqa: BLE001 - and its asserts, struct and zlib errors, ...
         raise unreadable(f"{filename!r} is a damaged PDF ({type(e).__name__})") from e
+    scanned = scans.read(blank, ocr_engine) if blank else scans.Scanned()
+    texts = [scanned.texts.get(i + 1, t) for i, t in enumerate(texts)]
     sections = [Section(t, page=i + 1) for i, t in enumerate(texts) if t.strip()]
-    blank = [i + 1 for i, t in enumerate(texts) if not t.strip()]
-    notes = [f"page {p} has no text layer (a scan or an image); it was not read" for p in blank]
-    return Extracted("pdf", sections, pages=len(texts), notes=notes)
+    return Extracted("pdf", sections, pages=len(texts), notes=scanned.notes)
 
 
 def _check_zip(data: bytes, filename: str) -> None:
@@ -279,16 +284,16 @@ def docx(data: bytes, filename: str) -> Extracted:
     return Extracted("docx", sections)
 
 
-def extract(data: bytes, filename: str) -> Extracted:
+def extract(data: bytes, filename: str, ocr_engine: str = "auto") -> Extracted:
     """The sections of a file, read by the format its name says (after checking the bytes
-    agree).
+    agree); ``ocr_engine`` reads a PDF's pages without a text layer (:func:`pdf`).
 
     Raises:
         InvalidRequest: see the module docstring.
     """
     kind = kind_of(filename)
     if kind == "pdf":
-        return pdf(data, filename)
+        return pdf(data, filename, ocr_engine)
     if kind == "docx":
         return docx(data, filename)
     if data[:5] == b"%PDF-" or data[:4] == b"PK\x03\x04":

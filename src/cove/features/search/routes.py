@@ -70,7 +70,8 @@ def upload(collection_id: int, file: Annotated[UploadFile, File()], request: Req
     if len(data) > limit:
         raise PayloadTooLarge(f"{file.filename!r} is over the limit of {limit} bytes "
                               "(COVE_MAX_UPLOAD_BYTES)")
-    prepared = service.prepare(file.filename or "document", data, limit)
+    prepared = service.prepare(file.filename or "document", data, limit,
+                               settings.ocr_engine)
     with db.session() as s:
         d = service.add_document(s, user.id, collection_id, prepared)
         out = service.document_dict(d)

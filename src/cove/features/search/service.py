@@ -123,8 +123,9 @@ def delete_document(s: Session, user_id: int, document_id: int) -> None:
     s.delete(d)
 
 
-def prepare(filename: str, data: bytes, max_bytes: int) -> Prepared:
-    """Extract, split and embed a file (blocking; no database).
+def prepare(filename: str, data: bytes, max_bytes: int, ocr_engine: str = "auto") -> Prepared:
+    """Extract, split and embed a file (blocking, and for a scanned PDF read by OCR with
+    ``ocr_engine`` CPU-heavy for up to minutes: see :mod:`.scans`; no database).
 
     Raises:
         PayloadTooLarge: ``data`` over ``max_bytes``.
@@ -134,7 +135,7 @@ def prepare(filename: str, data: bytes, max_bytes: int) -> Prepared:
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"{name!r} is {len(data)} bytes; the limit is {max_bytes} "
                               "(COVE_MAX_UPLOAD_BYTES)")
-    extracted = extract(data, name)
+    extracted = extract(data, name, ocr_engine)
     chunks: list[dict[str, Any]] = []
     offset = 0
     for section in extracted.sections:

@@ -172,7 +172,9 @@ def attach(request: Request, user_id: int, c: Collection, file_ref: str) -> dict
         if known is not None:
             return store_file_obj(c, f, created=known.created_at)
     try:
-        prepared = service.prepare(f.filename, f.data, get_settings(request).max_upload_bytes)
+        settings = get_settings(request)
+        prepared = service.prepare(f.filename, f.data, settings.max_upload_bytes,
+                                   settings.ocr_engine)
     except CoveError as e:
         return store_file_obj(c, f, e)
     with db.session() as s:

@@ -1,6 +1,6 @@
 /* Cove web app, answers with sources (the search feature): the composer's Search switch and
-   its sources (your collections, knowledge packs, the web: each offered only when this server
-   and this caller have it), the `cove.search` field of a message, source cards under an answer,
+   its sources (your collections, knowledge packs (all, or the one chosen), the web: each offered
+   only when this server and this caller have it), the `cove.search` field of a message, source cards under an answer,
    the passage dialog, and [n] markers checked against the list. Every text goes into the page
    with textContent. A classic script loaded before app.js: it exposes window.coveSources. */
 (function () {
@@ -28,10 +28,27 @@
     const hasPacks = Array.isArray(offered.packs) ? offered.packs.length > 0 : !!offered.packs;
     $("src-collections-row").hidden = !hasCollections;
     $("src-packs-row").hidden = !hasPacks;
+    packChoice(Array.isArray(offered.packs) ? offered.packs : []);
     $("src-web-row").hidden = !offered.web;
     $("search-switch").hidden = !(hasCollections || hasPacks || offered.web);
     if ($("search-switch").hidden) $("search-on").checked = false;
     $("search-sources").hidden = !$("search-on").checked;
+  }
+
+  // the pack chooser: "all" or one pack by its title (the choice kept while that pack exists)
+  function packChoice(packs) {
+    const sel = $("src-pack");
+    const keep = sel.value;
+    sel.replaceChildren(el("option", "all"));
+    sel.firstChild.value = "";
+    for (const p of packs) {
+      const o = el("option", p.title || p.name);
+      o.value = p.name;
+      o.title = [p.name, p.language, p.date].filter(Boolean).join(" · ");
+      sel.append(o);
+    }
+    sel.value = packs.some((p) => p.name === keep) ? keep : "";
+    sel.hidden = packs.length < 1;
   }
 
   function tagged(text) {
@@ -48,7 +65,7 @@
     if (on) {
       if (!$("src-collections-row").hidden && $("src-collections").checked) f.collections = true;
       if (!$("src-web-row").hidden && $("src-web").checked) f.web = true;
-      if (!$("src-packs-row").hidden && $("src-packs").checked) f.packs = true;
+      if (!$("src-packs-row").hidden && $("src-packs").checked) f.packs = $("src-pack").value ? [$("src-pack").value] : true;
     }
     if (!f.collections && tagged(text)) f.collections = true;  // #name picks a collection
     return Object.keys(f).length ? f : null;
