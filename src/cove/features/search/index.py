@@ -1,10 +1,13 @@
 """Ranking chunks: keyword ranks from the database's full-text index, vector ranks by cosine
 similarity (numpy), fused by reciprocal rank fusion.
 
-Keyword search never hands user text to a query language: the query is cut into word tokens,
-and on SQLite each becomes a quoted FTS5 string (``"word"``, quotes doubled) joined with ``OR``
-and ranked by ``bm25()``; on PostgreSQL the tokens go to ``websearch_to_tsquery('english', ...)``
-joined with ``or`` (which never raises on any input) and are ranked by ``ts_rank_cd``.
+Keyword search covers a passage's heading path and its text (migration 0010), the heading
+weighted :data:`HEADING_WEIGHT` times the text. It never hands user text to a query language:
+the query is cut into word tokens, stop words and the commonest words left out
+(:func:`select_terms`, the same on both databases), and on SQLite each word becomes a quoted
+FTS5 string (``"word"``, quotes doubled) joined with ``OR`` and ranked by ``bm25()``; on
+PostgreSQL the words go to ``websearch_to_tsquery('english', ...)`` joined with ``or`` (which
+never raises on any input) and are ranked by ``ts_rank_cd``.
 
 Reciprocal rank fusion: G. V. Cormack, C. L. A. Clarke and S. Büttcher, "Reciprocal rank fusion
 outperforms Condorcet and individual rank learning methods", SIGIR 2009 — each list adds
@@ -16,7 +19,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,21 +69,26 @@ STOPWORDS = frozenset(
     "then there these they this to was will with how what which who whom when where why do "
     "does did i me my you your we our can could would should".split())
 MATCH_BUDGET = 10_000
+# How much more a query word counts in a passage's heading path than in its text (bm25()
+# column weights on SQLite; on PostgreSQL the heading is labelled A, the text B, and
+# ts_rank_cd weighs B at 1 / HEADING_WEIGHT of A). Chosen on bench/retrieval.py: see
+# docs/retrieval.md.
+HEADING_WEIGHT = 5.0
 
 
-def fts5_terms(s: Session, query: str, budget: int = MATCH_BUDGET) -> list[str]:
-    """The words of ``query`` worth an FTS5 search: without stop words (unless that leaves
-    none), then the rarest first while their passages (by FTS5 count, over the whole index)
-    add up to at most ``budget`` — always at least the rarest one. BM25 must score every
-    passage a query matches, so at 100,000 passages a common word would make one search cost
-    hundreds of milliseconds while moving the top results little (its IDF is small)."""
+def select_terms(query: str, frequency: Callable[[str], int],
+                 budget: int = MATCH_BUDGET) -> list[str]:
+    """The words of ``query`` worth a keyword search, in query order: without stop words
+    (unless that leaves none), then the rarest first (``frequency(word)``: how many passages
+    it matches) while their matches add up to at most ``budget`` — always at least the rarest
+    one. Both full-text engines score every passage a query matches, so at 100,000 passages a
+    common word would make one search cost hundreds of milliseconds while moving the top
+    results little (its IDF is small)."""
     distinct = list(dict.fromkeys(words(query)))
     terms = [w for w in distinct if w not in STOPWORDS] or distinct
     if len(terms) < 2:
         return terms
-    df = {w: int(s.scalar(text("SELECT count(*) FROM search_chunks_fts WHERE "
-                               "search_chunks_fts MATCH :q"), {"q": fts5_query("", [w])}) or 0)
-          for w in terms}
+    df = {w: frequency(w) for w in terms}
     kept: list[str] = []
     total = 0
     for w in sorted(terms, key=lambda w: df[w]):
@@ -91,13 +99,43 @@ def fts5_terms(s: Session, query: str, budget: int = MATCH_BUDGET) -> list[str]:
     return [w for w in terms if w in kept]
 
 
+def pg_query(terms: Sequence[str]) -> str:
+    """A ``websearch_to_tsquery`` text matching any of ``terms`` (its ``or``; the word "or"
+    itself, an operator there, left out)."""
+    return " or ".join(w for w in terms if w != "or")
+
+
+def document_frequency(s: Session, word: str) -> int:
+    """How many passages (of every collection) the keyword index matches ``word`` in, heading
+    or text: an FTS5 count on SQLite, a ``tsv @@`` count through the GIN index on
+    PostgreSQL."""
+    if s.get_bind().dialect.name == "sqlite":
+        sql = "SELECT count(*) FROM search_chunks_fts WHERE search_chunks_fts MATCH :q"
+        q = fts5_query("", [word])
+    else:
+        sql = ("SELECT count(*) FROM search_chunks "
+               "WHERE tsv @@ websearch_to_tsquery('english', :q)")
+        q = pg_query([word])
+        if not q:
+            return 0
+    return int(s.scalar(text(sql), {"q": q}) or 0)
+
+
+def keyword_terms(s: Session, query: str, budget: int | None = None) -> list[str]:
+    """:func:`select_terms` with each word's count from the database's keyword index (budget
+    :data:`MATCH_BUDGET` unless given)."""
+    return select_terms(query, lambda w: document_frequency(s, w),
+                        MATCH_BUDGET if budget is None else budget)
+
+
 def keyword_ranks(s: Session, collection_ids: Sequence[int], query: str,
                   limit: int) -> list[int]:
-    """Chunk ids in ``collection_ids`` matching ``query`` by keyword, best first (on SQLite,
-    by the words :func:`fts5_terms` keeps)."""
+    """Chunk ids in ``collection_ids`` matching ``query`` by keyword (the words
+    :func:`keyword_terms` keeps, in heading path or text), best first."""
     if not collection_ids or not words(query):
         return []
     ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
+    terms = keyword_terms(s, query)
     if s.get_bind().dialect.name == "sqlite":
         # INDEXED BY: the collection test reads the (collection_id, rowid) index, not the
         # chunk rows with their text and vectors (3x faster at 100,000 passages)
@@ -105,14 +143,20 @@ def keyword_ranks(s: Session, collection_ids: Sequence[int], query: str,
             "SELECT c.id FROM search_chunks_fts f JOIN search_chunks c "
             "INDEXED BY ix_search_chunks_collection ON c.id = f.rowid "
             "WHERE search_chunks_fts MATCH :q AND c.collection_id IN :ids "
-            "ORDER BY bm25(search_chunks_fts) LIMIT :limit").bindparams(ids)
-        q = fts5_query(query, fts5_terms(s, query))
+            f"ORDER BY bm25(search_chunks_fts, {HEADING_WEIGHT!r}, 1.0) "
+            "LIMIT :limit").bindparams(ids)
+        q = fts5_query("", terms)
     else:
+        # weights of labels {D, C, B, A}; ts_rank_cd takes none above 1
+        weights = f"'{{0.1, 0.2, {1 / HEADING_WEIGHT!r}, 1.0}}'::float4[]"
         stmt = text(
             "SELECT id FROM search_chunks, websearch_to_tsquery('english', :q) query "
             "WHERE tsv @@ query AND collection_id IN :ids "
-            "ORDER BY ts_rank_cd(tsv, query) DESC, id LIMIT :limit").bindparams(ids)
-        q = " or ".join(w for w in words(query) if w != "or")
+            f"ORDER BY ts_rank_cd({weights}, tsv, query) DESC, id "
+            "LIMIT :limit").bindparams(ids)
+        q = pg_query(terms)
+    if not q:
+        return []
     return [int(r[0]) for r in s.execute(stmt, {"q": q, "ids": list(collection_ids),
                                                 "limit": limit})]
 
