@@ -1,8 +1,8 @@
 """The keyword index over heading paths and text (migration 0010) on SQLite and PostgreSQL:
 upgrading a database that already holds passages makes them findable by their headings' words,
 the index follows inserts, updates and deletes, the heading outranks the text, downgrading
-goes back to text only; and the word cap (stop words out, rarest words first under a budget)
-on both databases."""
+goes back to text only, rare words weigh more than common ones; and the word cap (stop words
+out, rarest words first under a budget) on both databases."""
 
 from __future__ import annotations
 
@@ -128,6 +128,16 @@ def test_the_heading_outranks_the_text(db: Database) -> None:
             ("Tools > Hammers", "Sharpen a chisel on a whetstone, then hone it."),
             ("Tools > Chisels", "Sharpen the blade on a whetstone, then hone it.")])
         assert index.keyword_ranks(s, [cid], "chisel", 10) == [in_heading, in_text]
+
+
+def test_a_rare_word_outranks_a_common_one(db: Database) -> None:
+    """Ranks weigh words by rarity (IDF: SQLite's bm25(), PostgreSQL's sum of ts_rank times
+    IDF), so a passage naming the rare word comes before those repeating the common one."""
+    common = [("Notes", f"The garden garden garden is green, bed {i}.") for i in range(10)]
+    with db.session() as s:
+        cid, ids = seed(s, [*common, ("Notes", "Ladybirds eat the aphids.")])
+        ranked = index.keyword_ranks(s, [cid], "garden ladybirds", 20)
+        assert ranked[0] == ids[-1] and sorted(ranked) == ids
 
 
 def test_word_cap_on_both_databases(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
