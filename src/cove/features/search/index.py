@@ -155,7 +155,8 @@ def _pg_order(s: Session, terms: Sequence[str],
     passages = int(s.scalar(text("SELECT count(*) FROM search_chunks")) or 0) \
         if len(terms) > 1 else 0
     weights = f"'{{0.1, 0.2, {1 / PG_HEADING_WEIGHT!r}, 1.0}}'::float4[]"  # labels D, C, B, A
-    parts, params = [], {}
+    parts: list[str] = []
+    params: dict[str, Any] = {}
     for i, word in enumerate(terms):
         parts.append(f":w{i} * ts_rank({weights}, tsv, websearch_to_tsquery('english', :t{i}))")
         params[f"t{i}"] = word
