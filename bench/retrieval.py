@@ -17,8 +17,10 @@ check, keyword and vector ranks, fusion, rows) per question, on a collection of 
 (the corpus' first passages) and on one of 100,000 (the corpus plus synthetic passages: real
 passages' words shuffled, embedded like the rest). p50 / p95 over every question, twice.
 
-Usage: .venv/bin/python bench/retrieval.py [--docs DIR] [--db sqlite|postgres]
-Writes docs/retrieval.md and docs/bench_retrieval.png (matplotlib, the ``bench`` extra).
+Usage: .venv/bin/python bench/retrieval.py [--docs DIR] [--db sqlite|postgres] [--quality-only]
+Writes docs/retrieval.md and docs/bench_retrieval.png (matplotlib, the ``bench`` extra);
+``--quality-only`` ingests and prints recall@5 and MRR without the latency runs and writes
+nothing (recall does not depend on the machine's load, latency does).
 """
 
 from __future__ import annotations
@@ -234,6 +236,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=Path, default=DOCS)
     ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--quality-only", action="store_true",
+                    help="print recall@5 and MRR only: no latency runs, nothing written")
     args = ap.parse_args()
     if not args.docs.is_dir():
         sys.exit(f"{args.docs} is missing: apt-get install -y python3-doc")
@@ -246,6 +250,8 @@ def main() -> None:
         q = quality(db, uid, cid)
         for m, (r, mrr) in q.items():
             print(f"{m}: recall@5 {r:.3f}, MRR {mrr:.3f}", flush=True)
+        if args.quality_only:
+            return
 
         def searcher(c: int) -> Callable[[str], object]:
             def run(question: str) -> object:

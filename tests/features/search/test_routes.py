@@ -134,3 +134,25 @@ def test_export_and_account_deletion(fake: FakeWorld, alice: Browser, bob: Brows
     assert r.status_code == 200, r.text
     assert count(fake, Collection) == count(fake, Document) == count(fake, Chunk) == 0
     assert keyword_entries(fake, "ladybirds") == 0
+
+
+def test_the_same_file_again_is_409_and_stored_once(fake: FakeWorld, alice: Browser) -> None:
+    cid = new_collection(alice)
+    first = upload(alice, cid, "notes.md", NOTES.encode())
+    assert first.status_code == 201, first.text
+    chunks = count(fake, Chunk)
+    again = upload(alice, cid, "notes.md", NOTES.encode())
+    assert again.status_code == 409, again.text
+    error = again.json()["error"]
+    assert (error["code"], error["param"], error["type"]) == (
+        "duplicate_document", "file", "invalid_request_error")
+    assert f"document {first.json()['id']}" in error["message"]
+    assert "'notes.md'" in error["message"] and "'garden'" in error["message"]
+    assert count(fake, Document) == 1 and count(fake, Chunk) == chunks
+    assert keyword_entries(fake, "ladybirds") == 1
+    # what differs is a new document: other bytes, another name, another collection
+    assert upload(alice, cid, "notes.md", NOTES.encode() + b"\nMore.").status_code == 201
+    assert upload(alice, cid, "copy.md", NOTES.encode()).status_code == 201
+    assert upload(alice, new_collection(alice, "other"), "notes.md",
+                  NOTES.encode()).status_code == 201
+    assert count(fake, Document) == 4

@@ -82,6 +82,36 @@ def test_official_client_vector_store_calls(fake: FakeWorld, alice: Browser,
     assert count(fake, StoredFile) == 2 and count(fake, Chunk) == 0
 
 
+def test_the_same_file_is_not_stored_twice_in_a_store(fake: FakeWorld, alice: Browser) -> None:
+    client = client_of(fake, alice)
+    notes = client.files.create(file=("notes.md", NOTES.encode()), purpose="assistants")
+    twin = client.files.create(file=("notes.md", NOTES.encode()), purpose="assistants")
+    store = client.vector_stores.create(name="garden", file_ids=[notes.id, twin.id])
+    assert store.file_counts.completed == 1  # the twin in file_ids: skipped
+    chunks = count(fake, Chunk)
+    again = client.vector_stores.files.create(vector_store_id=store.id, file_id=notes.id)
+    assert (again.id, again.status) == (notes.id, "completed")  # as OpenAI: the same object
+    with pytest.raises(openai.ConflictError) as e:
+        client.vector_stores.files.create(vector_store_id=store.id, file_id=twin.id)
+    body = e.value.body
+    assert isinstance(body, dict) and body["code"] == "duplicate_file"
+    assert body["param"] == "file_id" and notes.id in body["message"]
+    assert [f.id for f in client.vector_stores.files.list(vector_store_id=store.id)] == [
+        notes.id]
+    assert count(fake, Document) == 1 and count(fake, Chunk) == chunks
+    # a document added from the web app holds its bytes just the same
+    uploaded = alice.post(f"/web/knowledge/collections/{store.id[3:]}/documents",
+                          files={"file": ("trip.txt", b"The ferry leaves at noon.")})
+    assert uploaded.status_code == 201, uploaded.text
+    trip = client.files.create(file=("trip.txt", b"The ferry leaves at noon."),
+                               purpose="assistants")
+    with pytest.raises(openai.ConflictError) as e:
+        client.vector_stores.files.create(vector_store_id=store.id, file_id=trip.id)
+    assert f"document {uploaded.json()['id']} ('trip.txt')" in str(e.value)
+    other = client.vector_stores.create(name="elsewhere", file_ids=[twin.id])
+    assert other.file_counts.completed == 1  # another store is another collection
+
+
 def test_without_an_account_they_need_a_key(fake: FakeWorld) -> None:
     r = fake.client.get("/v1/vector_stores")
     assert r.status_code == 401 and r.json()["error"]["code"]

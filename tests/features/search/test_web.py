@@ -1,5 +1,6 @@
 """The Knowledge section of the web app in chromium: create a collection, pick files (each
-uploads on its own with its status), see the documents, search them."""
+uploads on its own with its status; the same file again is "already in this collection"), see
+the documents, search them."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ def test_upload_files_and_search_in_the_browser(page: Any, tmp_path: Path) -> No
     assert docs.count() == 1 and "museum.pdf (pdf, 3 pages)" in docs.nth(0).text_content()
     assert "page 2 has no text layer" in docs.nth(0).text_content()
     assert "museum (1)" in page.text_content("#kb-collections")
+    page.set_input_files("#kb-files", [str(pdf)])  # the same file again: told, not stored
+    page.wait_for_selector("#kb-uploads li:nth-child(3)[data-state]")
+    assert rows.nth(2).get_attribute("data-state") == "unchanged"
+    assert "already in this collection" in rows.nth(2).text_content()
+    assert page.locator("#kb-documents li").count() == 1
 
     page.fill("#kb-query", "who keeps the lighthouse?")
     page.click("#kb-search button")

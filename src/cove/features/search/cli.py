@@ -105,12 +105,8 @@ def register(cli: click.Group) -> None:
                     bar.update(task, description=f.name[:40])
                     try:
                         data = f.read_bytes()
-                        if _already_in(db, cid, f.name, data):
-                            bar.console.print(f"unchanged {f}: already in '{collection}'",
-                                              markup=False, style="dim")
-                            unchanged += 1
-                            bar.advance(task)
-                            continue
+                        with db.session() as s:  # adding a folder again adds what is new
+                            service.check_new(s, user_id, cid, f.name, data)
                         prepared = service.prepare(f.name, data, settings.max_upload_bytes,
                                                    settings.ocr_engine)
                         with db.session() as s:
@@ -120,6 +116,10 @@ def register(cli: click.Group) -> None:
                                           + "".join(f"\n  note: {n}"
                                                     for n in prepared.extracted.notes),
                                           markup=False)
+                    except service.DuplicateDocument:
+                        bar.console.print(f"unchanged {f}: already in '{collection}'",
+                                          markup=False, style="dim")
+                        unchanged += 1
                     except CoveError as e:
                         failed += 1
                         bar.console.print(f"skipped {f}: {e.message}", markup=False,
@@ -244,22 +244,6 @@ def search_hooks(settings: Settings, collections: tuple[str, ...], user: str | N
                           markup=False)
 
     return Hooks(prepare, after)
-
-
-def _already_in(db: Database, collection_id: int, filename: str, data: bytes) -> bool:
-    """Whether the collection holds a document of this name with these bytes (SHA-256), so
-    that adding a folder again adds only what is new instead of every passage twice."""
-    import hashlib
-
-    from sqlalchemy import select
-
-    from cove.features.search.store import Document
-
-    digest = hashlib.sha256(data).hexdigest()
-    with db.session() as s:
-        return s.scalar(select(Document.id).where(
-            Document.collection_id == collection_id, Document.filename == filename,
-            Document.sha256 == digest).limit(1)) is not None
 
 
 def _has_account(db: Database) -> bool:

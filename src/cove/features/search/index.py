@@ -1,10 +1,13 @@
 """Ranking chunks: keyword ranks from the database's full-text index, vector ranks by cosine
 similarity (numpy), fused by reciprocal rank fusion.
 
-Keyword search never hands user text to a query language: the query is cut into word tokens,
-and on SQLite each becomes a quoted FTS5 string (``"word"``, quotes doubled) joined with ``OR``
-and ranked by ``bm25()``; on PostgreSQL the tokens go to ``websearch_to_tsquery('english', ...)``
-joined with ``or`` (which never raises on any input) and are ranked by ``ts_rank_cd``.
+Keyword search covers a passage's heading path and its text (migration 0010), the heading
+weighted more (:data:`FTS5_HEADING_WEIGHT`, :data:`PG_HEADING_WEIGHT`). It never hands user
+text to a query language: the query is cut into word tokens, stop words and the commonest words
+left out (:func:`select_terms`, the same on both databases), and on SQLite each word becomes a
+quoted FTS5 string (``"word"``, quotes doubled) joined with ``OR`` and ranked by ``bm25()``; on
+PostgreSQL the words go to ``websearch_to_tsquery('english', ...)`` joined with ``or`` (which
+never raises on any input) and are ranked by the sum of each word's ``ts_rank`` times its IDF.
 
 Reciprocal rank fusion: G. V. Cormack, C. L. A. Clarke and S. Büttcher, "Reciprocal rank fusion
 outperforms Condorcet and individual rank learning methods", SIGIR 2009 — each list adds
@@ -13,10 +16,11 @@ outperforms Condorcet and individual rank learning methods", SIGIR 2009 — each
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,21 +70,35 @@ STOPWORDS = frozenset(
     "then there these they this to was will with how what which who whom when where why do "
     "does did i me my you your we our can could would should".split())
 MATCH_BUDGET = 10_000
+# How much more a query word counts in a passage's heading path than in its text. The two
+# engines score differently, so each has its own, measured on bench/retrieval.py (see
+# docs/retrieval.md). SQLite: bm25() column weights (heading, text).
+FTS5_HEADING_WEIGHT = 5.0
+# PostgreSQL: the heading is labelled A (weight 1.0), the text B (1 / PG_HEADING_WEIGHT;
+# ts_rank takes no weight above 1).
+PG_HEADING_WEIGHT = 2.0
 
 
-def fts5_terms(s: Session, query: str, budget: int = MATCH_BUDGET) -> list[str]:
-    """The words of ``query`` worth an FTS5 search: without stop words (unless that leaves
-    none), then the rarest first while their passages (by FTS5 count, over the whole index)
-    add up to at most ``budget`` — always at least the rarest one. BM25 must score every
-    passage a query matches, so at 100,000 passages a common word would make one search cost
-    hundreds of milliseconds while moving the top results little (its IDF is small)."""
+def idf(passages: int, matching: int) -> float:
+    """The inverse document frequency of a word in ``matching`` of ``passages`` passages:
+    Lucene's BM25 IDF ``ln(1 + (N - n + 0.5) / (n + 0.5))``, never negative (Robertson and
+    Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond", 2009)."""
+    return math.log(1 + (passages - matching + 0.5) / (matching + 0.5))
+
+
+def select_terms(query: str, frequency: Callable[[str], int],
+                 budget: int = MATCH_BUDGET) -> list[str]:
+    """The words of ``query`` worth a keyword search, in query order: without stop words
+    (unless that leaves none), then the rarest first (``frequency(word)``: how many passages
+    it matches) while their matches add up to at most ``budget`` — always at least the rarest
+    one. Both full-text engines score every passage a query matches, so at 100,000 passages a
+    common word would make one search cost hundreds of milliseconds while moving the top
+    results little (its IDF is small)."""
     distinct = list(dict.fromkeys(words(query)))
     terms = [w for w in distinct if w not in STOPWORDS] or distinct
     if len(terms) < 2:
         return terms
-    df = {w: int(s.scalar(text("SELECT count(*) FROM search_chunks_fts WHERE "
-                               "search_chunks_fts MATCH :q"), {"q": fts5_query("", [w])}) or 0)
-          for w in terms}
+    df = {w: frequency(w) for w in terms}
     kept: list[str] = []
     total = 0
     for w in sorted(terms, key=lambda w: df[w]):
@@ -91,13 +109,71 @@ def fts5_terms(s: Session, query: str, budget: int = MATCH_BUDGET) -> list[str]:
     return [w for w in terms if w in kept]
 
 
+def pg_query(terms: Sequence[str]) -> str:
+    """A ``websearch_to_tsquery`` text matching any of ``terms`` (its ``or``; the word "or"
+    itself, an operator there, left out)."""
+    return " or ".join(w for w in terms if w != "or")
+
+
+def document_frequency(s: Session, word: str) -> int:
+    """How many passages (of every collection) the keyword index matches ``word`` in, heading
+    or text: an FTS5 count on SQLite, a ``tsv @@`` count through the GIN index on
+    PostgreSQL."""
+    if s.get_bind().dialect.name == "sqlite":
+        sql = "SELECT count(*) FROM search_chunks_fts WHERE search_chunks_fts MATCH :q"
+        q = fts5_query("", [word])
+    else:
+        sql = ("SELECT count(*) FROM search_chunks "
+               "WHERE tsv @@ websearch_to_tsquery('english', :q)")
+        q = pg_query([word])
+        if not q:
+            return 0
+    return int(s.scalar(text(sql), {"q": q}) or 0)
+
+
+def keyword_terms(s: Session, query: str, budget: int | None = None,
+                  counts: dict[str, int] | None = None) -> list[str]:
+    """:func:`select_terms` with each word's count from the database's keyword index (budget
+    :data:`MATCH_BUDGET` unless given); the counts it read are put in ``counts``."""
+    found = {} if counts is None else counts
+
+    def frequency(word: str) -> int:
+        found[word] = document_frequency(s, word)
+        return found[word]
+
+    return select_terms(query, frequency, MATCH_BUDGET if budget is None else budget)
+
+
+def _pg_order(s: Session, terms: Sequence[str],
+              counts: dict[str, int]) -> tuple[str, dict[str, Any]]:
+    """PostgreSQL's score of a passage for ``terms``, as SQL and its parameters: the sum over
+    the words of ``idf(word) * ts_rank(weights, tsv, word)``. ``ts_rank`` alone weighs every
+    word the same (it has no notion of how rare a word is), so common words that survive
+    :func:`select_terms` would rank as high as the rare ones that name the subject; with the
+    IDF the sum is close to BM25 (SQLite's ``bm25()``). A single word needs no IDF (it scales
+    every score alike)."""
+    passages = int(s.scalar(text("SELECT count(*) FROM search_chunks")) or 0) \
+        if len(terms) > 1 else 0
+    weights = f"'{{0.1, 0.2, {1 / PG_HEADING_WEIGHT!r}, 1.0}}'::float4[]"  # labels D, C, B, A
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    for i, word in enumerate(terms):
+        parts.append(f":w{i} * ts_rank({weights}, tsv, websearch_to_tsquery('english', :t{i}))")
+        params[f"t{i}"] = word
+        params[f"w{i}"] = idf(passages, counts[word]) if passages and word in counts else 1.0
+    return " + ".join(parts), params
+
+
 def keyword_ranks(s: Session, collection_ids: Sequence[int], query: str,
                   limit: int) -> list[int]:
-    """Chunk ids in ``collection_ids`` matching ``query`` by keyword, best first (on SQLite,
-    by the words :func:`fts5_terms` keeps)."""
+    """Chunk ids in ``collection_ids`` matching ``query`` by keyword (the words
+    :func:`keyword_terms` keeps, in heading path or text), best first."""
     if not collection_ids or not words(query):
         return []
     ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
+    counts: dict[str, int] = {}
+    terms = keyword_terms(s, query, counts=counts)
+    params: dict[str, Any] = {}
     if s.get_bind().dialect.name == "sqlite":
         # INDEXED BY: the collection test reads the (collection_id, rowid) index, not the
         # chunk rows with their text and vectors (3x faster at 100,000 passages)
@@ -105,16 +181,20 @@ def keyword_ranks(s: Session, collection_ids: Sequence[int], query: str,
             "SELECT c.id FROM search_chunks_fts f JOIN search_chunks c "
             "INDEXED BY ix_search_chunks_collection ON c.id = f.rowid "
             "WHERE search_chunks_fts MATCH :q AND c.collection_id IN :ids "
-            "ORDER BY bm25(search_chunks_fts) LIMIT :limit").bindparams(ids)
-        q = fts5_query(query, fts5_terms(s, query))
+            f"ORDER BY bm25(search_chunks_fts, {FTS5_HEADING_WEIGHT!r}, 1.0) "
+            "LIMIT :limit").bindparams(ids)
+        q = fts5_query("", terms)
     else:
+        q = pg_query(terms)
+        order, params = _pg_order(s, [w for w in terms if w != "or"], counts)
         stmt = text(
             "SELECT id FROM search_chunks, websearch_to_tsquery('english', :q) query "
             "WHERE tsv @@ query AND collection_id IN :ids "
-            "ORDER BY ts_rank_cd(tsv, query) DESC, id LIMIT :limit").bindparams(ids)
-        q = " or ".join(w for w in words(query) if w != "or")
+            f"ORDER BY {order or '1'} DESC, id LIMIT :limit").bindparams(ids)
+    if not q:
+        return []
     return [int(r[0]) for r in s.execute(stmt, {"q": q, "ids": list(collection_ids),
-                                                "limit": limit})]
+                                                "limit": limit, **params})]
 
 
 class _VectorCache:
@@ -231,7 +311,7 @@ def text_ranks(texts: Sequence[str], query: str, limit: int, k1: float = 1.2,
                b: float = 0.75) -> list[int]:
     """Positions in ``texts`` matching any word of ``query``, best first by Okapi BM25
     (Robertson and Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond", 2009;
-    the IDF of Lucene, ``ln(1 + (N - n + 0.5) / (n + 0.5))``, never negative): the keyword
+    the IDF of :func:`idf`): the keyword
     ranking of passages that are not in the database (knowledge-pack articles)."""
     terms = set(words(query))
     if not terms or not texts:
@@ -242,10 +322,9 @@ def text_ranks(texts: Sequence[str], query: str, limit: int, k1: float = 1.2,
     counts = {t: np.array([d.count(t) for d in docs], dtype=np.float64) for t in terms}
     scores = np.zeros(len(docs))
     for tf in counts.values():
-        n = float((tf > 0).sum())
+        n = int((tf > 0).sum())
         if n:
-            idf = np.log(1 + (len(docs) - n + 0.5) / (n + 0.5))
-            scores += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths / avg))
+            scores += idf(len(docs), n) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths / avg))
     order = np.argsort(-scores, kind="stable")[:limit]
     return [int(i) for i in order if scores[i] > 0]
 

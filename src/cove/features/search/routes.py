@@ -61,7 +61,9 @@ def delete_collection(collection_id: int, user: UserDep, s: DbDep) -> dict[str, 
 def upload(collection_id: int, file: Annotated[UploadFile, File()], request: Request,
            user: UserDep, settings: SettingsDep) -> Any:
     """Add one file (multipart field ``file``): 201 with the document, or the error of the
-    file (nothing of it is kept)."""
+    file (nothing of it is kept). The same file (name and bytes) added again to the
+    collection: 409 ``duplicate_document``, its message naming the document already there
+    (as Open WebUI refuses duplicate content in a knowledge base)."""
     db = get_db(request)
     with db.session() as s:  # 404 before reading a byte of another user's collection
         service.get_collection(s, user.id, collection_id)
@@ -70,8 +72,10 @@ def upload(collection_id: int, file: Annotated[UploadFile, File()], request: Req
     if len(data) > limit:
         raise PayloadTooLarge(f"{file.filename!r} is over the limit of {limit} bytes "
                               "(COVE_MAX_UPLOAD_BYTES)")
-    prepared = service.prepare(file.filename or "document", data, limit,
-                               settings.ocr_engine)
+    name = file.filename or "document"
+    with db.session() as s:  # before the embedding, which a duplicate would waste
+        service.check_new(s, user.id, collection_id, name, data)
+    prepared = service.prepare(name, data, limit, settings.ocr_engine)
     with db.session() as s:
         d = service.add_document(s, user.id, collection_id, prepared)
         out = service.document_dict(d)

@@ -6,6 +6,12 @@ Ingest (:func:`prepare` then :func:`add_document`) is all or nothing per documen
 splitting and embedding happen first, outside the database, and the document row with all its
 chunks is then written in the caller's one transaction. Both are blocking (CPU work): call them
 from a worker thread, never on the event loop.
+
+A collection holds a file once: adding a file of the same name and bytes (SHA-256) again
+raises :class:`DuplicateDocument` (409), naming the document already there, and stores nothing
+(every surface shares this: the web upload, the vector-store routes, ``cove knowledge add``).
+Check with :func:`check_new` before :func:`prepare` to spare the embedding;
+:func:`add_document` checks again in its transaction.
 """
 
 from __future__ import annotations
@@ -28,6 +34,22 @@ from cove.features.search.store import Chunk, Collection, Document, StoredFile
 
 MAX_NAME = 100
 SNIPPET = 300
+
+
+class DuplicateDocument(Conflict):
+    """The collection already holds a document of this name with these bytes (HTTP 409, code
+    ``duplicate_document``, param ``file``). ``document_id``, ``filename``, ``file_id``: that
+    document's (``file_id``: the ``/v1/files`` file it was read from, or None)."""
+
+    code = "duplicate_document"
+
+    def __init__(self, existing: Document, collection: Collection) -> None:
+        # plain values: the session that found them is rolled back as this propagates
+        self.document_id, self.filename, self.file_id = (
+            existing.id, existing.filename, existing.file_id)
+        super().__init__(f"{existing.filename!r} is already in collection {collection.name!r} "
+                         f"(document {existing.id}, the same bytes); it was not added again",
+                         param="file")
 
 
 @dataclass
@@ -123,6 +145,31 @@ def delete_document(s: Session, user_id: int, document_id: int) -> None:
     s.delete(d)
 
 
+def clean_filename(filename: str) -> str:
+    """The name a file is stored under: its last path part (``/`` or ``\\``), trimmed, at most
+    255 characters, ``document`` when nothing is left."""
+    return (filename.replace("\\", "/").rsplit("/", 1)[-1] or "document").strip()[:255]
+
+
+def find_duplicate(s: Session, collection_id: int, filename: str,
+                   sha256: str) -> Document | None:
+    """The collection's document named ``filename`` (as :func:`clean_filename` makes it) with
+    content hash ``sha256`` (hex), if any."""
+    return s.scalar(select(Document).where(
+        Document.collection_id == collection_id, Document.filename == clean_filename(filename),
+        Document.sha256 == sha256).order_by(Document.id).limit(1))
+
+
+def check_new(s: Session, user_id: int, collection_id: int, filename: str,
+              data: bytes) -> None:
+    """Raise :class:`DuplicateDocument` when the user's collection already holds ``data``
+    under ``filename`` (NotFound for a collection that is not the user's)."""
+    c = get_collection(s, user_id, collection_id)
+    found = find_duplicate(s, c.id, filename, hashlib.sha256(data).hexdigest())
+    if found is not None:
+        raise DuplicateDocument(found, c)
+
+
 def prepare(filename: str, data: bytes, max_bytes: int, ocr_engine: str = "auto") -> Prepared:
     """Extract, split and embed a file (blocking, and for a scanned PDF read by OCR with
     ``ocr_engine`` CPU-heavy for up to minutes: see :mod:`.scans`; no database).
@@ -131,7 +178,7 @@ def prepare(filename: str, data: bytes, max_bytes: int, ocr_engine: str = "auto"
         PayloadTooLarge: ``data`` over ``max_bytes``.
         InvalidRequest: an unsupported, lying, corrupt or empty file.
     """
-    name = (filename.replace("\\", "/").rsplit("/", 1)[-1] or "document").strip()[:255]
+    name = clean_filename(filename)
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"{name!r} is {len(data)} bytes; the limit is {max_bytes} "
                               "(COVE_MAX_UPLOAD_BYTES)")
@@ -156,8 +203,16 @@ def prepare(filename: str, data: bytes, max_bytes: int, ocr_engine: str = "auto"
 
 def add_document(s: Session, user_id: int, collection_id: int, p: Prepared) -> Document:
     """Store a prepared document and its chunks in the user's collection (in ``s``'s
-    transaction: nothing is kept if it fails)."""
+    transaction: nothing is kept if it fails).
+
+    Raises:
+        NotFound: a collection that is not the user's.
+        DuplicateDocument: the collection already holds this file (name and bytes).
+    """
     c = get_collection(s, user_id, collection_id)
+    found = find_duplicate(s, c.id, p.filename, p.sha256)
+    if found is not None:
+        raise DuplicateDocument(found, c)
     d = Document(user_id=user_id, collection_id=c.id, filename=p.filename,
                  kind=p.extracted.kind, bytes=p.data_bytes, sha256=p.sha256,
                  pages=p.extracted.pages, chars=p.chars, notes=json.dumps(p.extracted.notes))

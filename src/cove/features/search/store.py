@@ -3,8 +3,9 @@
 Every row carries ``user_id`` (``ON DELETE CASCADE``), so deleting an account removes its
 collections, documents, chunks and vectors in the same statement; the keyword index follows the
 chunks (SQLite: triggers on ``search_chunks`` keep the FTS5 external-content table in step;
-PostgreSQL: the ``tsv`` column lives on the chunk row itself). The schema is created by the
-Alembic migration ``0003_search``.
+PostgreSQL: the ``tsv`` column lives on the chunk row itself), and covers each chunk's
+``heading`` and ``text``. The schema is created by the Alembic migration ``0003_search``; the
+keyword index took in the heading in ``0010_search_headings``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cove.auth.deps import get_db, get_settings
-from cove.errors import CoveError, NotFound, PayloadTooLarge, Unauthorized
+from cove.errors import Conflict, CoveError, NotFound, PayloadTooLarge, Unauthorized
 from cove.features.search import service
 from cove.features.search.store import Chunk, Collection, Document, StoredFile
 
@@ -161,9 +161,21 @@ class StoreSearch(BaseModel):
     max_num_results: int = Field(10, ge=1, le=50)
 
 
+def duplicate(c: Collection, f: StoredFile, e: service.DuplicateDocument) -> Conflict:
+    """The 409 for a file whose name and bytes are already in vector store ``c``: it names
+    what holds them (another ``file-<id>``, or a document added from the web app)."""
+    held = (f"file-{e.file_id}" if e.file_id is not None
+            else f"document {e.document_id} ({e.filename!r})")
+    return Conflict(f"file-{f.id} ({f.filename!r}) has the same name and bytes as {held}, "
+                    f"already in vector store vs_{c.id}; it was not added again",
+                    param="file_id", code="duplicate_file")
+
+
 def attach(request: Request, user_id: int, c: Collection, file_ref: str) -> dict[str, Any]:
     """Read a file into the collection: the ``vector_store.file`` object (``failed`` with
-    ``last_error`` for a file Cove cannot read; nothing of it is kept then)."""
+    ``last_error`` for a file Cove cannot read; nothing of it is kept then). The same file
+    again: its object as it is (as OpenAI answers). Another file of the same name and bytes
+    as one in the store: Conflict (409 ``duplicate_file``), nothing stored twice."""
     db = get_db(request)
     with db.session() as s:
         f = get_file(s, user_id, file_ref)
@@ -171,6 +183,10 @@ def attach(request: Request, user_id: int, c: Collection, file_ref: str) -> dict
                                                 Document.file_id == f.id))
         if known is not None:
             return store_file_obj(c, f, created=known.created_at)
+        try:  # before the embedding, which a duplicate would waste
+            service.check_new(s, user_id, c.id, f.filename, f.data)
+        except service.DuplicateDocument as e:
+            raise duplicate(c, f, e) from None
     try:
         settings = get_settings(request)
         prepared = service.prepare(f.filename, f.data, settings.max_upload_bytes,
@@ -178,7 +194,10 @@ def attach(request: Request, user_id: int, c: Collection, file_ref: str) -> dict
     except CoveError as e:
         return store_file_obj(c, f, e)
     with db.session() as s:
-        d = service.add_document(s, user_id, c.id, prepared)
+        try:
+            d = service.add_document(s, user_id, c.id, prepared)
+        except service.DuplicateDocument as e:  # added meanwhile
+            raise duplicate(c, f, e) from None
         d.file_id = f.id
         return store_file_obj(c, f, created=d.created_at)
 
@@ -194,7 +213,10 @@ def create_store(body: NewStore, request: Request) -> dict[str, Any]:
             name = f"{base} ({n})"
         c = service.create_collection(s, user_id, name)
     for ref in body.file_ids:
-        attach(request, user_id, c, ref)
+        try:
+            attach(request, user_id, c, ref)
+        except Conflict:
+            pass  # the same name and bytes as a file listed before it: held once
     with get_db(request).session() as s:
         return store_obj(s, service.get_collection(s, user_id, c.id))
 

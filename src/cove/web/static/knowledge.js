@@ -110,6 +110,9 @@ function upload(file) {
       if (xhr.status === 201) {
         status.textContent = ` added, ${data.chunks} passages`;
         row.dataset.state = "added";
+      } else if (xhr.status === 409 && data.error && data.error.code === "duplicate_document") {
+        status.textContent = " already in this collection (not added again)";
+        row.dataset.state = "unchanged";
       } else {
         status.textContent = " " + ((data.error && data.error.message) || ("HTTP " + xhr.status));
         row.dataset.state = "failed";
