@@ -1,7 +1,7 @@
 """writers: which process is streaming an answer or generating a response
 
 Revision ID: 0011_writers
-Revises: 0009_ideas_arena
+Revises: 0010_search_headings
 Create Date: 2026-12-02 05:00:00
 
 ``messages.writer`` and ``responses.writer``: the PostgreSQL backend pid of the live connection
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_writers"
-down_revision = "0009_ideas_arena"
+down_revision = "0010_search_headings"
 branch_labels = None
 depends_on = None
 
