@@ -40,7 +40,7 @@ from cove.models.registry import ModelRegistry
 from cove.models.store import ModelStore
 from cove.pipeline import ChatPipeline, EmbedLoader, Loader, load_llama, load_llama_embedder
 from cove.privacy import install_egress_guard
-from cove.store.db import Database, open_database
+from cove.store.db import SWEEP_SECONDS, Database, open_database
 from cove.web import account, chats, docs, pages
 
 log = logging.getLogger("cove.app")
@@ -113,11 +113,21 @@ def create_app(
             await asyncio.to_thread(apply_retention, db, settings.retention_days)
             await asyncio.sleep(RETENTION_CHECK_SECONDS)
 
+    async def sweep_loop() -> None:  # answers of other processes that died (PostgreSQL)
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await asyncio.to_thread(db.sweep)
+            except Exception:  # noqa: BLE001 - the database away for a moment: next time
+                log.warning("could not check for answers of stopped processes", exc_info=True)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.ensure_future(retention_loop()) if settings.retention_days else None
+        tasks = [asyncio.ensure_future(retention_loop())] if settings.retention_days else []
+        if not db.is_sqlite:
+            tasks.append(asyncio.ensure_future(sweep_loop()))
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from cove.chats import repo
 from cove.config import Settings
 from cove.engine.fake import ScriptedEngine
 from cove.store.tables import Conversation, Message, User
@@ -41,3 +42,52 @@ def test_store_on_postgresql(pg_url: str, tmp_path: Path) -> None:
             assert s.scalar(select(func.count()).select_from(Conversation)) == 0
             assert s.scalar(select(func.count()).select_from(Message)) == 0
             assert s.scalar(select(func.count()).select_from(User)) == 2
+
+
+def test_answers_of_a_process_that_died_are_swept_by_the_others(pg_url: str,
+                                                                 tmp_path: Path) -> None:
+    """Two processes on one database: the one that dies leaves a streaming answer and an
+    in-progress response; the survivor's sweep marks both (partial text kept), and leaves
+    its own streaming answer alone."""
+    from cove.store import responses
+    from cove.store.db import open_database
+    from cove.store.tables import StoredResponse
+
+    with pg.fresh_database(pg_url) as url:
+        settings = Settings(home=tmp_path / "home", database_url=url)
+        dying, survivor = open_database(settings), open_database(settings)
+        try:
+            assert dying.writer and survivor.writer and dying.writer != survivor.writer
+            with survivor.session() as s:
+                u = User(email="x@y.z", password_hash="h")
+                s.add(u)
+                s.flush()
+                s.add(Conversation(id="c1", user_id=u.id))
+            for db, content in ((dying, "half an ans"), (survivor, "still goi")):
+                with db.session() as s:
+                    conv = s.get(Conversation, "c1")
+                    assert conv is not None
+                    repo.add_message(s, conv, "assistant", content, status="streaming")
+            with dying.session() as s:
+                responses.create(s, {"id": "resp_1", "model": "m", "status": "in_progress"},
+                                 [], None)
+            assert survivor.sweep() == 0  # both writers are alive
+            dying.live.invalidate()  # as when the process is killed: its connection is gone
+            dying.live = None
+            dying.engine.dispose()
+            assert survivor.sweep() == 2
+            with survivor.session() as s:
+                got = {m.content: m.status for m in s.scalars(select(Message))}
+                assert got == {"half an ans": "interrupted", "still goi": "streaming"}
+                row = s.get(StoredResponse, "resp_1")
+                assert row is not None and row.status == "failed"
+            assert survivor.sweep() == 0
+            # a process starting beside the survivor sweeps too, and never its answers
+            third = open_database(settings)
+            with third.session() as s:
+                assert {m.status for m in s.scalars(select(Message))} == {
+                    "interrupted", "streaming"}
+            third.close()
+        finally:
+            survivor.close()
+            dying.close()

@@ -2,7 +2,8 @@
 bundled model: migrations applied once while both start together, sessions and API keys valid
 on either, interleaved chats in one conversation, sign-in limits counted across processes
 (with the device cookie honoured by both), and a process starting while another streams does
-not mark that answer interrupted."""
+not mark that answer interrupted, but one killed while another runs leaves its answer to be
+marked interrupted."""
 
 from __future__ import annotations
 
@@ -35,12 +36,12 @@ def _start(root: Path, name: str, url: str) -> tuple[Any, str]:
 
 
 @pytest.fixture
-def two(pg_url: str, tmp_path: Path) -> Iterator[tuple[list[str], str, Path]]:
+def two(pg_url: str, tmp_path: Path) -> Iterator[tuple[list[str], str, Path, list[Any]]]:
     with pg.fresh_database(pg_url) as url:
         with cf.ThreadPoolExecutor(2) as pool:  # both migrate at the same moment
             started = list(pool.map(lambda n: _start(tmp_path, n, url), ["a", "b"]))
         try:
-            yield [base for _, base in started], url, tmp_path
+            yield [base for _, base in started], url, tmp_path, [p for p, _ in started]
         finally:
             for proc, _ in started:
                 stop_server(proc)
@@ -64,8 +65,8 @@ def _head() -> str:
 
 
 def test_two_processes_share_sessions_keys_limits_and_conversations(
-        two: tuple[list[str], str, Path]) -> None:
-    (a_url, b_url), url, root = two
+        two: tuple[list[str], str, Path, list[Any]]) -> None:
+    (a_url, b_url), url, root, (a_proc, _) = two
     engine = create_engine(url)
     with engine.connect() as c:
         assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() \
@@ -127,4 +128,26 @@ def test_two_processes_share_sessions_keys_limits_and_conversations(
     with engine.connect() as c:
         assert c.execute(text("SELECT status FROM messages ORDER BY id DESC LIMIT 1")).scalar() \
             == "complete"
+
+    # a process killed mid-answer while another runs: the next start marks that answer
+    # interrupted (the survivor's own sweep, every 30 s, would too), its partial text kept
+    with httpx.stream("POST", f"{a_url}/web/conversations/{cid}/messages",
+                      headers={"X-CSRF-Token": a.csrf}, cookies=a.client.cookies,
+                      json={"content": "Write a long story.", "max_tokens": 300},
+                      timeout=180) as r:
+        for line in r.iter_lines():
+            if '"delta"' in line:
+                break
+        a_proc.kill()
+        a_proc.wait()
+    proc, _ = _start(root, "d", url)
+    try:
+        with engine.connect() as c:
+            status, content = c.execute(text("SELECT status, content FROM messages "
+                                             "ORDER BY id DESC LIMIT 1")).one()
+        assert status == "interrupted" and content
+        assert b.get(f"/web/conversations/{cid}").json()["messages"][-1]["status"] \
+            == "interrupted"
+    finally:
+        stop_server(proc)
     engine.dispose()

@@ -155,7 +155,10 @@ def truncate_from(s: Session, conversation: Conversation, message_id: int) -> No
 def add_message(s: Session, conversation: Conversation, role: str, content: str,
                 images: list[Picture] | None = None, **fields: Any) -> Message:
     """Append a message (with its normalised ``images``) and touch the conversation's
-    ``updated_at``."""
+    ``updated_at``. A ``streaming`` one records the session's ``writer`` (the process's id on
+    PostgreSQL, :meth:`cove.store.db.Database.sweep`)."""
+    if fields.get("status") == "streaming":
+        fields.setdefault("writer", s.info.get("writer"))
     m = Message(conversation_id=conversation.id, role=role, content=content, **fields)
     m.images = [MessageImage(position=k, media_type=p.media_type, width=p.width,
                              height=p.height, digest=p.digest, data=p.data)

@@ -11,8 +11,11 @@ Several ``cove serve`` processes may share one PostgreSQL database (behind a loa
 - every process holds a shared session-level advisory lock for its life (on a connection of
   its own). At start a process marks answers left ``streaming`` as ``interrupted`` only when it
   can take that lock exclusively, i.e. no other Cove process is running: a starting process
-  never cuts off the answers another one is still streaming. (An answer of a process killed
-  while others run stays ``streaming`` until the next start with no other process.)
+  never cuts off the answers another one is still streaming;
+- an answer (or stored response) being written records its *writer*, the backend pid of the
+  writing process's live connection. A process killed while others run takes that connection
+  with it, so :meth:`Database.sweep` (at every start, then every :data:`SWEEP_SECONDS` in the
+  server) marks the rows whose writer is no longer in ``pg_stat_activity`` as cut off.
 """
 
 from __future__ import annotations
@@ -23,17 +26,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    column,
+    create_engine,
+    event,
+    select,
+    table,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from cove.config import Settings
 from cove.store import responses
-from cove.store.tables import Message
+from cove.store.tables import Message, StoredResponse
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x436F7665_01  # advisory lock keys ("Cove" + a number)
 LIVE_LOCK = 0x436F7665_02
+SWEEP_SECONDS = 30  # how often a server looks for answers of processes that died
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -78,6 +92,7 @@ class Database:
     engine: Engine
     sessions: sessionmaker[Session]
     live: Connection | None = None  # PostgreSQL: holds this process's shared LIVE_LOCK
+    writer: int | None = None  # PostgreSQL: the backend pid of ``live`` (rows' ``writer``)
 
     @property
     def is_sqlite(self) -> bool:
@@ -101,6 +116,23 @@ class Database:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
                 conn.execute(text("VACUUM"))  # rewrites the file (into the WAL first) ...
                 conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))  # ... and back
+
+    def sweep(self) -> int:
+        """Mark answers left ``streaming`` and responses left ``in_progress`` by a process
+        that died while others ran (PostgreSQL: their ``writer`` pid holds no connection any
+        more) as ``interrupted`` / ``failed``, partial text kept; returns how many. Rows
+        without a writer (from before migration 0011) are left to a start with no other
+        process. A no-op on SQLite."""
+        if self.is_sqlite:
+            return 0
+        alive = select(column("pid")).select_from(table("pg_stat_activity")).scalar_subquery()
+        dead = Message.writer.is_not(None) & Message.writer.not_in(alive)
+        dead_response = StoredResponse.writer.is_not(None) & StoredResponse.writer.not_in(alive)
+        with self.session() as s:
+            n = s.execute(update(Message).where(Message.status == "streaming", dead)
+                          .values(status="interrupted")).rowcount
+            n += responses.mark_interrupted(s, dead_response)
+        return int(n or 0)
 
     def release(self) -> None:
         """Stop holding the database as a live process (PostgreSQL; the connection is closed
@@ -133,7 +165,11 @@ def open_database(settings: Settings) -> Database:
     if shared:
         db.live = engine.connect()
         db.live.execute(text("SELECT pg_advisory_lock_shared(:k)"), {"k": LIVE_LOCK})
+        db.writer = int(db.live.execute(text("SELECT pg_backend_pid()")).scalar_one())
         db.live.commit()  # the session-level lock outlives the transaction
+        db.sessions.configure(info={"writer": db.writer})
+        if not alone:
+            db.sweep()
     return db
 
 

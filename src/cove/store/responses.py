@@ -31,7 +31,7 @@ def create(s: Session, response: dict[str, Any], input_items: list[dict[str, Any
            user_id: int | None) -> None:
     """Store a new response (usually ``in_progress``) with its whole input context."""
     s.add(StoredResponse(id=response["id"], user_id=user_id, model=response["model"],
-                         status=response["status"],
+                         status=response["status"], writer=s.info.get("writer"),
                          previous_response_id=response.get("previous_response_id"),
                          body=json.dumps(response, ensure_ascii=False),
                          input_items=json.dumps(input_items, ensure_ascii=False)))
@@ -138,7 +138,11 @@ def purge_older_than(s: Session, days: int) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def mark_interrupted(s: Session) -> None:
-    """Mark responses left ``in_progress`` by a process that died as ``failed`` (at start)."""
-    s.execute(update(StoredResponse).where(StoredResponse.status == "in_progress")
-              .values(status="failed"))
+def mark_interrupted(s: Session, where: Any = None) -> int:
+    """Mark responses left ``in_progress`` by a process that died as ``failed``: all of them
+    (at a start with no other process), or those matching ``where`` as well; returns how
+    many."""
+    stmt = update(StoredResponse).where(StoredResponse.status == "in_progress")
+    if where is not None:
+        stmt = stmt.where(where)
+    return int(s.execute(stmt.values(status="failed")).rowcount or 0)

@@ -117,6 +117,9 @@ class Message(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(16), default=None)
     prompt_tokens: Mapped[int | None] = mapped_column(default=None)
     completion_tokens: Mapped[int | None] = mapped_column(default=None)
+    # PostgreSQL: backend pid of the live connection of the process streaming it (see
+    # cove.store.db.Database.sweep); NULL on SQLite
+    writer: Mapped[int | None] = mapped_column(default=None)
     # JSON of the chat extensions' results for an answer ({"search": {"sources", ...}}: the
     # APIs' "cove" field, cove.api.extensions), or NULL
     extensions: Mapped[str | None] = mapped_column(Text, default=None)
@@ -172,6 +175,7 @@ class StoredResponse(Base):
     previous_response_id: Mapped[str | None] = mapped_column(String(64), default=None)
     body: Mapped[str] = mapped_column(Text)
     input_items: Mapped[str] = mapped_column(Text)
+    writer: Mapped[int | None] = mapped_column(default=None)  # as Message.writer
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
