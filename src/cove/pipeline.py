@@ -140,8 +140,8 @@ class ChatPipeline:
         self.registry = registry
         self.models = ModelManager(settings, loader, embed_loader)
         self.embeddings = EmbedService(settings, self.models)
-        self.remote = RemoteModels(settings)
-        privacy.allow_backends(self.remote.registry.hosts())
+        self.remote = RemoteModels(
+            settings, on_change=lambda backends: privacy.allow_backends(backends.hosts()))
 
     def resolve(self, model: str | None) -> ModelEntry:
         """The installed model ``model`` names (the default model if None or empty).
