@@ -62,6 +62,8 @@ class ChatRequest:
     "json_object"}`` or ``{"type": "json_schema", "json_schema": {...}}``), kept beside its
     grammar in ``params`` for remote models; ``affinity`` (OpenAI's ``prompt_cache_key``) is
     the key a remote model's requests are routed by (None: the conversation's opening).
+    ``images_param`` is the request field that errors about all its images together name
+    (too many, too many pixels): ``messages``, or ``input`` for OpenAI's Responses API.
     """
 
     messages: list[ChatMessage]
@@ -77,6 +79,7 @@ class ChatRequest:
     prefill: str = ""
     response_format: dict[str, Any] | None = None
     affinity: str | None = None
+    images_param: str = "messages"
 
 
 @dataclass(frozen=True)

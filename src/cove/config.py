@@ -153,6 +153,17 @@ class Settings(BaseSettings):
         description="Largest image accepted (width x height, in pixels), read from its header "
         "before any pixel is decoded; a larger one is a 400.",
     )
+    max_images: int = Field(
+        16, ge=0,
+        description="Most images one chat request may carry, counted over every message of "
+        "its conversation (the web app sends a conversation's earlier images again); more is "
+        "a 400 before any image is decoded. 0 refuses images.",
+    )
+    image_max_total_pixels: int = Field(
+        100_000_000, ge=1,
+        description="Most pixels (width x height, summed over a request's images, read from "
+        "their headers) one chat request may carry; more is a 400 before any is decoded.",
+    )
     image_max_side: int = Field(
         2048, ge=64,
         description="Images are scaled down to at most this many pixels on their longer side "

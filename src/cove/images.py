@@ -19,6 +19,13 @@ longer side is scaled down (Lanczos, after a box reduction by a whole factor whe
 times too large). The result is re-encoded (JPEG for a JPEG source, else PNG), so the same
 upload always gives the same bytes, and their SHA-256 is the image's identity (KV-cache reuse,
 storage).
+
+A request's images together (:func:`normalise_all`, the chat pipeline's one entry for them):
+at most ``max_images`` of them over the whole conversation, and at most ``max_total_pixels``
+pixels summed over them, both checked before any pixel is decoded (the count from the list,
+the sizes from the headers), so the CPU one request can spend decoding is bounded (about
+0.03 s of CPU a megapixel: 3.3 s for 16 flat 6.25-megapixel PNGs of 23 KB each, measured on
+the 2-core test machine).
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ import binascii
 import hashlib
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +48,8 @@ MEDIA_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif",
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_SIDE = 2048
 MAX_FRAMES = 200  # an animated image with more frames is refused (only its first is read)
-CODE = "invalid_image"  # the error code of every refusal here
+CODE = "invalid_image"  # the error code of a refused image
+TOO_MANY = "too_many_images"  # the error code of a request over the count or pixel budget
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,20 @@ def from_base64(text: str, param: str) -> bytes:
     return data
 
 
+def image_size(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               param: str = "image") -> tuple[int, int]:
+    """``(width, height)`` of image bytes, read from the header only: no pixel is decoded.
+
+    Raises:
+        InvalidRequest: as :func:`open_image`, except that a truncated pixel stream is only
+            found when the image is decoded.
+    """
+    with _refusals(max_pixels, param):
+        im = _header(data, max_pixels, param)
+        size: tuple[int, int] = im.size
+        return size
+
+
 def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                param: str = "image") -> Any:
     """``data`` as a checked, decoded Pillow image in RGB, EXIF orientation applied, first
@@ -116,32 +140,50 @@ def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     Raises:
         InvalidRequest: not an image of an accepted format, SVG, truncated, too many pixels.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps
+
+    with _refusals(max_pixels, param):
+        im = _header(data, max_pixels, param)
+        im.load()  # the current frame only: frame 0 of an animation
+        fmt = im.format or ""
+        im = ImageOps.exif_transpose(im)
+        im = _to_rgb(im)
+        im.format = fmt
+        return im
+
+
+def _header(data: bytes, max_pixels: int, param: str) -> Any:
+    """The image opened lazily (Pillow reads the header, not the pixels), its size and frame
+    count checked. Call inside :func:`_refusals`."""
+    from PIL import Image
 
     if not data:
         raise InvalidRequest("the image is empty", param=param, code=CODE)
     if _looks_like_svg(data):
         raise InvalidRequest("SVG images are not supported (send PNG, JPEG, GIF, WebP or BMP)",
                              param=param, code=CODE)
+    im: Any = Image.open(io.BytesIO(data), formats=list(FORMATS))
+    width, height = im.size
+    if width * height > max_pixels:
+        raise InvalidRequest(
+            f"the image is {width}x{height} pixels, over the limit of "
+            f"{max_pixels:,} pixels", param=param, code=CODE)
+    frames = getattr(im, "n_frames", 1)
+    if frames > MAX_FRAMES:
+        raise InvalidRequest(f"the image has {frames} frames, over the limit of "
+                             f"{MAX_FRAMES}", param=param, code=CODE)
+    return im
+
+
+@contextmanager
+def _refusals(max_pixels: int, param: str) -> Iterator[None]:
+    """Pillow's errors (and its decompression-bomb warning) as :class:`InvalidRequest`."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im: Any = Image.open(io.BytesIO(data), formats=list(FORMATS))
-            width, height = im.size
-            if width * height > max_pixels:
-                raise InvalidRequest(
-                    f"the image is {width}x{height} pixels, over the limit of "
-                    f"{max_pixels:,} pixels", param=param, code=CODE)
-            frames = getattr(im, "n_frames", 1)
-            if frames > MAX_FRAMES:
-                raise InvalidRequest(f"the image has {frames} frames, over the limit of "
-                                     f"{MAX_FRAMES}", param=param, code=CODE)
-            im.load()  # the current frame only: frame 0 of an animation
-            fmt = im.format or ""
-            im = ImageOps.exif_transpose(im)
-            im = _to_rgb(im)
-            im.format = fmt
-            return im
+            yield
     except InvalidRequest:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -154,6 +196,48 @@ def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # truncated, corrupt
         raise InvalidRequest(f"the image could not be decoded (truncated or corrupt: {e})",
                              param=param, code=CODE) from e
+
+
+def check_count(count: int, max_images: int, param: str) -> None:
+    """Refuse a request carrying more than ``max_images`` images (counted over its whole
+    conversation), before any is decoded.
+
+    Raises:
+        InvalidRequest: ``count > max_images`` (code :data:`TOO_MANY`, naming ``param``).
+    """
+    if count > max_images:
+        raise InvalidRequest(
+            f"the request carries {count} images (counting every message of the "
+            f"conversation), over the limit of {max_images} a request (COVE_MAX_IMAGES)",
+            param=param, code=TOO_MANY)
+
+
+def normalise_all(images: list[tuple[bytes, str]], *, max_images: int, max_total_pixels: int,
+                  max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE,
+                  param: str = "messages") -> list[Picture]:
+    """Check and normalise every image of a request, ``images`` being ``(bytes, field)``
+    pairs (``field`` names the image in errors). Before any pixel is decoded: their number
+    (at most ``max_images``) and the sum of their sizes read from their headers (at most
+    ``max_total_pixels``), so a request's decoding work is bounded; then each goes through
+    :func:`normalise`.
+
+    Raises:
+        InvalidRequest: too many images or pixels in all (code :data:`TOO_MANY`, naming
+            ``param``), or an image refused by :func:`normalise` (naming its field).
+    """
+    check_count(len(images), max_images, param)
+    total = 0
+    for data, where in images:
+        width, height = image_size(data, max_pixels=max_pixels, param=where)
+        total += width * height
+        if total > max_total_pixels:
+            raise InvalidRequest(
+                f"the request's images hold more than {max_total_pixels:,} pixels in all "
+                "(width x height, summed over every image of the conversation; "
+                "COVE_IMAGE_MAX_TOTAL_PIXELS): send fewer or smaller images",
+                param=param, code=TOO_MANY)
+    return [normalise(data, max_pixels=max_pixels, max_side=max_side, param=where)
+            for data, where in images]
 
 
 def normalise(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,

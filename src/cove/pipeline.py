@@ -34,7 +34,7 @@ from cove.engine.types import (
     SamplingParams,
 )
 from cove.errors import ContextLengthExceeded, CoveError, InvalidRequest
-from cove.images import normalise
+from cove.images import check_count, normalise_all
 from cove.models import capabilities
 from cove.models.manager import (
     Embedder,
@@ -140,8 +140,8 @@ class ChatPipeline:
         self.registry = registry
         self.models = ModelManager(settings, loader, embed_loader)
         self.embeddings = EmbedService(settings, self.models)
-        self.remote = RemoteModels(settings)
-        privacy.allow_backends(self.remote.registry.hosts())
+        self.remote = RemoteModels(
+            settings, on_change=lambda backends: privacy.allow_backends(backends.hosts()))
 
     def resolve(self, model: str | None) -> ModelEntry:
         """The installed model ``model`` names (the default model if None or empty).
@@ -228,6 +228,7 @@ class ChatPipeline:
             InvalidRequest: as :meth:`start_chat`, or ``n`` above the model's slots (naming
                 ``n_param``). Overloaded: the queue cannot take all ``n`` (none is queued).
         """
+        self._check_image_count(request)
         if self.remote.serves(request.model):
             if n > self.settings.n_parallel:
                 raise InvalidRequest(f"{n_param} may be at most {self.settings.n_parallel} "
@@ -268,6 +269,7 @@ class ChatPipeline:
         Raises:
             InvalidRequest: bad messages, as :meth:`start_chat`. ModelNotFound.
         """
+        self._check_image_count(request)
         if self.remote.serves(request.model):
             raise InvalidRequest(f"{request.model} is a remote model: its tokens cannot be "
                                  "counted here", param="model")
@@ -331,10 +333,13 @@ class ChatPipeline:
             add_bos = info.add_bos and not (info.bos_token and text.startswith(info.bos_token))
             if not any(m.images for m in request.messages):
                 return text, self._tokenize(engine, text, add_bos, "messages", bounded)
-            pictures = [normalise(raw, max_pixels=settings.image_max_pixels,
-                                  max_side=settings.image_max_side,
-                                  param=f"messages[{i}].images")
-                        for i, m in enumerate(request.messages) for raw in m.images]
+            pictures = normalise_all(
+                [(raw, f"messages[{i}].images") for i, m in enumerate(request.messages)
+                 for raw in m.images],
+                max_images=settings.max_images,
+                max_total_pixels=settings.image_max_total_pixels,
+                max_pixels=settings.image_max_pixels, max_side=settings.image_max_side,
+                param=request.images_param)
             pieces = text.split(IMAGE_MARKER)
             if len(pieces) != len(pictures) + 1:
                 raise InvalidRequest("the chat template dropped or repeated an image",
@@ -508,6 +513,13 @@ class ChatPipeline:
                 job.cancel()
             raise
         return jobs
+
+    def _check_image_count(self, request: ChatRequest) -> None:
+        """Refuse, before a model is loaded or an image decoded, a request with more than
+        ``max_images`` images over its conversation (the pixel budget is checked from the
+        headers when the prompt is rendered, :func:`cove.images.normalise_all`)."""
+        check_count(sum(len(m.images) for m in request.messages), self.settings.max_images,
+                    request.images_param)
 
     @staticmethod
     def _check_messages(messages: list[ChatMessage], vision: bool, model: str) -> None:

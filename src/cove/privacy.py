@@ -160,13 +160,18 @@ def egress_allowed(*hosts: str) -> Iterator[None]:
 
 
 def allow_backends(hosts: dict[str, list[str]]) -> None:
-    """Allow, for the process's life, connections to the hosts of the registered remote
-    backends (``host -> backend names``, :meth:`cove.backends.registry.BackendRegistry.hosts`)
-    and to the addresses their names resolve to; nothing else."""
+    """Allow connections to the hosts of the registered remote backends (``host -> backend
+    names``, :meth:`cove.backends.registry.BackendRegistry.hosts`) and to the addresses their
+    names resolve to; nothing else. Each call replaces the previous list (``backends.json``
+    was re-read): a host no backend uses any more is refused from then on (the addresses
+    resolved so far are forgotten, and found again by the next look-up of a host that
+    remains)."""
     with _lock:
+        if set(_backend_hosts) - set(hosts):
+            _backend_ips.clear()
+        _backend_hosts.clear()
         for host, names in hosts.items():
-            known = _backend_hosts.setdefault(host, [])
-            known.extend(n for n in names if n not in known)
+            _backend_hosts[host] = list(dict.fromkeys(names))
 
 
 def policy() -> dict[str, Any]:

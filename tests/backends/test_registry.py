@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,8 @@ def test_pools_prefixes_and_the_file(tmp_path: Path) -> None:
 def cove(home: Path, *args: str, port: int = 9,
          columns: int = 200) -> subprocess.CompletedProcess[str]:
     env = {"COVE_HOME": str(home), "COVE_PORT": str(port), "PATH": "/usr/bin:/bin",
-           "COLUMNS": str(columns)}
+           "COLUMNS": str(columns),
+           **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}  # the sources tested
     return subprocess.run([sys.executable, "-m", "cove", "backend", *args], env=env,
                           capture_output=True, text=True, timeout=60)
 
@@ -81,8 +83,8 @@ def test_the_backend_commands(tmp_path: Path) -> None:
 
 
 def test_list_says_when_the_running_server_has_not_loaded_a_backend(tmp_path: Path) -> None:
-    # a server that answers /metrics/backends without the backend just added (it reads
-    # backends.json at start): the list said "(no figures: )" before
+    # a server that answers /metrics/backends without the backend just added (it has not
+    # re-read backends.json yet): the list said "(no figures: )" before
     import http.server
     import threading
 
@@ -106,7 +108,7 @@ def test_list_says_when_the_running_server_has_not_loaded_a_backend(tmp_path: Pa
         assert r.returncode == 0, r.stderr
         r = cove(tmp_path, "list", port=server.server_address[1], columns=100)
         assert r.returncode == 0, r.stderr
-        assert "restart `cove serve`" in r.stdout and "(no figures: )" not in r.stdout
+        assert "not loaded: it re-reads" in r.stdout and "(no figures: )" not in r.stdout
         # narrow terminals (and pipes: 80 columns) wrap the URL and models, never cut them
         assert "…" not in r.stdout and "http://127.0.0.1:9001" in r.stdout
     finally:

@@ -132,3 +132,31 @@ def test_data_urls_and_base64() -> None:
             images.from_url(bad, "u")
     with pytest.raises(InvalidRequest, match="base64"):
         images.from_base64("not base64!", "b")
+
+
+def test_a_requests_image_count_is_refused_before_any_is_decoded(monkeypatch: Any) -> None:
+    decoded: list[bytes] = []
+    monkeypatch.setattr(images, "image_size", lambda data, **kw: decoded.append(data))
+    junk = [(b"not an image", f"messages[{i}].images") for i in range(4)]
+    with pytest.raises(InvalidRequest, match="4 images .* over the limit of 3") as e:
+        images.normalise_all(junk, max_images=3, max_total_pixels=10**9)
+    assert (e.value.code, e.value.param, e.value.status) == ("too_many_images", "messages", 400)
+    assert decoded == []  # not even a header was read
+
+
+def test_a_requests_pixels_are_summed_from_the_headers() -> None:
+    noise = encode(Image.effect_noise((100, 100), 60).convert("RGB"), "PNG")
+    truncated = noise[:len(noise) // 2]  # a valid header, half the pixel data
+    with pytest.raises(InvalidRequest, match="could not be decoded"):
+        images.normalise(truncated)
+    # the budget is met by the headers alone: the truncated pixels are never reached
+    with pytest.raises(InvalidRequest, match="more than 15,000 pixels in all") as e:
+        images.normalise_all([(truncated, "a"), (truncated, "b")], max_images=8,
+                             max_total_pixels=15_000, param="input")
+    assert (e.value.code, e.value.param) == ("too_many_images", "input")
+    pics = images.normalise_all([(noise, "a")], max_images=1, max_total_pixels=10_000)
+    assert [(p.width, p.height) for p in pics] == [(100, 100)]
+    with pytest.raises(InvalidRequest) as bad:  # a bad image still names its own field
+        images.normalise_all([(noise, "a"), (b"junk", "messages[2].images")], max_images=2,
+                             max_total_pixels=10**9)
+    assert (bad.value.code, bad.value.param) == ("invalid_image", "messages[2].images")

@@ -1,7 +1,9 @@
 """``cove backend add/list/rm``: the remote backends of ``$COVE_HOME/backends.json``.
 
-A running server reads the file when it starts: restart it after a change. ``cove backend
-list`` shows the figures of the running server (``/metrics/backends``) when one answers.
+A running server follows the file: it re-reads it within a second of a change (on its next
+request), keeping the figures of the backends that remain and letting requests in flight to a
+removed one finish; an invalid file is ignored (with a warning in the server's log). ``cove
+backend list`` shows the figures of the running server (``/metrics/backends``) when one answers.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def add(name: str, url: str, models: str, prefix: str, weight: float, max_concur
              "prefix (--prefix gpu/)")
     reg.save()
     click.echo(f"added backend '{b.name}' at {b.url}: {', '.join(b.offered())} "
-               "(restart `cove serve` to use it)")
+               "(a running `cove serve` uses it from its next request)")
 
 
 @backend.command("rm")
@@ -66,7 +68,8 @@ def rm(name: str) -> None:
     if not reg.remove(name):
         fail(f"no backend named {name!r} (see `cove backend list`)")
     reg.save()
-    click.echo(f"removed backend '{name}'")
+    click.echo(f"removed backend '{name}' (a running `cove serve` sends it no new request; "
+               "those in flight finish)")
 
 
 @backend.command("list")
@@ -103,6 +106,8 @@ def list_backends(host: str | None, port: int | None, api_key: str | None) -> No
     if answer.problem:
         click.echo(f"(no figures: {answer.problem})")
     elif any(b.name not in live for b in reg.backends):
-        # the server answered but reads backends.json only when it starts
-        click.echo("(no figures for backends the running server has not loaded: restart "
-                   "`cove serve` to use them)")
+        # the server re-reads backends.json on use, at most once a second; an invalid
+        # file is kept out (its log says why)
+        click.echo("(no figures yet for backends the running server has not loaded: it "
+                   "re-reads backends.json within a second of a change, unless the file is "
+                   "invalid: see its log)")

@@ -43,6 +43,7 @@ class _Collector:
         self.pipeline = pipeline
 
     def collect(self) -> Iterator[Metric]:
+        self.pipeline.remote.refresh()
         stats = list(self.pipeline.remote.router.stats.values())
         lb = ["backend"]
 

@@ -125,6 +125,17 @@ def make_backend(name: str, url: str, models: list[str], *, prefix: str = "",
                    int(max_concurrency), api_key_env)
 
 
+def file_signature(path: Path) -> tuple[int, int, int] | None:
+    """``(mtime in ns, size, inode)`` of ``path``, None when it does not exist: what changes
+    when the file is edited or replaced (:meth:`BackendRegistry.save` renames a new file over
+    it), read with one ``stat``."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
 @dataclass
 class BackendRegistry:
     """The registered backends (read from and written to ``path``)."""
@@ -151,7 +162,10 @@ class BackendRegistry:
                                      max_concurrency=int(b.get("max_concurrency", 0)),
                                      api_key_env=b.get("api_key_env"))
                         for b in items]
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except KeyError as e:
+            raise InvalidRequest(f"{path} is not a valid backend file: missing field "
+                                 f"{e}") from None
+        except (OSError, ValueError, TypeError, AttributeError) as e:
             raise InvalidRequest(f"{path} is not a valid backend file: {e}") from None
         return cls(path, backends)
 

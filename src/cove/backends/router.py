@@ -57,10 +57,14 @@ class BackendStats:
     probing: bool = False
     last_error: str = ""
     opened: int = 0  # times the breaker opened
+    removed: bool = False  # gone from backends.json: no new request; those in flight finish
 
     @property
     def state(self) -> str:
-        """``closed`` (serving), ``open`` (cooling down) or ``probing``."""
+        """``closed`` (serving), ``open`` (cooling down), ``probing``, or ``draining`` (removed
+        from the registry, requests still in flight)."""
+        if self.removed:
+            return "draining"
         if self.open_until is None:
             return "closed"
         return "probing" if self.probing else "open"
@@ -116,6 +120,30 @@ class Router:
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._probes: set[asyncio.Task[None]] = set()
+        self._draining: list[BackendStats] = []
+
+    def update(self, registry: BackendRegistry) -> None:
+        """Route over ``registry`` from now on (``backends.json`` changed). A backend that
+        remains (by name) keeps its figures and breaker state, with its new settings; when
+        its URL changed, its breaker closes (it is another server). A removed one takes no new
+        request, and its requests in flight finish (it shows as ``draining`` until then)."""
+        stats: dict[str, BackendStats] = {}
+        for b in registry.backends:
+            s = self.stats.get(b.name)
+            if s is None:
+                s = BackendStats(b)
+            elif s.backend != b:
+                if s.backend.url != b.url:
+                    s.open_until, s.failures = None, 0
+                s.backend = b
+            stats[b.name] = s
+        for name, s in self.stats.items():
+            if name not in stats:
+                s.removed = True
+                if s.in_flight:
+                    self._draining.append(s)
+        self.registry, self.stats, self.pools, self._rings = registry, stats, \
+            registry.pools(), {}
 
     # -- choosing ---------------------------------------------------------------------------
 
@@ -129,9 +157,9 @@ class Router:
         Raises:
             BackendUnavailable: none is usable now (breakers open, caps reached).
         """
-        pool = self.pools[model]
+        pool, stats = self.pools.get(model, []), self.stats  # (replaced whole by update)
         now = self.clock()
-        members = [(self.stats[b.name], up) for b, up in pool]
+        members = [(s, up) for b, up in pool if (s := stats.get(b.name)) is not None]
         usable = [m for m in members if self._usable(m[0], now)]
         if not usable:
             self._probe_due(now)
@@ -149,10 +177,10 @@ class Router:
         rest = sorted(usable, key=lambda m: (load(m[0]), m[0].requests))
         first = rest[0]
         if key is not None and len(usable) > 1:
-            ring = self._ring(model)
-            names = [m[0].backend.name for m in members]
+            ring = self._ring(model, pool)
+            names = [b.name for b, _ in pool]
             chosen = ring.choose(
-                key, lambda i: self.stats[names[i]].in_flight,
+                key, lambda i: stats[names[i]].in_flight if names[i] in stats else 0,
                 lambda i: any(u[0].backend.name == names[i] for u in usable),
                 self.config.balance)
             if chosen is not None:
@@ -166,10 +194,9 @@ class Router:
         cap = s.backend.max_concurrency
         return not cap or s.in_flight < cap
 
-    def _ring(self, model: str) -> Ring:
+    def _ring(self, model: str, pool: list[tuple[Backend, str]]) -> Ring:
         ring = self._rings.get(model)
         if ring is None:
-            pool = self.pools[model]
             ring = self._rings[model] = Ring([b.name for b, _ in pool],
                                              [b.weight for b, _ in pool])
         return ring
@@ -232,8 +259,10 @@ class Router:
     async def _probe_loop(self, s: BackendStats) -> None:
         """Wait out the cooldown, probe, and repeat until the backend answers."""
         try:
-            while s.open_until is not None:
+            while s.open_until is not None and not s.removed:
                 await asyncio.sleep(max(0.0, s.open_until - self.clock()))
+                if s.open_until is None or s.removed:  # closed by a registry update
+                    break
                 if await self.probe(s.backend):
                     s.open_until = None
                     s.failures = 0
@@ -280,4 +309,6 @@ class Router:
             self._client = None
 
     def summaries(self) -> list[dict[str, Any]]:
-        return [s.summary() for s in self.stats.values()]
+        """The summaries of the registry's backends, then of removed ones still draining."""
+        self._draining = [s for s in self._draining if s.in_flight]
+        return [s.summary() for s in [*self.stats.values(), *self._draining]]

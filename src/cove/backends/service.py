@@ -16,18 +16,34 @@ usage is counted. Images, logprobs and reasoning budgets are refused (400).
 web app's conversation id), else the conversation's opening — its system messages and first
 user message, which every later turn of the conversation repeats, so all its turns hash to the
 same backend, the one whose prefix cache holds it.
+
+**Reloading.** A running server follows ``backends.json``: on use (a request naming a model,
+the model lists, the figures), at most once every :data:`RELOAD_EVERY` seconds, the file is
+``stat``-ed, and when its modification time, size or inode changed it is read again and the
+router updated (:meth:`~cove.backends.router.Router.update`: backends that remain keep their
+figures and breaker state, removed ones drain). A file that is no longer valid JSON of the
+documented shape is not used: the backends loaded before stay, and one warning says why (the
+file's path and the parse error; no request content).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
-from cove.backends.registry import BackendRegistry
+from cove.backends.registry import FILE_NAME, BackendRegistry, file_signature
 from cove.backends.remote import RemoteStream, refuse_unsupported
 from cove.backends.router import Router, RouterConfig
 from cove.chat import ChatRequest, ChatStream
 from cove.config import Settings
 from cove.engine.types import SamplingParams
+from cove.errors import InvalidRequest
+
+log = logging.getLogger("cove.backends")
+RELOAD_EVERY = 1.0  # seconds between two looks at backends.json
 
 _SAMPLING = {  # SamplingParams field -> upstream field(s)
     "max_tokens": ("max_tokens",), "temperature": ("temperature",), "top_p": ("top_p",),
@@ -112,11 +128,28 @@ class RemoteModels:
 
     Args:
         settings: ``home`` (where ``backends.json`` lives) and the ``backend_*`` settings.
-        registry: the backends (default: read from ``settings.home``).
+        registry: the backends (default: read from ``settings.home``); its file is followed
+            (see the module doc).
+        on_change: called with the registry at start and after each reload (the pipeline
+            gives the egress guard the backends' hosts).
+        clock: seconds, monotonic (a parameter for tests).
+
+    Raises:
+        InvalidRequest: (at start) the file is not valid.
     """
 
-    def __init__(self, settings: Settings, registry: BackendRegistry | None = None) -> None:
-        self.registry = registry or BackendRegistry.load(settings.home)
+    def __init__(self, settings: Settings, registry: BackendRegistry | None = None,
+                 on_change: Callable[[BackendRegistry], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._home = settings.home if registry is None else registry.path.parent
+        self._seen = file_signature(self._home / FILE_NAME)  # before reading: no change lost
+        self.registry = registry or BackendRegistry.load(self._home)
+        self._on_change = on_change
+        self._clock = clock
+        self._checked = clock()
+        self._lock = threading.Lock()
+        if on_change is not None:
+            on_change(self.registry)
         self.router = Router(self.registry, RouterConfig(
             breaker_failures=settings.backend_breaker_failures,
             breaker_cooldown=settings.backend_breaker_cooldown,
@@ -124,12 +157,45 @@ class RemoteModels:
             connect_timeout=settings.backend_connect_timeout,
             first_byte_timeout=settings.backend_first_byte_timeout))
 
+    def refresh(self, *, force: bool = False) -> bool:
+        """Re-read ``backends.json`` if it changed since it was last read (looked at once a
+        :data:`RELOAD_EVERY` at most, unless ``force``); True when the backends were
+        replaced. An invalid file keeps the backends in use (a warning is logged)."""
+        now = self._clock()
+        if not force and now - self._checked < RELOAD_EVERY:
+            return False
+        with self._lock:
+            self._checked = now
+            path = self._home / FILE_NAME
+            seen = file_signature(path)
+            if seen == self._seen:
+                return False
+            self._seen = seen
+            try:
+                registry = BackendRegistry.load(self._home)
+            except InvalidRequest as e:
+                log.warning("backends.json changed but cannot be used, so the %d backends "
+                            "loaded before are kept: %s", len(self.registry.backends), e.message)
+                return False
+            before = {b.name for b in self.registry.backends}
+            after = {b.name for b in registry.backends}
+            self.registry = registry
+            self.router.update(registry)
+            if self._on_change is not None:
+                self._on_change(registry)
+        log.info("backends.json re-read: %d backends (added: %s; removed: %s)", len(after),
+                 ", ".join(sorted(after - before)) or "none",
+                 ", ".join(sorted(before - after)) or "none")
+        return True
+
     def serves(self, model: str | None) -> bool:
-        """Whether ``model`` names a remote model."""
+        """Whether ``model`` names a remote model (``backends.json`` is followed)."""
+        self.refresh()
         return self.router.serves(model)
 
     def names(self) -> list[str]:
         """The remote models' public names, sorted."""
+        self.refresh()
         return sorted(self.router.pools)
 
     def start_chat(self, request: ChatRequest, n: int = 1) -> list[ChatStream]:
@@ -178,6 +244,7 @@ class RemoteModels:
 
     def summaries(self) -> list[dict[str, Any]]:
         """Per-backend state and figures (see :class:`~cove.backends.router.BackendStats`)."""
+        self.refresh()
         return self.router.summaries()
 
     async def aclose(self) -> None:

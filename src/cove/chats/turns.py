@@ -35,7 +35,7 @@ from sqlalchemy import select, update
 from cove.chats import repo
 from cove.engine.types import SamplingParams
 from cove.errors import EngineFailure, InvalidRequest
-from cove.images import Picture, normalise
+from cove.images import Picture, check_count, normalise
 from cove.pipeline import ChatDelta, ChatDone, ChatMessage, ChatPipeline, ChatRequest, ChatStream
 from cove.store.db import Database
 from cove.store.tables import Conversation, Message, utcnow
@@ -247,6 +247,7 @@ async def start_turn(
         InvalidRequest, ContextLengthExceeded, ModelNotFound, Overloaded: nothing is stored.
     """
     settings = pipeline.settings
+    check_count(len(req.images), settings.max_images, "images")  # before any is decoded
     # normalised once, stored as made: later turns send the same bytes (the same image tokens,
     # so the KV cells holding the image are reused)
     pictures = await asyncio.to_thread(lambda: [

@@ -297,4 +297,4 @@ def to_chat_request(body: ResponseCreateRequest, context: list[dict[str, Any]],
     effort = body.reasoning.effort if body.reasoning else None
     return ChatRequest(messages=messages, params=params, model=body.model, explicit=explicit,
                        tools=tools, think=effort_think(effort),
-                       reasoning_budget=body.reasoning_budget)
+                       reasoning_budget=body.reasoning_budget, images_param="input")
