@@ -27,7 +27,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select, update
@@ -200,10 +200,12 @@ class Turn:
             conn.execute(stmt.values(**values))
 
 
-def _history(s: Any, conv: Conversation, req: TurnRequest,
-             pictures: list[Picture]) -> tuple[list[ChatMessage], int | None]:
+def _history(s: Any, conv: Conversation, req: TurnRequest, pictures: list[Picture],
+             max_images: int) -> tuple[list[ChatMessage], int | None]:
     """The messages to send (the new one with ``pictures``) and the id from which stored
-    messages are replaced (or None)."""
+    messages are replaced (or None). Only the latest ``max_images`` images of the
+    conversation are sent (:func:`_latest_images`), so a long chat with pictures never
+    outgrows the per-request limit."""
     msgs = repo.messages(s, conv)
     cut: int | None = None
     if req.edit_from is not None:
@@ -229,7 +231,29 @@ def _history(s: Any, conv: Conversation, req: TurnRequest,
                                  param="content")
         history.append(ChatMessage("user", req.content or "",
                                    images=[p.data for p in pictures]))
-    return history, cut
+    return _latest_images(history, max_images), cut
+
+
+LEFT_OUT = "[{n} earlier image(s) of this chat left out: at most {limit} are sent a turn]"
+
+
+def _latest_images(history: list[ChatMessage], limit: int) -> list[ChatMessage]:
+    """``history`` with only its last ``limit`` images (newest messages first, a message's own
+    order kept); a message whose images were dropped says so in a line of its text
+    (:data:`LEFT_OUT`), so the model knows a picture was there."""
+    out: list[ChatMessage] = []
+    room = limit
+    for m in reversed(history):
+        if len(m.images) <= room:
+            room -= len(m.images)
+            out.append(m)
+            continue
+        keep = m.images[len(m.images) - room:] if room else []
+        note = LEFT_OUT.format(n=len(m.images) - len(keep), limit=limit)
+        out.append(replace(m, content=f"{note}\n{m.content}" if m.content else note,
+                           images=keep))
+        room -= len(keep)
+    return out[::-1]
 
 
 async def start_turn(
@@ -257,7 +281,7 @@ async def start_turn(
     def read() -> tuple[list[ChatMessage], int | None, str | None]:
         with db.session() as s:
             conv = repo.get_conversation(s, user_id, conversation_id)
-            history, cut = _history(s, conv, req, pictures)
+            history, cut = _history(s, conv, req, pictures, settings.max_images)
             return history, cut, conv.model
 
     history, cut, conv_model = await asyncio.to_thread(read)
