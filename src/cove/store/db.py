@@ -24,10 +24,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
+    CursorResult,
     Engine,
     column,
     create_engine,
@@ -129,10 +130,10 @@ class Database:
         dead = Message.writer.is_not(None) & Message.writer.not_in(alive)
         dead_response = StoredResponse.writer.is_not(None) & StoredResponse.writer.not_in(alive)
         with self.session() as s:
-            n = s.execute(update(Message).where(Message.status == "streaming", dead)
-                          .values(status="interrupted")).rowcount
-            n += responses.mark_interrupted(s, dead_response)
-        return int(n or 0)
+            done = cast(CursorResult[Any], s.execute(
+                update(Message).where(Message.status == "streaming", dead)
+                .values(status="interrupted")))
+            return int(done.rowcount or 0) + responses.mark_interrupted(s, dead_response)
 
     def release(self) -> None:
         """Stop holding the database as a live process (PostgreSQL; the connection is closed

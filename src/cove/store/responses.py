@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from cove.errors import InvalidRequest, NotFound
@@ -145,4 +145,5 @@ def mark_interrupted(s: Session, where: Any = None) -> int:
     stmt = update(StoredResponse).where(StoredResponse.status == "in_progress")
     if where is not None:
         stmt = stmt.where(where)
-    return int(s.execute(stmt.values(status="failed")).rowcount or 0)
+    done = cast(CursorResult[Any], s.execute(stmt.values(status="failed")))
+    return int(done.rowcount or 0)

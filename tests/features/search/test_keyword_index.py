@@ -7,6 +7,7 @@ out, rarest words first under a budget) on both databases."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from cove.config import Settings
 from cove.features.search import index
 from cove.features.search.store import Chunk
 from cove.store.db import MIGRATIONS, Database, make_engine, open_database
+from tests import pg
 
 BEFORE = "0009_ideas_arena"
 
@@ -157,6 +159,17 @@ def test_word_cap_on_both_databases(db: Database, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setattr(index, "MATCH_BUDGET", 10)
         assert index.keyword_ranks(s, [cid], "garden ladybirds", 50) == [ids[-1]]
         assert index.keyword_ranks(s, [cid], 'or " OR', 50) == []  # never a syntax error
+        # counting stops past the budget: a common word costs no more than the search
+        assert index.document_frequency(s, "garden", cap=5) == 5
+        assert index.document_frequency(s, "ladybirds", cap=5) == 1
+        # "its" is not a stop word of Cove's list, but is one of PostgreSQL's English
+        # configuration: there it cannot be searched, and is dropped
+        if s.get_bind().dialect.name == "postgresql":
+            assert index.document_frequency(s, "its") is None
+            assert index.keyword_terms(s, "ladybirds its") == ["ladybirds"]
+        else:
+            assert index.keyword_terms(s, "ladybirds its") == ["ladybirds", "its"]
+        assert index.keyword_ranks(s, [cid], "ladybirds its", 50) == [ids[-1]]
 
 
 def test_select_terms() -> None:
@@ -170,3 +183,53 @@ def test_select_terms() -> None:
     assert index.select_terms("the of", df) == ["of"]  # only stop words: kept, still capped
     assert index.select_terms("the of", df, 10**6) == ["the", "of"]
     assert index.select_terms("", df) == []
+    unsearchable = {**counts, "its": None}.__getitem__  # PostgreSQL's own stop word
+    assert index.select_terms("json its", unsearchable) == ["json"]
+    assert index.select_terms("its the json", unsearchable) == ["json"]
+
+
+def test_idf_stays_positive_with_a_stale_passage_count() -> None:
+    """PostgreSQL's passage count is the planner's estimate, which lags a large ingest."""
+    assert index.idf(10, 5000) > 0 and index.idf(10, 5000) == index.idf(10, 10)
+
+
+@pytest.fixture
+def pg_db(pg_url: str, tmp_path: Path) -> Iterator[Database]:
+    """A new, migrated PostgreSQL database."""
+    with pg.fresh_database(pg_url) as url:
+        d = open_database(Settings(home=tmp_path / "home", database_url=url))
+        yield d
+        d.close()
+
+
+def test_postgresql_estimates_word_counts_from_the_planner(
+        pg_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large PostgreSQL index takes word counts from ANALYZE's statistics of the tsvector
+    column (pg_terms) instead of counting: a common word's estimate is near its count, a word
+    the statistics do not list is rare, PostgreSQL's own stop words cannot be searched, and
+    the search no longer counts anything."""
+    from cove.features.search import pg_terms
+
+    db = pg_db
+    rows = [(f"Garden > Bed {i}", f"Plant number {i} grows here{' with ladybirds' * (i < 3)}.")
+            for i in range(400)]
+    with db.session() as s:
+        cid, ids = seed(s, rows)
+    with db.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE search_chunks"))
+    monkeypatch.setattr(pg_terms, "MIN_PASSAGES", 100)
+    pg_terms._cache.clear()
+    with db.session() as s:
+        planner = pg_terms.stats(s)
+        assert planner is not None and planner.passages == 400
+        guessed = pg_terms.estimates(s, planner, ["garden", "plant", "its", "zebra"])
+        assert guessed["its"] is None
+        assert 360 <= (guessed["garden"] or 0) <= 440
+        assert (guessed["zebra"] or 0) < (guessed["plant"] or 0)
+        monkeypatch.setattr(index, "document_frequency", None)  # never called now
+        assert index.keyword_terms(s, "garden ladybirds its", budget=100) == ["ladybirds"]
+        assert index.keyword_ranks(s, [cid], "ladybirds its", 10) == ids[:3]
+    monkeypatch.setattr(pg_terms, "MIN_PASSAGES", 1000)  # a small index: counted again
+    pg_terms._cache.clear()
+    with db.session() as s:
+        assert pg_terms.stats(s) is None

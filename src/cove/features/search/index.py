@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
 from cove import embeddings
+from cove.features.search import pg_terms
 from cove.features.search.store import Chunk
 
 # "+heading": a passage is embedded with its heading path in front (see passage_text)
@@ -82,26 +83,31 @@ PG_HEADING_WEIGHT = 2.0
 def idf(passages: int, matching: int) -> float:
     """The inverse document frequency of a word in ``matching`` of ``passages`` passages:
     Lucene's BM25 IDF ``ln(1 + (N - n + 0.5) / (n + 0.5))``, never negative (Robertson and
-    Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond", 2009)."""
+    Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond", 2009). ``matching``
+    over ``passages`` (an estimated passage count that lags an ingest) counts as all."""
+    matching = min(matching, passages)
     return math.log(1 + (passages - matching + 0.5) / (matching + 0.5))
 
 
-def select_terms(query: str, frequency: Callable[[str], int],
+def select_terms(query: str, frequency: Callable[[str], int | None],
                  budget: int = MATCH_BUDGET) -> list[str]:
     """The words of ``query`` worth a keyword search, in query order: without stop words
     (unless that leaves none), then the rarest first (``frequency(word)``: how many passages
-    it matches) while their matches add up to at most ``budget`` — always at least the rarest
-    one. Both full-text engines score every passage a query matches, so at 100,000 passages a
-    common word would make one search cost hundreds of milliseconds while moving the top
-    results little (its IDF is small)."""
+    it matches, or None for a word the index cannot search, such as PostgreSQL's own stop
+    words, which are dropped) while their matches add up to at most ``budget`` — always at
+    least the rarest one. Both full-text engines score every passage a query matches, so at
+    100,000 passages a common word would make one search cost hundreds of milliseconds while
+    moving the top results little (its IDF is small). ``frequency`` may stop counting past
+    ``budget`` (any count over it is treated alike)."""
     distinct = list(dict.fromkeys(words(query)))
     terms = [w for w in distinct if w not in STOPWORDS] or distinct
     if len(terms) < 2:
         return terms
-    df = {w: frequency(w) for w in terms}
+    found = {w: frequency(w) for w in terms}
+    df = {w: n for w, n in found.items() if n is not None}
     kept: list[str] = []
     total = 0
-    for w in sorted(terms, key=lambda w: df[w]):
+    for w in sorted(df, key=lambda w: df[w]):
         if kept and total + df[w] > budget:
             break
         kept.append(w)
@@ -115,33 +121,64 @@ def pg_query(terms: Sequence[str]) -> str:
     return " or ".join(w for w in terms if w != "or")
 
 
-def document_frequency(s: Session, word: str) -> int:
+def document_frequency(s: Session, word: str, cap: int | None = None) -> int | None:
     """How many passages (of every collection) the keyword index matches ``word`` in, heading
-    or text: an FTS5 count on SQLite, a ``tsv @@`` count through the GIN index on
-    PostgreSQL."""
+    or text, counting at most ``cap`` (None: all): an FTS5 count on SQLite, a ``tsv @@``
+    count through the GIN index on PostgreSQL. None on PostgreSQL for a word its English
+    configuration drops (a stop word of its own: its tsquery is empty, and ranking by it
+    would only make PostgreSQL raise a notice for every passage). Counting stops at ``cap``
+    because a common word's full count costs more than the search itself (at 100,000
+    passages, 40 ms for a word in half of them)."""
+    limit = "" if cap is None else " LIMIT :cap"
     if s.get_bind().dialect.name == "sqlite":
-        sql = "SELECT count(*) FROM search_chunks_fts WHERE search_chunks_fts MATCH :q"
-        q = fts5_query("", [word])
-    else:
-        sql = ("SELECT count(*) FROM search_chunks "
-               "WHERE tsv @@ websearch_to_tsquery('english', :q)")
-        q = pg_query([word])
-        if not q:
-            return 0
-    return int(s.scalar(text(sql), {"q": q}) or 0)
+        sql = ("SELECT count(*) FROM (SELECT 1 FROM search_chunks_fts "
+               f"WHERE search_chunks_fts MATCH :q{limit})")
+        return int(s.scalar(text(sql), {"q": fts5_query("", [word]), "cap": cap}) or 0)
+    q = pg_query([word])
+    if not q:
+        return None
+    row = s.execute(text(
+        "SELECT numnode(query), (SELECT count(*) FROM (SELECT 1 FROM search_chunks "
+        f"WHERE tsv @@ query{limit}) matched) "
+        "FROM websearch_to_tsquery('english', :q) query"), {"q": q, "cap": cap}).one()
+    return None if not row[0] else int(row[1] or 0)
 
 
 def keyword_terms(s: Session, query: str, budget: int | None = None,
                   counts: dict[str, int] | None = None) -> list[str]:
     """:func:`select_terms` with each word's count from the database's keyword index (budget
-    :data:`MATCH_BUDGET` unless given); the counts it read are put in ``counts``."""
+    :data:`MATCH_BUDGET` unless given; counted up to just over it, or on a large PostgreSQL
+    index estimated from the planner's statistics, :mod:`.pg_terms`); the counts it read are
+    put in ``counts`` (exact for the words kept, but for a lone rarest word over budget)."""
     found = {} if counts is None else counts
+    cap = (MATCH_BUDGET if budget is None else budget) + 1
+    planner = pg_terms.stats(s) if s.get_bind().dialect.name == "postgresql" else None
+    guessed: dict[str, int | None] = {}
+    if planner is not None:  # a large PostgreSQL index: estimated, not counted
+        guessed = pg_terms.estimates(s, planner, list(dict.fromkeys(words(query))))
 
-    def frequency(word: str) -> int:
-        found[word] = document_frequency(s, word)
-        return found[word]
+    def frequency(word: str) -> int | None:
+        n = guessed.get(word) if planner is not None else document_frequency(s, word, cap)
+        if n is not None:
+            found[word] = n
+        return n
 
-    return select_terms(query, frequency, MATCH_BUDGET if budget is None else budget)
+    return select_terms(query, frequency, cap - 1)
+
+
+def passage_count(s: Session) -> int:
+    """How many passages the index holds, for IDF: PostgreSQL's planner estimate
+    (``pg_class.reltuples``, kept by autovacuum and ANALYZE; a count of 100,000 rows costs
+    milliseconds on every search) once the table has been analysed, else ``count(*)``."""
+    if s.get_bind().dialect.name == "postgresql":
+        planner = pg_terms.stats(s)
+        if planner is not None:
+            return planner.passages
+        estimate = s.scalar(text("SELECT reltuples::bigint FROM pg_class "
+                                 "WHERE oid = 'search_chunks'::regclass"))
+        if estimate is not None and estimate > 0:
+            return int(estimate)
+    return int(s.scalar(text("SELECT count(*) FROM search_chunks")) or 0)
 
 
 def _pg_order(s: Session, terms: Sequence[str],
@@ -152,8 +189,7 @@ def _pg_order(s: Session, terms: Sequence[str],
     :func:`select_terms` would rank as high as the rare ones that name the subject; with the
     IDF the sum is close to BM25 (SQLite's ``bm25()``). A single word needs no IDF (it scales
     every score alike)."""
-    passages = int(s.scalar(text("SELECT count(*) FROM search_chunks")) or 0) \
-        if len(terms) > 1 else 0
+    passages = passage_count(s) if len(terms) > 1 else 0
     weights = f"'{{0.1, 0.2, {1 / PG_HEADING_WEIGHT!r}, 1.0}}'::float4[]"  # labels D, C, B, A
     parts: list[str] = []
     params: dict[str, Any] = {}
