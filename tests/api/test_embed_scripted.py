@@ -161,6 +161,10 @@ def test_api_embed_dimensions_options_and_keep_alive(world: World) -> None:
     ollama_error(world.api(input="a", options={"num_ctx": "big"}), 400)
     ollama_error(world.api(input="a", keep_alive="soon"), 400, "keep_alive")
     assert world.api(input="hello", keep_alive=0).status_code == 200
+    # unloaded by the manager's reaper as soon as it is idle (after the answer, as in Ollama)
+    deadline = time.monotonic() + 30
+    while world.loaded() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert world.loaded() == []
 
 
