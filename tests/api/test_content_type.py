@@ -73,3 +73,12 @@ def test_an_empty_body_is_named_as_such(fake: FakeWorld) -> None:
         body = r.json()["error"]
         msg = body["message"] if isinstance(body, dict) else body
         assert msg == "the request body is empty: send a JSON object", msg
+
+
+def test_a_web_body_without_the_json_type_says_which_type_to_send(fake: FakeWorld) -> None:
+    """`curl -d '{...}'` to a /web route (form content type): not upgraded, and the 400 names
+    the header to add."""
+    r = fake.client.post("/web/signup", headers=FORM, content=json.dumps(
+        {"email": "me@example.org", "password": "a long enough password"}))
+    assert r.status_code == 400
+    assert "Content-Type: application/json" in r.json()["error"]["message"], r.text

@@ -239,6 +239,11 @@ def validation_to_error(exc: RequestValidationError) -> CoveError:
     if loc == ("body",) and first.get("type") == "missing":
         return InvalidRequest("the request body is empty: send a JSON object")
     param = loc_to_param(loc)
+    if loc == ("body",) and isinstance(first.get("input"), (bytes, str)):
+        # FastAPI parses JSON only when the request says it is JSON (the /web routes: a
+        # cross-site form cannot send that type); the body arrived as raw text
+        return InvalidRequest("request body must be a JSON object sent with "
+                              "Content-Type: application/json")
     if loc == ("body",) or not param:
         return InvalidRequest(f"request body must be a JSON object: {first.get('msg')}")
     msg = first.get("msg")
