@@ -27,6 +27,12 @@ def fail(err: CoveError | str) -> NoReturn:
 T = TypeVar("T")
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``"1 passage"``, ``"3 passages"``: ``n`` and the noun, plural unless ``n`` is 1
+    (``plural`` when adding ``s`` is wrong)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 class _Closable(Protocol):
     def close(self) -> None: ...
 

@@ -47,7 +47,7 @@ def test_brainstorm_through_the_cli(live_server: LiveServer) -> None:
                        env={**live_server.env, "COLUMNS": "120"})
     assert r.returncode == 0, r.stderr
     assert f"Ideas: {BODY['goal']}" in r.stdout
-    summary = re.search(r"(\d+) ideas in (\d+) themes from (\d+) candidates", r.stdout)
+    summary = re.search(r"(\d+) ideas? in (\d+) themes? from (\d+) candidates?", r.stdout)
     assert summary is not None, r.stdout
     ideas, themes, candidates = map(int, summary.groups())
     assert 1 <= ideas <= 12 and 1 <= themes <= ideas and candidates >= ideas

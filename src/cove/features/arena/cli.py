@@ -21,7 +21,9 @@ VOTES = ("A", "B", "C", "D", "tie", "bad")
 
 def leaderboard_table(board: dict[str, Any]) -> Table:
     """The leaderboard: model, rating with its 95% interval, battles, wins/losses/ties."""
-    t = Table(title=f"Arena leaderboard ({board['votes']} votes)")
+    from cove.cli.common import counted
+
+    t = Table(title=f"Arena leaderboard ({counted(board['votes'], 'vote')})")
     for col in ("model", "rating", "95% CI", "battles", "W", "L", "T"):
         t.add_column(col, justify="left" if col == "model" else "right")
     for r in board["models"]:

@@ -81,7 +81,7 @@ def register(cli: click.Group) -> None:
               model: str | None, seed: int | None, max_tokens: int, score_samples: int,
               as_json: bool) -> None:
         """Brainstorm GOAL: many ideas at once, duplicates dropped, grouped, scored, ranked."""
-        from cove.cli.common import open_registry, read_settings, run_then_close
+        from cove.cli.common import counted, open_registry, read_settings, run_then_close
         from cove.features.ideas.service import Brainstorm
         from cove.pipeline import ChatPipeline
 
@@ -95,7 +95,9 @@ def register(cli: click.Group) -> None:
             return
         out = Console(highlight=False)
         out.print(table(result))
-        out.print(f"{len(result['ideas'])} ideas in {len(result['groups'])} themes from "
-                  f"{result['candidates']} candidates ({result['duplicates']} duplicates), "
+        out.print(f"{counted(len(result['ideas']), 'idea')} in "
+                  f"{counted(len(result['groups']), 'theme')} from "
+                  f"{counted(result['candidates'], 'candidate')} "
+                  f"({counted(result['duplicates'], 'duplicate')}), "
                   f"{result['usage']['completion_tokens']} tokens generated, "
                   f"{result['seconds']:.1f} s, {result['model']}", style="dim", markup=False)

@@ -93,6 +93,8 @@ def register(cli: click.Group) -> None:
         settings, db, user_id = _open(user)
         console = Console(stderr=True, highlight=False)
         files = list(files_of(paths))
+        from cove.cli.common import counted
+
         added = failed = unchanged = 0
         try:
             with db.session() as s:
@@ -112,7 +114,7 @@ def register(cli: click.Group) -> None:
                         with db.session() as s:
                             service.add_document(s, user_id, cid, prepared)
                         added += 1
-                        bar.console.print(f"added {f} ({len(prepared.chunks)} passages)"
+                        bar.console.print(f"added {f} ({counted(len(prepared.chunks), 'passage')})"
                                           + "".join(f"\n  note: {n}"
                                                     for n in prepared.extracted.notes),
                                           markup=False)
@@ -144,6 +146,7 @@ def register(cli: click.Group) -> None:
     @user_option
     def list_cmd(user: str | None) -> None:
         """List your collections and their documents."""
+        from cove.cli.common import counted
         from cove.features.search import service
 
         _, db, user_id = _open(user)
@@ -153,7 +156,7 @@ def register(cli: click.Group) -> None:
                     docs = service.list_documents(s, user_id, c.id)
                     click.echo(f"{c.name}  ({len(docs)} documents)")
                     for d in docs:
-                        pages = f", {d.pages} pages" if d.pages else ""
+                        pages = f", {counted(d.pages, 'page')}" if d.pages else ""
                         click.echo(f"  {d.id}  {d.filename}  ({d.kind}, {d.bytes} bytes{pages})")
         finally:
             db.close()
