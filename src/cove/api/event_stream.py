@@ -40,8 +40,8 @@ async def sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
 
 
 async def while_connected(request: Request, work: Awaitable[T]) -> T | None:
-    """Await ``work`` while the client stays connected; None (``work`` cancelled) if it
-    leaves first."""
+    """Await ``work`` while the client stays connected; None (``work`` cancelled, and
+    finished, before this returns) if it leaves first."""
     task = asyncio.ensure_future(work)
     try:
         while not task.done():
@@ -52,3 +52,8 @@ async def while_connected(request: Request, work: Awaitable[T]) -> T | None:
     finally:
         if not task.done():
             task.cancel()
+            # wait until it has stopped, so the caller may close what ``work`` was iterating
+            # (an async generator still running in the task refuses ``aclose()``)
+            await asyncio.wait({task})
+            if not task.cancelled():
+                task.exception()  # retrieved: it ended with an error while being cancelled
