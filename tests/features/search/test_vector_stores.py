@@ -5,6 +5,7 @@ file Cove cannot read fails with ``last_error``; another account's ids are 404."
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import openai
 import pytest
@@ -115,3 +116,34 @@ def test_the_same_file_is_not_stored_twice_in_a_store(fake: FakeWorld, alice: Br
 def test_without_an_account_they_need_a_key(fake: FakeWorld) -> None:
     r = fake.client.get("/v1/vector_stores")
     assert r.status_code == 401 and r.json()["error"]["code"]
+
+
+def test_names_and_queries_are_checked_before_the_database(fake: FakeWorld,
+                                                           alice: Browser) -> None:
+    """A NUL in a file or store name never reaches the database (PostgreSQL refuses NUL in
+    text: it was a 500), and a search query is bounded as on the other search routes."""
+    client = client_of(fake, alice)
+
+    def raw_upload(path: str, name: bytes, **headers: str) -> Any:
+        """A multipart upload whose filename bytes are sent as they are (clients escape)."""
+        body = (b"--b\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\n"
+                b"assistants\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; "
+                b"filename=\"" + name + b"\"\r\n\r\n" + NOTES.encode() + b"\r\n--b--\r\n")
+        return fake.client.post(path, content=body, headers={
+            "content-type": "multipart/form-data; boundary=b", **headers})
+
+    f = raw_upload("/v1/files", b"a\x00b\x07.md",
+                   authorization=f"Bearer {client.api_key}")
+    assert f.status_code == 200 and f.json()["filename"] == "ab.md", f.text
+    with pytest.raises(openai.BadRequestError):
+        client.vector_stores.create(name="v\x00s")
+    store = client.vector_stores.create(name="garden", file_ids=[f.json()["id"]])
+    assert [x.filename for x in client.vector_stores.search(
+        vector_store_id=store.id, query="ladybirds")][:1] == ["ab.md"]
+    for query in ("ladybirds " * 500, ["ladybirds"] * 500):
+        with pytest.raises(openai.BadRequestError) as e:
+            client.vector_stores.search(vector_store_id=store.id, query=query)
+        assert isinstance(e.value.body, dict) and e.value.body["param"] == "query"
+    web = raw_upload(f"/web/knowledge/collections/{store.id[3:]}/documents", b"c\x00d.md",
+                     **{"x-csrf-token": alice.csrf})
+    assert web.status_code == 201 and web.json()["filename"] == "cd.md", web.text

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from cove.auth.deps import AdminDep, CallerDep, DbDep, SettingsDep
 from cove.errors import NotFound, Unauthorized
-from cove.features.search import packs, sanitize, zim
+from cove.features.search import packs, sanitize, service, zim
 from cove.features.search.store import Pack
 
 ARTICLE_CSP = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
@@ -48,7 +48,7 @@ router = APIRouter(dependencies=[Depends(pack_reader)])
 
 
 class PackSearch(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
+    query: str = Field(min_length=1, max_length=service.MAX_QUERY_CHARS)
     packs: list[str] | None = Field(None, max_length=100)
     limit: int = Field(5, ge=1, le=50)
 

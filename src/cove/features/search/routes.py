@@ -28,7 +28,7 @@ class NewCollection(BaseModel):
 
 
 class SearchBody(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
+    query: str = Field(min_length=1, max_length=service.MAX_QUERY_CHARS)
     collections: list[int] = Field(min_length=1, max_length=100)
     limit: int = Field(5, ge=1, le=50)
 
@@ -102,7 +102,7 @@ def search(body: SearchBody, user: UserDep, s: DbDep) -> dict[str, Any]:
 
 
 class AnySearch(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
+    query: str = Field(min_length=1, max_length=service.MAX_QUERY_CHARS)
     collections: list[int] | StrictBool | None = None
     web: StrictBool = False
     packs: Any = None

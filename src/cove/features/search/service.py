@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,10 +146,16 @@ def delete_document(s: Session, user_id: int, document_id: int) -> None:
     s.delete(d)
 
 
+MAX_QUERY_CHARS = 4000  # the longest search query of every search route
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def clean_filename(filename: str) -> str:
-    """The name a file is stored under: its last path part (``/`` or ``\\``), trimmed, at most
-    255 characters, ``document`` when nothing is left."""
-    return (filename.replace("\\", "/").rsplit("/", 1)[-1] or "document").strip()[:255]
+    """The name a file is stored under: its last path part (``/`` or ``\\``), control
+    characters (NUL, line breaks, ...) dropped, trimmed, at most 255 characters, ``document``
+    when nothing is left."""
+    name = _CONTROL.sub("", filename.replace("\\", "/").rsplit("/", 1)[-1]).strip()[:255]
+    return name or "document"
 
 
 def find_duplicate(s: Session, collection_id: int, filename: str,

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -103,7 +103,7 @@ def upload_file(request: Request, file: Annotated[UploadFile, File()],
     data = file.file.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(f"the file is over {limit} bytes (COVE_MAX_UPLOAD_BYTES)")
-    name = (file.filename or "file").replace("\\", "/").rsplit("/", 1)[-1][:255] or "file"
+    name = service.clean_filename(file.filename or "file")
     with get_db(request).session() as s:
         f = StoredFile(user_id=user_id, filename=name, purpose=purpose, bytes=len(data),
                        data=data)
@@ -157,8 +157,17 @@ class AddFile(BaseModel):
 class StoreSearch(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    query: str | list[str]
+    query: str | list[str] = Field(max_length=service.MAX_QUERY_CHARS)
     max_num_results: int = Field(10, ge=1, le=50)
+
+    @field_validator("query")
+    @classmethod
+    def _bounded(cls, v: str | list[str]) -> str | list[str]:
+        """The queries together are one search (joined by spaces): as long as a query of the
+        other search routes at most."""
+        if len(" ".join([v] if isinstance(v, str) else v)) > service.MAX_QUERY_CHARS:
+            raise ValueError(f"the query is over {service.MAX_QUERY_CHARS} characters")
+        return v
 
 
 def duplicate(c: Collection, f: StoredFile, e: service.DuplicateDocument) -> Conflict:
@@ -206,7 +215,7 @@ def attach(request: Request, user_id: int, c: Collection, file_ref: str) -> dict
 def create_store(body: NewStore, request: Request) -> dict[str, Any]:
     user_id = owner(request)
     with get_db(request).session() as s:
-        base = body.name or "vector store"
+        base = service.check_name(body.name) if body.name else "vector store"
         name, n = base, 1
         while service.find_collection(s, user_id, name) is not None:
             n += 1
