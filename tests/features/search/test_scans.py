@@ -89,8 +89,15 @@ def test_ocr_is_bounded_per_document(monkeypatch: pytest.MonkeyPatch) -> None:
     assert got.notes[2] == ("page 3 has no text layer; it was not read by OCR (Cove reads at "
                             "most 2 such pages of a document, for at most 180 s)")
     monkeypatch.setattr(scans, "MAX_PAGES", 50)
-    ticks = iter(range(0, 10**6, 100))  # every clock reading 100 s after the last
-    got = scans.read(pages, "tesseract", clock=lambda: float(next(ticks)))
+    now = [0.0]
+    read_one = scans._text
+
+    def slow_text(im: Any, engine: str) -> str:  # each picture's OCR takes 100 s
+        now[0] += 100
+        return read_one(im, engine)
+
+    monkeypatch.setattr(scans, "_text", slow_text)
+    got = scans.read(pages, "tesseract", clock=lambda: now[0])
     assert sorted(got.texts) == [1, 2]  # 100 s after page 1, 200 s after page 2: stop
     assert "it was not read by OCR" in got.notes[2]
 
