@@ -103,16 +103,7 @@ def pdf_bomb(unpacked: int = 200 * 1024 * 1024) -> bytes:
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
             b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data
             + b"\nendstream"]
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for i, obj in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 5\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o
-                                                         for o in offsets)
-    out += b"trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
-    return bytes(out)
+    return raw_pdf(objs)
 
 
 
@@ -128,8 +119,14 @@ def pdf_tripping_pypdf_assert() -> bytes:
             b"/Resources << /Font << /F1 5 0 R >> >> >>",
             b"<< /Length 54 >>\nstream\n" + stream + b"\nendstream",
             b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    return raw_pdf(objs)
+
+
+def raw_pdf(objs: list[bytes]) -> bytes:
+    """A PDF written by hand: ``objs`` are objects 1, 2, ... (1 the catalog), the xref
+    offsets computed."""
     out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
+    out.write(b"%PDF-1.7\n")
     offsets = []
     for i, o in enumerate(objs, 1):
         offsets.append(out.tell())
@@ -141,3 +138,40 @@ def pdf_tripping_pypdf_assert() -> bytes:
     out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
               % (len(objs) + 1, xref))
     return out.getvalue()
+
+
+def stream(data: bytes, extra: bytes = b"") -> bytes:
+    """A Flate stream object holding ``data`` (``extra``: more dictionary entries)."""
+    import zlib
+
+    packed = zlib.compress(data, 9)
+    return (b"<< /Length %d /Filter /FlateDecode %s>>\nstream\n" % (len(packed), extra)
+            + packed + b"\nendstream")
+
+
+def named_image_pdf(names: int, width: int, height: int, pixels: bytes | None = None) -> bytes:
+    """One page without text naming one grey Flate image (``width`` x ``height``, zeros
+    unless ``pixels`` are given) under ``names`` XObject names, drawing it once."""
+    data = pixels if pixels is not None else bytes(width * height)
+    xobjects = b" ".join(b"/Im%d 5 0 R" % i for i in range(names))
+    return raw_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /XObject << " + xobjects + b" >> >> >>",
+        stream(b"q 612 0 0 792 0 0 cm /Im0 Do Q"),
+        stream(data, b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace "
+                     b"/DeviceGray /BitsPerComponent 8 " % (width, height))])
+
+
+def shared_content_pdf(pages: int, padding: int) -> bytes:
+    """``pages`` pages sharing one content stream: a line of text, then ``padding`` bytes of
+    ``q Q`` pairs (nothing drawn, all parsed)."""
+    content = b"BT /F1 12 Tf 72 700 Td (The shared harbour page) Tj ET\n" + b"q Q " * (
+        padding // 4)
+    kids = b" ".join(b"%d 0 R" % (5 + i) for i in range(pages))
+    return raw_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % pages,
+        stream(content), b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        *(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
+          b"/Resources << /Font << /F1 4 0 R >> >> >>" for _ in range(pages))])

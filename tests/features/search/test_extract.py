@@ -118,3 +118,33 @@ def test_size_limit_and_empty_documents() -> None:
     with pytest.raises(InvalidRequest) as e:
         prepare("blank.pdf", make_pdf([""]), 10**6)
     assert e.value.code == "empty_file" and "no text layer" in e.value.message
+
+
+def test_a_content_stream_shared_by_pages_counts_on_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three pages sharing one stream of ``q Q`` (5 MB of it took pypdf 18 s): the stream
+    counts on every page, and the pages past the document's bound are not read."""
+    from cove.features.search import extract as module
+    from tests.features.search.files import shared_content_pdf
+
+    data = shared_content_pdf(3, 100_000)
+    whole = extract(data, "harbour.pdf")
+    assert [s.page for s in whole.sections] == [1, 2, 3] and whole.notes == []
+    monkeypatch.setattr(module, "PDF_MAX_DOCUMENT_BYTES", 250_000)
+    got = extract(data, "harbour.pdf")
+    assert [s.page for s in got.sections] == [1, 2]
+    assert "The shared harbour page" in got.sections[1].text
+    assert got.notes == ["page 3 was not read: the document's pages are over 0.238 MB of content "
+                         "decoded (Cove's bound a document)"]
+    monkeypatch.setattr(module, "PDF_MAX_PAGE_BYTES", 50_000)
+    assert code_of(data, "harbour.pdf") == "unreadable_file"  # no page read at all
+
+
+def test_pdf_text_stops_at_its_deadline() -> None:
+    from cove.features.search.extract import pdf
+    from tests.features.search.files import shared_content_pdf
+
+    ticks = iter(range(0, 10**6, 100))  # every clock reading 100 s after the last
+    got = pdf(shared_content_pdf(3, 1000), "harbour.pdf", clock=lambda: float(next(ticks)))
+    assert [s.page for s in got.sections] == [1]  # page 1 at 100 s, page 2 at 200 s: stop
+    assert got.notes == [f"page {n} was not read: Cove reads a PDF's text for at most 180 s"
+                         for n in (2, 3)]

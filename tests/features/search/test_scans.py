@@ -89,8 +89,15 @@ def test_ocr_is_bounded_per_document(monkeypatch: pytest.MonkeyPatch) -> None:
     assert got.notes[2] == ("page 3 has no text layer; it was not read by OCR (Cove reads at "
                             "most 2 such pages of a document, for at most 180 s)")
     monkeypatch.setattr(scans, "MAX_PAGES", 50)
-    ticks = iter(range(0, 10**6, 100))  # every clock reading 100 s after the last
-    got = scans.read(pages, "tesseract", clock=lambda: float(next(ticks)))
+    now = [0.0]
+    read_one = scans._text
+
+    def slow_text(im: Any, engine: str) -> str:  # each picture's OCR takes 100 s
+        now[0] += 100
+        return read_one(im, engine)
+
+    monkeypatch.setattr(scans, "_text", slow_text)
+    got = scans.read(pages, "tesseract", clock=lambda: now[0])
     assert sorted(got.texts) == [1, 2]  # 100 s after page 1, 200 s after page 2: stop
     assert "it was not read by OCR" in got.notes[2]
 
@@ -129,3 +136,53 @@ def test_the_server_answers_while_a_scan_is_read(site: Site,
             upload_thread.join(300)
     assert got["r"].status_code == 201, got["r"].text
     assert got["r"].json()["notes"] == ["page 2 was read by OCR (rapidocr)"]
+
+
+def test_pictures_are_sized_before_they_are_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One 4,000,000 x 15 px image under 600 names (the page took 340 s when each name was
+    decoded first): never decoded, too thin; one over MAX_PIXELS: never decoded either."""
+    from tests.features.search.files import named_image_pdf
+
+    decoded: list[Any] = []
+    decode = scans._decode
+    monkeypatch.setattr(scans, "_decode", lambda x: decoded.append(x) or decode(x))
+    thin = scans.read(pages_of(named_image_pdf(600, 4_000_000, 15)), "tesseract")
+    assert thin.notes == ["page 1 has no text layer, and none of its images was read by OCR "
+                          "(each must be 16 px or more on its shorter side and 64 megapixels "
+                          "or less; at most 50 image names a page are looked at)"]
+    huge = scans.read(pages_of(named_image_pdf(1, 5_000_000, 16)), "tesseract")
+    assert "none of its images was read by OCR" in huge.notes[0]
+    assert decoded == []
+
+
+def test_a_picture_named_many_times_is_decoded_and_read_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.features.search.files import named_image_pdf, scan
+
+    im = scan(KEEPER).convert("L")
+    data = named_image_pdf(30, im.width, im.height, im.tobytes())
+    decoded: list[Any] = []
+    decode = scans._decode
+    monkeypatch.setattr(scans, "_decode", lambda x: decoded.append(x) or decode(x))
+    got = scans.read(pages_of(data), "tesseract")
+    assert len(decoded) == 1
+    assert got.notes == ["page 1 was read by OCR (tesseract)"]
+    assert "lighthouse keeper" in " ".join(got.texts[1].split())
+
+
+def test_an_image_that_cannot_be_decoded_says_so() -> None:
+    from tests.features.search.files import named_image_pdf
+
+    broken = named_image_pdf(1, 100, 100, b"\x00" * 7)  # 7 bytes for 10,000 pixels
+    got = scans.read(pages_of(broken), "tesseract")
+    assert got.notes == ["page 1 has no text layer, and its images could not be decoded for "
+                         "OCR"]
+
+
+def test_the_deadline_is_checked_between_a_pages_pictures() -> None:
+    pages = pages_of(scanned_pdf([KEEPER]))
+    ticks = iter([0.0, 0.0, 200.0] + [300.0] * 100)  # page start, deadline, first picture
+    got = scans.read(pages, "tesseract", clock=lambda: next(ticks))
+    assert got.texts == {}
+    assert got.notes == ["page 1 has no text layer; it was not read by OCR (Cove reads a "
+                         "document's pages for at most 180 s)"]

@@ -4,7 +4,10 @@ one page), and a check that the bytes are what the name says.
 Formats: plain text (UTF-8, UTF-16 with BOM), Markdown (split at ATX headings outside code
 fences), HTML (``script``/``style``/``template``/``noscript`` dropped, split at ``h1``-``h6``),
 PDF (pypdf, text per page; a page without a text layer is read by OCR when an engine is
-installed, :mod:`.scans`, else reported in the notes, never guessed) and DOCX
+installed, :mod:`.scans`, else reported in the notes, never guessed; pages past the text
+bounds, :data:`PDF_MAX_PAGE_BYTES` of decoded content a page, :data:`PDF_MAX_DOCUMENT_BYTES`
+a document counting a shared stream on each page, :data:`PDF_MAX_SECONDS`, are left unread
+with a note: three pages sharing one 5 MB stream of ``q Q`` took pypdf 18 s) and DOCX
 (python-docx; paragraphs styled ``Title`` / ``Heading N`` make the heading path).
 
 Every failure raises :class:`~cove.errors.InvalidRequest` with ``code="unsupported_file"`` (a
@@ -16,8 +19,11 @@ from __future__ import annotations
 
 import io
 import re
+import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cove.errors import InvalidRequest
 from cove.features.search import scans
@@ -27,6 +33,13 @@ KINDS = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markd
 # a DOCX whose parts unpack to more than this, or 100x their packed size, is refused
 DOCX_MAX_UNPACKED = 200 * 1024 * 1024
 DOCX_MAX_RATIO = 100
+# a PDF's text layer: pages whose content streams (and forms) decode to more than this are
+# not read, nor pages past the document's sum (a stream shared by pages counts on each) or
+# started after PDF_MAX_SECONDS; a text page is 5-50 kB, a 1,000-page book 10-50 MB
+PDF_MAX_PAGE_BYTES = 8 * 2**20
+PDF_MAX_DOCUMENT_BYTES = 128 * 2**20
+PDF_MAX_FORMS = 1000  # form XObjects named by one page (and its forms), at most
+PDF_MAX_SECONDS = 180.0
 
 
 @dataclass
@@ -195,13 +208,18 @@ def html_sections(text: str) -> list[Section]:
     return target.sections
 
 
-def pdf(data: bytes, filename: str, ocr_engine: str = "auto") -> Extracted:
+def pdf(data: bytes, filename: str, ocr_engine: str = "auto",
+        clock: Callable[[], float] = time.monotonic) -> Extracted:
     """Text per page of a PDF (pypdf). Pages with no text layer are read by OCR with
     ``ocr_engine`` (:func:`.scans.read`, bounded per document) and every one of them gets a
-    note in ``notes``: read by OCR, or why not.
+    note in ``notes``: read by OCR, or why not. The text layer is bounded per document
+    (``clock`` in seconds): a page whose content decodes to more than
+    :data:`PDF_MAX_PAGE_BYTES`, one past :data:`PDF_MAX_DOCUMENT_BYTES` for the document, or
+    one reached after :data:`PDF_MAX_SECONDS` is not read and gets a note saying so.
 
     Raises:
-        InvalidRequest: not a PDF, corrupt, or encrypted with a password.
+        InvalidRequest: not a PDF, corrupt, encrypted with a password (``unreadable_file``),
+            or no page read within those bounds (``unreadable_file``).
     """
     if not data.lstrip()[:5].startswith(b"%PDF-"):
         raise unsupported(f"{filename!r} is named .pdf but is not a PDF file")
@@ -212,8 +230,9 @@ def pdf(data: bytes, filename: str, ocr_engine: str = "auto") -> Extracted:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise unreadable(f"{filename!r} is encrypted with a password; Cove cannot read it")
-        texts = [(page.extract_text() or "") for page in reader.pages]
-        blank = {i + 1: page for i, page in enumerate(reader.pages) if not texts[i].strip()}
+        texts, cut = _page_texts(reader.pages, clock)
+        blank = {i + 1: page for i, page in enumerate(reader.pages)
+                 if i + 1 not in cut and not texts[i].strip()}
     except InvalidRequest:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
@@ -224,7 +243,85 @@ def pdf(data: bytes, filename: str, ocr_engine: str = "auto") -> Extracted:
     scanned = scans.read(blank, ocr_engine) if blank else scans.Scanned()
     texts = [scanned.texts.get(i + 1, t) for i, t in enumerate(texts)]
     sections = [Section(t, page=i + 1) for i, t in enumerate(texts) if t.strip()]
-    return Extracted("pdf", sections, pages=len(texts), notes=scanned.notes)
+    notes = sorted([*cut.items(), *((_page_of(n), n) for n in scanned.notes)])
+    if cut and not sections:
+        raise unreadable(f"{filename!r}: no page could be read within Cove's bounds ("
+                         + "; ".join(cut.values()) + ")")
+    return Extracted("pdf", sections, pages=len(texts), notes=[n for _, n in notes])
+
+
+def _page_of(note: str) -> int:
+    m = re.match(r"page (\d+)", note)
+    return int(m.group(1)) if m else 0
+
+
+def _stream_bytes(obj: Any, sizes: dict[Any, int]) -> int:
+    """Decoded length of a stream, decoded once per document (``sizes`` by reference)."""
+    ref = obj if hasattr(obj, "idnum") else getattr(obj, "indirect_reference", None)
+    key = (ref.idnum, ref.generation) if ref is not None else id(obj)
+    if key not in sizes:
+        sizes[key] = len(obj.get_object().get_data())
+    return sizes[key]
+
+
+def _content_bytes(page: Any, sizes: dict[Any, int]) -> int:
+    """What ``page.extract_text`` would parse: the decoded bytes of the page's content
+    streams and of the forms it names (to :data:`scans.MAX_DEPTH` levels, each form once per
+    name), every stream counted again on each page that uses it. A page naming more than
+    :data:`PDF_MAX_FORMS` forms counts as over any bound."""
+    total = 0
+    contents = page.get("/Contents")
+    contents = contents.get_object() if contents is not None else None
+    for part in (contents if isinstance(contents, list) else [contents] if contents else []):
+        total += _stream_bytes(part, sizes)
+    forms = 0
+
+    def walk(obj: Any, depth: int) -> None:
+        nonlocal total, forms
+        for ref in scans.xobjects(obj):
+            xobj = ref.get_object()
+            if not hasattr(xobj, "get") or xobj.get("/Subtype") != "/Form":
+                continue
+            forms += 1
+            if forms > PDF_MAX_FORMS or total > PDF_MAX_PAGE_BYTES:
+                total = PDF_MAX_DOCUMENT_BYTES + 1
+                return
+            total += _stream_bytes(ref, sizes)
+            if depth < scans.MAX_DEPTH:
+                walk(xobj, depth + 1)
+
+    walk(page, 0)
+    return total
+
+
+def _page_texts(pages: Any, clock: Callable[[], float]) -> tuple[list[str], dict[int, str]]:
+    """Each page's text layer (``page.extract_text``), and a note by page number for the
+    pages not read: over :data:`PDF_MAX_PAGE_BYTES` of content, past
+    :data:`PDF_MAX_DOCUMENT_BYTES` for the document, or after :data:`PDF_MAX_SECONDS`."""
+    texts: list[str] = []
+    cut: dict[int, str] = {}
+    sizes: dict[Any, int] = {}
+    spent = 0
+    deadline = clock() + PDF_MAX_SECONDS
+    for number, page in enumerate(pages, 1):
+        texts.append("")
+        if clock() >= deadline:
+            cut[number] = (f"page {number} was not read: Cove reads a PDF's text for at most "
+                           f"{PDF_MAX_SECONDS:.0f} s")
+            continue
+        size = _content_bytes(page, sizes)
+        if size > PDF_MAX_PAGE_BYTES:
+            cut[number] = (f"page {number} was not read: its content is over "
+                           f"{PDF_MAX_PAGE_BYTES / 2**20:.3g} MB decoded (Cove's bound a page)")
+            continue
+        if spent + size > PDF_MAX_DOCUMENT_BYTES:
+            cut[number] = (f"page {number} was not read: the document's pages are over "
+                           f"{PDF_MAX_DOCUMENT_BYTES / 2**20:.3g} MB of content decoded (Cove's "
+                           "bound a document)")
+            continue
+        spent += size
+        texts[-1] = page.extract_text() or ""
+    return texts, cut
 
 
 def _check_zip(data: bytes, filename: str) -> None:
