@@ -66,6 +66,9 @@ def remote(home: Path, **kw: object) -> tuple[RemoteModels, list[float]]:
      "environment variable"),
     ('{"backends": [' + ",".join(['{"name": "a", "url": "http://h", "models": ["m"]}'] * 1001)
      + "]}", "more than 1000 backends"),
+    (json.dumps({"backends": [{"name": f"b{i}", "url": "http://h",
+                               "models": [f"m{j}" for j in range(500)]} for i in range(9)]}),
+     "more than 4096 models"),
     ('{"backends": 5}', "expected"), ('{"other": []}', "expected"),
 ])
 def test_bad_values_are_an_invalid_file(tmp_path: Path, text: str, why: str) -> None:

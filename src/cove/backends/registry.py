@@ -30,6 +30,8 @@ MAX_WEIGHT = 1000.0  # weight is in (0, MAX_WEIGHT]
 MAX_CONCURRENCY = 100_000  # max_concurrency is in [0, MAX_CONCURRENCY]
 MAX_MODELS = 1000  # models per backend
 MAX_BACKENDS = 1000  # backends per file
+MAX_OFFERED = 4096  # model names offered by all the file's backends together (each one is
+# checked against the local models on a reload)
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,8 @@ class BackendRegistry:
                     b["name"], b["url"], b["models"], prefix=b.get("prefix") or "",
                     weight=b.get("weight", 1.0), max_concurrency=b.get("max_concurrency", 0),
                     api_key_env=b.get("api_key_env")))
+            if sum(len(b.models) for b in backends) > MAX_OFFERED:
+                raise ValueError(f"more than {MAX_OFFERED} models offered in all")
         except KeyError as e:
             raise InvalidRequest(f"{path} is not a valid backend file: missing field "
                                  f"{e}") from None
