@@ -79,6 +79,15 @@ def close_reasoning(engine: Engine, budget: int, in_reasoning: bool) -> ForcedCo
                               None if in_reasoning else "<think>")
 
 
+def _resolves(registry: ModelRegistry, name: str) -> bool:
+    """Whether ``name`` names an installed model (its name or an alias)."""
+    try:
+        registry.resolve(name)
+    except CoveError:
+        return False
+    return True
+
+
 @dataclass
 class Runtime:
     """A loaded chat model as the pipeline sees it."""
@@ -141,7 +150,8 @@ class ChatPipeline:
         self.models = ModelManager(settings, loader, embed_loader)
         self.embeddings = EmbedService(settings, self.models)
         self.remote = RemoteModels(
-            settings, on_change=lambda backends: privacy.allow_backends(backends.hosts()))
+            settings, on_change=lambda backends: privacy.allow_backends(backends.hosts()),
+            is_local=lambda name: _resolves(registry, name))
 
     def resolve(self, model: str | None) -> ModelEntry:
         """The installed model ``model`` names (the default model if None or empty).

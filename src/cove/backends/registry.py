@@ -9,9 +9,12 @@ backends that offer one name form a pool (:meth:`BackendRegistry.pools`).
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import re
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,13 @@ from cove.errors import InvalidRequest
 FILE_NAME = "backends.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_FILE_BYTES = 1 << 20  # a larger backends.json is refused (read and parsed on a request)
+MAX_WEIGHT = 1000.0  # weight is in (0, MAX_WEIGHT]
+MAX_CONCURRENCY = 100_000  # max_concurrency is in [0, MAX_CONCURRENCY]
+MAX_MODELS = 1000  # models per backend
+MAX_BACKENDS = 1000  # backends per file
+MAX_OFFERED = 4096  # model names offered by all the file's backends together (each one is
+# checked against the local models on a reload)
 
 
 @dataclass(frozen=True)
@@ -96,43 +106,98 @@ def check_url(url: str) -> str:
 def make_backend(name: str, url: str, models: list[str], *, prefix: str = "",
                  weight: float = 1.0, max_concurrency: int = 0,
                  api_key_env: str | None = None) -> Backend:
-    """A checked :class:`Backend`.
+    """A checked :class:`Backend`. Types are checked too (the values may come from a
+    hand-edited file): ``models`` a list of strings, ``weight`` a finite number in
+    (0, :data:`MAX_WEIGHT`], ``max_concurrency`` an integer in [0, :data:`MAX_CONCURRENCY`].
 
     Raises:
         InvalidRequest: a bad name, URL (:func:`check_url`), model list, prefix, weight,
             concurrency or environment variable name.
     """
-    if not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidRequest(f"backend name {name!r}: use letters, digits, '.', '_', '-' "
                              "(up to 63)", param="name")
+    if not isinstance(url, str):
+        raise InvalidRequest(f"backend URL {url!r} must be a string", param="url")
+    if not isinstance(models, (list, tuple)) or not all(isinstance(m, str) for m in models):
+        raise InvalidRequest("models must be a list of model names", param="models")
+    if len(models) > MAX_MODELS:
+        raise InvalidRequest(f"a backend offers at most {MAX_MODELS} models", param="models")
     clean = [m.strip() for m in models if m.strip()]
     if not clean:
         raise InvalidRequest("a backend needs at least one model (--models a,b)", param="models")
     for m in clean:
         if any(c.isspace() for c in m) or len(m) > 200:
             raise InvalidRequest(f"model name {m!r} is not valid", param="models")
-    if prefix and (not prefix.endswith("/") or any(c.isspace() for c in prefix)):
+    if not isinstance(prefix, str) or (
+            prefix and (not prefix.endswith("/") or any(c.isspace() for c in prefix)
+                        or len(prefix) > 64)):
         raise InvalidRequest(f"prefix {prefix!r} must end with '/' (e.g. gpu/)", param="prefix")
-    if not weight > 0:
-        raise InvalidRequest("weight must be above 0", param="weight")
-    if max_concurrency < 0:
-        raise InvalidRequest("max concurrency must be 0 (no cap) or more",
-                             param="max_concurrency")
-    if api_key_env is not None and not _ENV.match(api_key_env):
+    if (isinstance(weight, bool) or not isinstance(weight, (int, float))
+            or not math.isfinite(weight) or not 0 < weight <= MAX_WEIGHT):
+        raise InvalidRequest(f"weight must be a number above 0 and at most {MAX_WEIGHT:g}",
+                             param="weight")
+    if (isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int)
+            or not 0 <= max_concurrency <= MAX_CONCURRENCY):
+        raise InvalidRequest(f"max concurrency must be a whole number from 0 (no cap) to "
+                             f"{MAX_CONCURRENCY}", param="max_concurrency")
+    if api_key_env is not None and (not isinstance(api_key_env, str)
+                                    or not _ENV.match(api_key_env)):
         raise InvalidRequest(f"{api_key_env!r} is not an environment variable name",
                              param="api_key_env")
     return Backend(name, check_url(url), tuple(dict.fromkeys(clean)), prefix, float(weight),
-                   int(max_concurrency), api_key_env)
+                   max_concurrency, api_key_env)
+
+
+def read_file(path: Path) -> bytes | None:
+    """The bytes of ``path``; None when it does not exist (``ENOENT``: no backends).
+
+    Raises:
+        InvalidRequest: it exists but cannot be used: unreadable (a symlink loop, no
+            permission, ...), not a regular file (a directory, a FIFO), or larger than
+            :data:`MAX_FILE_BYTES` (checked from ``fstat`` before reading, and again on the
+            bytes read).
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO put in its place does not wait for a writer
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        why = os.strerror(e.errno) if e.errno else str(e)
+        if e.errno == errno.ENOTDIR:  # a parent is not a directory: as good as missing
+            return None
+        raise InvalidRequest(f"{path} cannot be read ({why})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidRequest(f"{path} is not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise InvalidRequest(f"{path} is {st.st_size} bytes, more than the "
+                                 f"{MAX_FILE_BYTES} a backend file may have")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise InvalidRequest(f"{path} cannot be read ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidRequest(f"{path} is more than the {MAX_FILE_BYTES} bytes a backend file "
+                             "may have")
+    return data
 
 
 def file_signature(path: Path) -> tuple[int, int, int] | None:
     """``(mtime in ns, size, inode)`` of ``path``, None when it does not exist: what changes
     when the file is edited or replaced (:meth:`BackendRegistry.save` renames a new file over
-    it), read with one ``stat``."""
+    it), read with one ``stat``. A path that exists but cannot be ``stat``-ed (a symlink
+    loop, no permission) is ``(-1, -1, -errno)``, so its removal is seen too."""
     try:
         st = path.stat()
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as e:
+        return -1, -1, -(e.errno or 1)
     return st.st_mtime_ns, st.st_size, st.st_ino
 
 
@@ -148,24 +213,42 @@ class BackendRegistry:
         """Read ``home/backends.json`` (none: no backends).
 
         Raises:
-            InvalidRequest: the file is not valid JSON of the documented shape.
+            InvalidRequest: the file exists but cannot be read (:func:`read_file`: a symlink
+                loop, no permission, a directory, over :data:`MAX_FILE_BYTES`), or is not
+                valid JSON of the documented shape (too deeply nested JSON included).
         """
         path = home / FILE_NAME
-        if not path.exists():
+        data = read_file(path)
+        if data is None:
             return cls(path)
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            items = raw["backends"]
-            backends = [make_backend(b["name"], b["url"], list(b["models"]),
-                                     prefix=b.get("prefix") or "",
-                                     weight=float(b.get("weight", 1.0)),
-                                     max_concurrency=int(b.get("max_concurrency", 0)),
-                                     api_key_env=b.get("api_key_env"))
-                        for b in items]
+            raw = json.loads(data.decode("utf-8"))
+            if not isinstance(raw, dict) or not isinstance(raw.get("backends"), list):
+                raise ValueError('expected {"backends": [...]}')
+            if len(raw["backends"]) > MAX_BACKENDS:
+                raise ValueError(f"more than {MAX_BACKENDS} backends")
+            backends = []
+            for b in raw["backends"]:
+                if not isinstance(b, dict):
+                    raise ValueError("each backend must be an object")
+                backends.append(make_backend(
+                    b["name"], b["url"], b["models"], prefix=b.get("prefix") or "",
+                    weight=b.get("weight", 1.0), max_concurrency=b.get("max_concurrency", 0),
+                    api_key_env=b.get("api_key_env")))
+            if sum(len(b.models) for b in backends) > MAX_OFFERED:
+                raise ValueError(f"more than {MAX_OFFERED} models offered in all")
         except KeyError as e:
             raise InvalidRequest(f"{path} is not a valid backend file: missing field "
                                  f"{e}") from None
-        except (OSError, ValueError, TypeError, AttributeError) as e:
+        except InvalidRequest as e:
+            raise InvalidRequest(f"{path} is not a valid backend file: {e.message}") from None
+        except RecursionError:
+            raise InvalidRequest(f"{path} is not a valid backend file: nested too "
+                                 "deeply") from None
+        except MemoryError:
+            raise InvalidRequest(f"{path} is not a valid backend file: too large to "
+                                 "parse") from None
+        except (ValueError, TypeError, AttributeError) as e:
             raise InvalidRequest(f"{path} is not a valid backend file: {e}") from None
         return cls(path, backends)
 

@@ -23,7 +23,11 @@ the model lists, the figures), at most once every :data:`RELOAD_EVERY` seconds, 
 router updated (:meth:`~cove.backends.router.Router.update`: backends that remain keep their
 figures and breaker state, removed ones drain). A file that is no longer valid JSON of the
 documented shape is not used: the backends loaded before stay, and one warning says why (the
-file's path and the parse error; no request content).
+file's path and the parse error; no request content). So is a file that exists but cannot be
+read (a symlink loop, no permission, a directory) or is over
+:data:`~cove.backends.registry.MAX_FILE_BYTES` (it is parsed on a request's path); only a
+missing file means no backends. A backend that would offer a local model's name (as
+``cove backend add`` refuses) is left out, with a warning: local models stay local.
 """
 
 from __future__ import annotations
@@ -132,6 +136,9 @@ class RemoteModels:
             (see the module doc).
         on_change: called with the registry at start and after each reload (the pipeline
             gives the egress guard the backends' hosts).
+        is_local: whether a name resolves to a local model (its name or an alias), asked at
+            start and on each reload; a backend offering such a name is left out (with a
+            warning), so prompts meant for a local model stay on this machine.
         clock: seconds, monotonic (a parameter for tests).
 
     Raises:
@@ -140,10 +147,12 @@ class RemoteModels:
 
     def __init__(self, settings: Settings, registry: BackendRegistry | None = None,
                  on_change: Callable[[BackendRegistry], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 is_local: Callable[[str], bool] | None = None) -> None:
         self._home = settings.home if registry is None else registry.path.parent
         self._seen = file_signature(self._home / FILE_NAME)  # before reading: no change lost
-        self.registry = registry or BackendRegistry.load(self._home)
+        self._is_local = is_local
+        self.registry = self._keep_local_local(registry or BackendRegistry.load(self._home))
         self._on_change = on_change
         self._clock = clock
         self._checked = clock()
@@ -172,7 +181,7 @@ class RemoteModels:
                 return False
             self._seen = seen
             try:
-                registry = BackendRegistry.load(self._home)
+                registry = self._keep_local_local(BackendRegistry.load(self._home))
             except InvalidRequest as e:
                 log.warning("backends.json changed but cannot be used, so the %d backends "
                             "loaded before are kept: %s", len(self.registry.backends), e.message)
@@ -187,6 +196,23 @@ class RemoteModels:
                  ", ".join(sorted(after - before)) or "none",
                  ", ".join(sorted(before - after)) or "none")
         return True
+
+    def _keep_local_local(self, registry: BackendRegistry) -> BackendRegistry:
+        """``registry`` without the backends that offer a local model's name (each left out
+        is named in a warning)."""
+        if self._is_local is None:
+            return registry
+        kept = []
+        for b in registry.backends:
+            taken = sorted(p for p in b.offered() if self._is_local(p))
+            if taken:
+                log.warning("backend %s in backends.json is not used: %s %s a local model's "
+                            "name (offer it under a prefix, e.g. \"prefix\": \"gpu/\")",
+                            b.name, ", ".join(taken), "is" if len(taken) == 1 else "are")
+            else:
+                kept.append(b)
+        return registry if len(kept) == len(registry.backends) else \
+            BackendRegistry(registry.path, kept)
 
     def serves(self, model: str | None) -> bool:
         """Whether ``model`` names a remote model (``backends.json`` is followed)."""
