@@ -79,9 +79,9 @@ def _too_big(xobj: Any) -> bool:
 def xobjects(obj: Any) -> list[Any]:
     """The XObjects a page or form names in its ``/Resources /XObject`` (references, in
     order; none when either is missing or not a dictionary)."""
-    resources = obj.get("/Resources")
+    resources: Any = obj.get("/Resources")
     resources = resources.get_object() if resources is not None else None
-    named = resources.get("/XObject") if hasattr(resources, "get") else None
+    named: Any = resources.get("/XObject") if hasattr(resources, "get") else None
     named = named.get_object() if named is not None else None
     return list(named.values()) if hasattr(named, "values") else []
 
