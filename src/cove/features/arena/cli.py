@@ -5,7 +5,6 @@ Registered by :mod:`cove.cli.main`."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Any
 
@@ -85,7 +84,7 @@ def register(cli: click.Group) -> None:
     def arena(prompt: str | None, models: tuple[str, ...], blind: bool, vote: str | None,
               max_tokens: int, show_board: bool) -> None:
         """Answer PROMPT by 2-4 models side by side, vote, and keep a leaderboard."""
-        from cove.cli.common import fail, open_registry, read_settings
+        from cove.cli.common import fail, open_registry, read_settings, run_then_close
         from cove.errors import CoveError
         from cove.features.arena import battles
         from cove.pipeline import ChatPipeline
@@ -97,15 +96,8 @@ def register(cli: click.Group) -> None:
         try:
             if prompt:
                 pipeline = ChatPipeline(settings, open_registry(settings))
-                try:
-                    battle_id, contestants = asyncio.run(_battle(
-                        pipeline, db, prompt, list(models), blind, max_tokens, console))
-                except CoveError as e:
-                    fail(e)
-                except KeyboardInterrupt:
-                    sys.exit(130)
-                finally:
-                    pipeline.close()
+                battle_id, contestants = run_then_close(pipeline, _battle(
+                    pipeline, db, prompt, list(models), blind, max_tokens, console))
                 choices = [c.slot for c in contestants] + ["tie", "bad"]
                 if vote is None and sys.stdin.isatty():
                     vote = click.prompt("Your vote", type=click.Choice([*choices, "skip"]),

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -53,23 +51,14 @@ def register(cli: click.Group) -> None:
               max_tokens: int, tools: bool, constrained: bool, verbose: bool,
               as_json: bool) -> None:
         """Solve QUESTION in logic mode: K samples with tools, majority vote."""
-        from cove.cli.common import fail, open_registry, read_settings
-        from cove.errors import CoveError
+        from cove.cli.common import open_registry, read_settings, run_then_close
         from cove.features.logic.service import solve
         from cove.pipeline import ChatPipeline
 
         pipeline = ChatPipeline(s := read_settings(), open_registry(s))
-        try:
-            result = asyncio.run(solve(pipeline, question, model=model, k=k,
-                                       temperature=temperature, seed=seed,
-                                       max_tokens=max_tokens, use_tools=tools,
-                                       constrained=constrained))
-        except CoveError as e:
-            fail(e)
-        except KeyboardInterrupt:
-            sys.exit(130)
-        finally:
-            pipeline.close()
+        result = run_then_close(pipeline, solve(
+            pipeline, question, model=model, k=k, temperature=temperature, seed=seed,
+            max_tokens=max_tokens, use_tools=tools, constrained=constrained))
         if as_json:
             click.echo(json.dumps(result.to_dict(), indent=2))
         else:

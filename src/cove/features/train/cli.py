@@ -7,7 +7,6 @@ current step with a checkpoint (``--resume`` continues it); nothing is registere
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -161,8 +160,7 @@ def register(cli: click.Group) -> None:
                 max_tokens: int, temperature: float, seed: int, system: str | None) -> None:
         """Write an SFT dataset of a teacher's reasoning traces that pass a rule (then
         `cove train sft --data OUT`)."""
-        from cove.cli.common import fail, open_registry, read_settings
-        from cove.errors import CoveError
+        from cove.cli.common import open_registry, read_settings, run_then_close
         from cove.features.train.distill import distill as run
         from cove.pipeline import ChatPipeline
 
@@ -171,16 +169,9 @@ def register(cli: click.Group) -> None:
         def progress(done: int, total: int, kept: int) -> None:
             console.print(f"{done}/{total} prompts, {kept} traces kept", markup=False)
 
-        try:
-            result = asyncio.run(run(pipeline, teacher, prompts, out, rule=rule, batch=batch,
-                                     max_tokens=max_tokens, temperature=temperature,
-                                     seed=seed, system=system, progress=progress))
-        except CoveError as e:
-            fail(e)
-        except KeyboardInterrupt:
-            sys.exit(130)
-        finally:
-            pipeline.close()
+        result = run_then_close(pipeline, run(
+            pipeline, teacher, prompts, out, rule=rule, batch=batch, max_tokens=max_tokens,
+            temperature=temperature, seed=seed, system=system, progress=progress))
         console.print(f"wrote {result.kept} of {result.total} traces to {result.out} "
                       f"({len(result.dropped)} dropped)", markup=False)
         for line, why in result.dropped[:10]:
